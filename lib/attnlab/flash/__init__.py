@@ -1,0 +1,3 @@
+"""FlashAttention: NumPy tiled reference and Triton kernels."""
+
+__all__: list[str] = []

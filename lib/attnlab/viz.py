@@ -1,0 +1,40 @@
+"""Pictures for the notebooks: matplotlib figures returned to the caller, never shown implicitly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["plot_attention"]
+
+
+def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, annotate=None):
+    """Heatmap of an attention matrix (Nq, Nk): rows are queries, columns keys.
+
+    Values are written in the cells when the matrix is small (annotate=None means <= 12x12).
+    Returns the matplotlib Axes.
+    """
+    import matplotlib.pyplot as plt
+
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2:
+        raise ValueError(f"weights must be a 2-D (Nq, Nk) matrix, got shape {w.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.0 + 0.6 * w.shape[1], 0.8 + 0.6 * w.shape[0]))
+    im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(1e-12, float(w.max())))
+    ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_xlabel("key")
+    ax.set_ylabel("query")
+    if x_labels is not None:
+        ax.set_xticks(range(w.shape[1]), labels=list(x_labels), rotation=45, ha="right")
+    if y_labels is not None:
+        ax.set_yticks(range(w.shape[0]), labels=list(y_labels))
+    if annotate is None:
+        annotate = max(w.shape) <= 12
+    if annotate:
+        for i in range(w.shape[0]):
+            for j in range(w.shape[1]):
+                color = "black" if w[i, j] > 0.6 * w.max() else "white"
+                ax.text(j, i, f"{w[i, j]:.2f}", ha="center", va="center", color=color, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return ax
