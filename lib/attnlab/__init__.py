@@ -15,6 +15,7 @@ from .mamba import *  # noqa: F401,F403
 from .kv_compress import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from .train import *  # noqa: F401,F403
+from .scaling import *  # noqa: F401,F403
 from .viz import *  # noqa: F401,F403
 
 from . import (  # noqa: E402
@@ -26,6 +27,7 @@ from . import (  # noqa: E402
     mamba,
     nn,
     positional,
+    scaling,
     ssm,
     train,
     viz,

@@ -7,11 +7,34 @@ the input's floating dtype.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ._validate import as_float_array, require_ndim
+from ._validate import as_float_array, require_divides, require_ndim, require_positive_int
 
-__all__ = ["softmax", "scaled_dot_product_attention", "causal_mask"]
+__all__ = [
+    "causal_mask",
+    "gelu",
+    "gpt2_block",
+    "gpt2_block_params",
+    "grouped_query_attention",
+    "kv_cache_attention_step",
+    "kv_cache_bytes",
+    "layer_norm",
+    "multi_head_attention",
+    "padding_mask",
+    "permutation_check",
+    "qkv_attention",
+    "rms_norm",
+    "scaled_dot_product_attention",
+    "score_statistics",
+    "score_variance",
+    "silu",
+    "softmax",
+    "softmax_jacobian",
+    "swiglu",
+]
 
 
 def softmax(x, axis: int = -1) -> np.ndarray:
@@ -87,3 +110,436 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
     scores = np.where(allowed, scores, -np.inf)
     weights = softmax(scores, axis=-1).astype(dtype, copy=False)
     return (weights @ v).astype(dtype, copy=False), weights
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-head attention, norms, activations, masks and the GPT-2 block (zones 1-4)
+# ---------------------------------------------------------------------------------------------
+
+
+def _require_matrix(name: str, w: np.ndarray, shape: tuple) -> None:
+    """Raise ValueError unless the weight matrix `w` has exactly `shape`."""
+    if w.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {w.shape}")
+
+
+def _require_finite(name: str, x: np.ndarray) -> None:
+    """Raise ValueError if `x` holds NaN or +-inf (where the result would be undefined)."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf; the result would be undefined")
+
+
+def _split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
+    """(..., N, n_heads * d_head) -> (..., n_heads, N, d_head): each head gets its own slice."""
+    *lead, n, width = x.shape
+    x = x.reshape(*lead, n, n_heads, width // n_heads)
+    return np.swapaxes(x, -3, -2)
+
+
+def _merge_heads(x: np.ndarray) -> np.ndarray:
+    """(..., n_heads, N, d_head) -> (..., N, n_heads * d_head): the heads side by side again."""
+    x = np.swapaxes(x, -3, -2)
+    *lead, n, n_heads, d_head = x.shape
+    return x.reshape(*lead, n, n_heads * d_head)
+
+
+def multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads: int, causal: bool = False):
+    """Multi-head self-attention: project, split into heads, attend per head, merge, project.
+
+    Row-vector convention q = x @ w_q. x: (..., N, d_model); w_q, w_k, w_v, w_o:
+    (d_model, d_model); n_heads must divide d_model (each head has width d_model // n_heads).
+    Returns out (..., N, d_model) and weights (..., n_heads, N, N).
+    """
+    x = as_float_array("x", x)
+    require_ndim("x", x, 2)
+    d_model = x.shape[-1]
+    n_heads = require_positive_int("n_heads", n_heads)
+    require_divides("n_heads", n_heads, "d_model", d_model)
+    weights = {}
+    for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v), ("w_o", w_o)):
+        weights[name] = as_float_array(name, w)
+        _require_matrix(name, weights[name], (d_model, d_model))
+    q = _split_heads(x @ weights["w_q"], n_heads)  # (..., H, N, d_head)
+    k = _split_heads(x @ weights["w_k"], n_heads)
+    v = _split_heads(x @ weights["w_v"], n_heads)
+    heads, attn = scaled_dot_product_attention(q, k, v, causal=causal)
+    return _merge_heads(heads) @ weights["w_o"], attn
+
+
+def _norm_params(x: np.ndarray, **params) -> list:
+    """Check that each per-feature parameter (gamma, beta) has shape (d,) with d = x.shape[-1]."""
+    out = []
+    for name, p in params.items():
+        p = as_float_array(name, p)
+        if p.shape != (x.shape[-1],):
+            raise ValueError(
+                f"{name} must have shape ({x.shape[-1]},) to match the last axis of x {x.shape}, "
+                f"got {p.shape}"
+            )
+        out.append(p)
+    return out
+
+
+def layer_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
+    """LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta.
+
+    Ba et al. 2016. The variance is the biased one (divide by d), as in torch.nn.LayerNorm.
+    x: (..., d); gamma, beta: (d,). Returns (..., d).
+    """
+    x = as_float_array("x", x)
+    require_ndim("x", x, 1)
+    gamma, beta = _norm_params(x, gamma=gamma, beta=beta)
+    _require_finite("x", x)
+    if not eps >= 0:
+        raise ValueError(f"eps must be a number >= 0, got {eps}")
+    dtype = np.result_type(x, gamma, beta)
+    # Like the max-subtraction in softmax: divide each row by its largest |x| first, so that
+    # squaring cannot overflow. Scaling x by s leaves LayerNorm unchanged if eps is scaled too:
+    # var(x) + eps = s**2 * (var(x / s) + eps / s**2).
+    scale = np.max(np.abs(x), axis=-1, keepdims=True)
+    scale = np.where(scale > 0, scale, 1.0)
+    xs = x / scale
+    mean = np.mean(xs, axis=-1, keepdims=True)
+    var = np.mean((xs - mean) ** 2, axis=-1, keepdims=True)
+    with np.errstate(over="ignore"):  # eps / tiny**2 may be inf: the output is then 0
+        x_hat = (xs - mean) / np.sqrt(var + eps / scale / scale)
+    return (x_hat * gamma + beta).astype(dtype, copy=False)
+
+
+def rms_norm(x, gamma, eps: float = 1e-6) -> np.ndarray:
+    """RMSNorm over the last axis: x / sqrt(mean(x**2) + eps) * gamma (no mean, no bias).
+
+    Zhang & Sennrich 2019. x: (..., d); gamma: (d,). Returns (..., d).
+    """
+    x = as_float_array("x", x)
+    require_ndim("x", x, 1)
+    (gamma,) = _norm_params(x, gamma=gamma)
+    _require_finite("x", x)
+    if not eps >= 0:
+        raise ValueError(f"eps must be a number >= 0, got {eps}")
+    dtype = np.result_type(x, gamma)
+    # Divide by the largest |x| first so the squares cannot overflow (see layer_norm).
+    scale = np.max(np.abs(x), axis=-1, keepdims=True)
+    scale = np.where(scale > 0, scale, 1.0)
+    xs = x / scale
+    with np.errstate(over="ignore"):  # eps / tiny**2 may be inf: the output is then 0
+        rms = np.sqrt(np.mean(xs**2, axis=-1, keepdims=True) + eps / scale / scale)
+    return (xs / rms * gamma).astype(dtype, copy=False)
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])  # exact erf without a SciPy dependency
+
+
+def gelu(x, approximate: str = "none") -> np.ndarray:
+    """GELU(x) = x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016).
+
+    approximate="none": exact, 0.5 x (1 + erf(x / sqrt 2)).
+    approximate="tanh": 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3))), GPT-2's "gelu_new".
+    """
+    x = as_float_array("x", x)
+    if approximate == "none":
+        out = 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
+    elif approximate == "tanh":
+        with np.errstate(over="ignore"):  # x**3 -> inf for huge |x| gives tanh = +-1, as it should
+            inner = math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)
+        out = 0.5 * x * (1.0 + np.tanh(inner))
+    else:
+        raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+    return out.astype(x.dtype, copy=False)
+
+
+def silu(x) -> np.ndarray:
+    """SiLU / swish: x * sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017)."""
+    x = as_float_array("x", x)
+    # sigmoid through exp(-|x|) never overflows: 1/(1+z) for x >= 0, z/(1+z) for x < 0.
+    z = np.exp(-np.abs(x))
+    sigmoid = np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
+    return (x * sigmoid).astype(x.dtype, copy=False)
+
+
+def swiglu(x, w1, w2, w3) -> np.ndarray:
+    """SwiGLU feed-forward (Shazeer 2020): (silu(x @ w1) * (x @ w3)) @ w2.
+
+    x: (..., d); w1, w3: (d, d_ff) (gate and up projections); w2: (d_ff, d_out).
+    """
+    x = as_float_array("x", x)
+    require_ndim("x", x, 1)
+    w1, w2, w3 = (as_float_array(n, w) for n, w in (("w1", w1), ("w2", w2), ("w3", w3)))
+    for name, w in (("w1", w1), ("w2", w2), ("w3", w3)):
+        if w.ndim != 2:
+            raise ValueError(f"{name} must be a matrix, got shape {w.shape}")
+    d = x.shape[-1]
+    _require_matrix("w1", w1, (d, w1.shape[1]))
+    _require_matrix("w3", w3, (d, w1.shape[1]))
+    _require_matrix("w2", w2, (w1.shape[1], w2.shape[1]))
+    return (silu(x @ w1) * (x @ w3)) @ w2
+
+
+def padding_mask(lengths, n_k: int, n_q: int | None = None) -> np.ndarray:
+    """Boolean key-padding mask, True where key j < lengths[b] (a real token, not padding).
+
+    lengths: (batch,) integers in [0, n_k]. Returns shape (batch, 1, 1, n_k), or
+    (batch, 1, n_q, n_k) when n_q is given: the axes are (batch, head, query, key), so it
+    broadcasts against scores (batch, n_heads, n_q, n_k) and can be passed as `mask=` to
+    scaled_dot_product_attention. For scores without a head axis, (batch, n_q, n_k), use
+    `padding_mask(...)[:, 0]`.
+    """
+    n_k = require_positive_int("n_k", n_k)
+    lengths = np.asarray(lengths)
+    if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(
+            f"lengths must be a 1-D integer array (batch,), got shape {lengths.shape} "
+            f"and dtype {lengths.dtype}"
+        )
+    if ((lengths < 0) | (lengths > n_k)).any():
+        raise ValueError(f"lengths must lie in [0, n_k={n_k}], got {lengths.tolist()}")
+    mask = np.arange(n_k)[None, :] < lengths[:, None]  # (batch, n_k)
+    mask = mask[:, None, None, :]
+    if n_q is not None:
+        n_q = require_positive_int("n_q", n_q)
+        mask = np.broadcast_to(mask, (len(lengths), 1, n_q, n_k)).copy()
+    return mask
+
+
+def qkv_attention(x, w_q, w_k, w_v, mask=None, causal: bool = False):
+    """Self-attention with learned projections: q, k, v = x @ w_q, x @ w_k, x @ w_v, then attend.
+
+    x: (..., N, d_model); w_q, w_k: (d_model, d_k); w_v: (d_model, d_v).
+    Returns out (..., N, d_v) and weights (..., N, N).
+    """
+    x = as_float_array("x", x)
+    require_ndim("x", x, 2)
+    d_model = x.shape[-1]
+    w_q, w_k, w_v = (as_float_array(n, w) for n, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)))
+    for name, w in (("w_q", w_q), ("w_k", w_k), ("w_v", w_v)):
+        if w.ndim != 2 or w.shape[0] != d_model:
+            raise ValueError(f"{name} must have shape (d_model={d_model}, width), got {w.shape}")
+    if w_q.shape != w_k.shape:
+        raise ValueError(f"w_q and w_k must have the same shape, got {w_q.shape} and {w_k.shape}")
+    return scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, mask=mask, causal=causal)
+
+
+def score_statistics(q, k) -> tuple[float, float]:
+    """Empirical mean and population std (ddof=0) of the row-wise dot products q[i] . k[i].
+
+    q, k: (n, d), n pairs of query/key vectors. With unit-variance entries the std grows
+    like sqrt(d): the reason attention divides the scores by sqrt(d_k).
+    """
+    q, k = as_float_array("q", q), as_float_array("k", k)
+    for name, a in (("q", q), ("k", k)):
+        if a.ndim != 2:
+            raise ValueError(f"{name} must have shape (n, d), got {a.shape}")
+    if q.shape != k.shape:
+        raise ValueError(f"q and k must have the same shape, got {q.shape} and {k.shape}")
+    scores = np.sum(q * k, axis=-1)
+    return float(np.mean(scores)), float(np.std(scores))
+
+
+def score_variance(d_k: int, q_var: float = 1.0, k_var: float = 1.0, scaled: bool = False) -> float:
+    """Var(q . k) for independent zero-mean entries: d_k * q_var * k_var.
+
+    Each of the d_k products q_i k_i has variance q_var * k_var and they are independent, so
+    the variances add. With scaled=True the score is q . k / sqrt(d_k), whose variance is
+    q_var * k_var whatever d_k is.
+    """
+    d_k = require_positive_int("d_k", d_k)
+    for name, value in (("q_var", q_var), ("k_var", k_var)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    var = d_k * float(q_var) * float(k_var)
+    return var / d_k if scaled else var
+
+
+def softmax_jacobian(s) -> np.ndarray:
+    """Jacobian of a = softmax(s) along the last axis: J[i, j] = da_i/ds_j = a_i (delta_ij - a_j).
+
+    s: (..., n). Returns (..., n, n) = diag(a) - a a^T. When one a_i is near 1 (saturation),
+    every entry is near 0: the gradient vanishes.
+    """
+    s = as_float_array("s", s)
+    require_ndim("s", s, 1)
+    a = softmax(s, axis=-1)
+    diag = a[..., :, None] * np.eye(a.shape[-1], dtype=a.dtype)
+    return diag - a[..., :, None] * a[..., None, :]
+
+
+def permutation_check(fn, x, perm) -> float:
+    """How far fn is from permutation equivariance: max |fn(x[perm]) - fn(x)[perm]|.
+
+    Permutes the sequence axis (-2) of x: (..., N, d). fn maps (N, d) -> (N, d'). Self-attention
+    without positional information gives ~0 (up to rounding); a positional encoding breaks it.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {type(fn).__name__}")
+    x = as_float_array("x", x)
+    require_ndim("x", x, 2)
+    perm = np.asarray(perm)
+    n = x.shape[-2]
+    if perm.shape != (n,) or not np.array_equal(np.sort(perm), np.arange(n)):
+        raise ValueError(f"perm must be a permutation of range({n}) (x has N={n}), got {perm}")
+    fn_x = np.asarray(fn(x))
+    permuted_then_fn = np.asarray(fn(x[..., perm, :]))
+    if fn_x.ndim < 2 or fn_x.shape[-2] != n or permuted_then_fn.shape != fn_x.shape:
+        raise ValueError(
+            f"fn must map (N, d) -> (N, d') with N={n}, got shapes {fn_x.shape} for x and "
+            f"{permuted_then_fn.shape} for the permuted x"
+        )
+    fn_then_permuted = fn_x[..., perm, :]
+    return float(np.max(np.abs(permuted_then_fn - fn_then_permuted)))
+
+
+GPT2_BLOCK_KEYS = (
+    "ln_1.weight",
+    "ln_1.bias",
+    "attn.c_attn.weight",
+    "attn.c_attn.bias",
+    "attn.c_proj.weight",
+    "attn.c_proj.bias",
+    "ln_2.weight",
+    "ln_2.bias",
+    "mlp.c_fc.weight",
+    "mlp.c_fc.bias",
+    "mlp.c_proj.weight",
+    "mlp.c_proj.bias",
+)
+
+
+def gpt2_block(x, params: dict, n_heads: int) -> np.ndarray:
+    """One GPT-2 block (Radford et al. 2019): Pre-LN, causal multi-head attention, GELU MLP.
+
+        h = x + Attn(LN_1(x))        Attn: causal, n_heads heads, qkv = z @ W_attn + b_attn
+        y = h + MLP(LN_2(h))         MLP: gelu_tanh(z @ W_fc + b_fc) @ W_proj + b_proj
+
+    x: (..., N, d). params: NumPy arrays named as Hugging Face's GPT2Block state_dict
+    (see GPT2_BLOCK_KEYS; weights use HF's Conv1D convention y = x @ W + b, so
+    "attn.c_attn.weight" is (d, 3d) holding [W_q | W_k | W_v]). LayerNorm eps is 1e-5.
+    Returns y (..., N, d).
+    """
+    x = as_float_array("x", x)
+    require_ndim("x", x, 2)
+    d = x.shape[-1]
+    n_heads = require_positive_int("n_heads", n_heads)
+    require_divides("n_heads", n_heads, "d_model", d)
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of arrays, got {type(params).__name__}")
+    missing = [key for key in GPT2_BLOCK_KEYS if key not in params]
+    if missing:
+        raise ValueError(f"params is missing the keys {missing}")
+    p = {key: as_float_array(f"params[{key!r}]", params[key]) for key in GPT2_BLOCK_KEYS}
+    d_ff = p["mlp.c_fc.weight"].shape[-1]
+    expected = {
+        "attn.c_attn.weight": (d, 3 * d),
+        "attn.c_attn.bias": (3 * d,),
+        "attn.c_proj.weight": (d, d),
+        "attn.c_proj.bias": (d,),
+        "mlp.c_fc.weight": (d, d_ff),
+        "mlp.c_fc.bias": (d_ff,),
+        "mlp.c_proj.weight": (d_ff, d),
+        "mlp.c_proj.bias": (d,),
+    }
+    for key, shape in expected.items():
+        _require_matrix(f"params[{key!r}]", p[key], shape)
+
+    # Attention sub-layer, with the residual around it.
+    z = layer_norm(x, p["ln_1.weight"], p["ln_1.bias"], eps=1e-5)
+    qkv = z @ p["attn.c_attn.weight"] + p["attn.c_attn.bias"]
+    q, k, v = (_split_heads(part, n_heads) for part in np.split(qkv, 3, axis=-1))
+    heads, _ = scaled_dot_product_attention(q, k, v, causal=True)
+    h = x + _merge_heads(heads) @ p["attn.c_proj.weight"] + p["attn.c_proj.bias"]
+
+    # Feed-forward sub-layer, with the residual around it.
+    z = layer_norm(h, p["ln_2.weight"], p["ln_2.bias"], eps=1e-5)
+    hidden = gelu(z @ p["mlp.c_fc.weight"] + p["mlp.c_fc.bias"], approximate="tanh")
+    return h + hidden @ p["mlp.c_proj.weight"] + p["mlp.c_proj.bias"]
+
+
+def gpt2_block_params(hf_block) -> dict:
+    """The weights of a Hugging Face `GPT2Block` as float64 NumPy arrays, keyed for gpt2_block."""
+    state = hf_block.state_dict()
+    missing = [key for key in GPT2_BLOCK_KEYS if key not in state]
+    if missing:
+        raise ValueError(f"hf_block has no parameters {missing}; is it a transformers GPT2Block?")
+    return {key: state[key].detach().cpu().double().numpy() for key in GPT2_BLOCK_KEYS}
+
+
+def kv_cache_attention_step(q_new, k_new, v_new, k_cache, v_cache):
+    """One decoding step with a KV cache: append the new key/value, attend from the new query.
+
+    q_new, k_new, v_new: (..., H, 1, d) for the newest token; k_cache, v_cache: (..., H, T, d)
+    for the T earlier tokens (T may be 0). No causal mask is needed: the newest token may see
+    every key. Returns out (..., H, 1, d_v) and the caches grown to (..., H, T + 1, d).
+    """
+    arrays = {}
+    for name, a in (
+        ("q_new", q_new),
+        ("k_new", k_new),
+        ("v_new", v_new),
+        ("k_cache", k_cache),
+        ("v_cache", v_cache),
+    ):
+        arrays[name] = as_float_array(name, a)
+        require_ndim(name, arrays[name], 3)
+    for name in ("q_new", "k_new", "v_new"):
+        if arrays[name].shape[-2] != 1:
+            raise ValueError(
+                f"{name} must hold one token (axis -2 of size 1), got {arrays[name].shape}"
+            )
+    for new, cache in (("k_new", "k_cache"), ("v_new", "v_cache")):
+        a, c = arrays[new].shape, arrays[cache].shape
+        if a[:-2] != c[:-2] or a[-1] != c[-1]:
+            raise ValueError(
+                f"{cache} {c} must match {new} {a} in every axis except the token axis (-2)"
+            )
+    k_all = np.concatenate([arrays["k_cache"], arrays["k_new"]], axis=-2)
+    v_all = np.concatenate([arrays["v_cache"], arrays["v_new"]], axis=-2)
+    out, _ = scaled_dot_product_attention(arrays["q_new"], k_all, v_all)
+    return out, k_all, v_all
+
+
+def grouped_query_attention(q, k, v, causal: bool = False) -> np.ndarray:
+    """Grouped-query attention (Ainslie et al. 2023): H query heads share H_kv key/value heads.
+
+    q: (..., H, N, d); k, v: (..., H_kv, N_k, d); H_kv must divide H. Query head h uses key/value
+    head h // (H // H_kv). H_kv == H is multi-head, H_kv == 1 is multi-query attention.
+    Returns out (..., H, N, d_v).
+    """
+    q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
+    for name, a in (("q", q), ("k", k), ("v", v)):
+        require_ndim(name, a, 3)
+    n_heads, n_kv_heads = q.shape[-3], k.shape[-3]
+    if v.shape[-3] != n_kv_heads:
+        raise ValueError(
+            f"k and v must have the same number of heads (axis -3), got {k.shape} and {v.shape}"
+        )
+    require_divides("n_kv_heads", n_kv_heads, "n_heads", n_heads)
+    group = n_heads // n_kv_heads
+    k = np.repeat(k, group, axis=-3)  # kv head g serves query heads g*group ... g*group + group-1
+    v = np.repeat(v, group, axis=-3)
+    out, _ = scaled_dot_product_attention(q, k, v, causal=causal)
+    return out
+
+
+def kv_cache_bytes(
+    n_layers: int,
+    n_kv_heads: int,
+    head_dim: int,
+    seq_len: int,
+    batch: int = 1,
+    bytes_per_element: int = 2,
+) -> int:
+    """Memory of a KV cache: 2 (K and V) * layers * kv heads * head_dim * tokens * batch * bytes.
+
+    bytes_per_element=2 is fp16/bf16. Fewer kv heads (GQA, MQA) shrink it proportionally.
+    """
+    sizes = [
+        require_positive_int(name, value)
+        for name, value in (
+            ("n_layers", n_layers),
+            ("n_kv_heads", n_kv_heads),
+            ("head_dim", head_dim),
+            ("seq_len", seq_len),
+            ("batch", batch),
+            ("bytes_per_element", bytes_per_element),
+        )
+    ]
+    return 2 * math.prod(sizes)

@@ -1,0 +1,40 @@
+# Two commands do all the set-up:  `make course` (start the course)  and  `make test`.
+# Both create a local virtual environment in .venv on first use.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Install the CPU build of torch first: a looser spec pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+PORT ?= 8888
+
+.PHONY: course test build lint clean
+
+$(VENV)/.course-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install "$(TORCH_SPEC)"
+	$(PY) -m pip install -e ".[triton,models]"
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.course-installed
+	$(PY) -m pip install -e ".[triton,models,dev]"
+	touch $@
+
+## Start JupyterLab on course/ (installs everything into .venv first).
+course: $(VENV)/.course-installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter lab --ServerApp.root_dir=course --port=$(PORT)
+
+## Install what the tests need and run the whole suite.
+test: $(VENV)/.dev-installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+
+## Rebuild course/ from the jupytext sources in solutions/.
+build: $(VENV)/.course-installed
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) tools/build_course.py
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check lib grader_tests tests tools bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache test-artifacts solutions/*/*.ipynb

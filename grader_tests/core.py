@@ -1,0 +1,371 @@
+"""The grading engine: a registry of exercises and `check(name, fn)`.
+
+An exercise is a function of `attnlab` that the learner re-implements. Its entry holds the
+reference (the attnlab function), its points, the inputs to try (visible and hidden cases),
+and a catalogue of typical wrong implementations ("mutants"). When a learner's output is
+wrong, every mutant is run on the same input; if one produces the learner's output, its
+hint names the mistake.
+
+Defences against tampering live here too: the NumPy routines used for comparing are bound
+when this module is imported (before any learner code runs in a graded notebook), outputs
+must be plain NumPy arrays / numbers / tuples (no objects with a custom `__eq__`), inputs are
+copied before each call, and each call runs under a time limit.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import signal
+import threading
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+# Bound at import time: a learner who later replaces numpy.allclose & co. does not change these.
+_asarray = np.asarray
+_isnan = np.isnan
+_isinf = np.isinf
+_isfinite = np.isfinite
+_abs = np.abs
+_all = np.all
+_any = np.any
+_array_equal = np.array_equal
+_array2string = np.array2string
+_issubdtype = np.issubdtype
+_ndarray = np.ndarray
+_generic = np.generic
+_bool_ = np.bool_
+_floating = np.floating
+_number = np.number
+
+__all__ = [
+    "Case",
+    "Mutant",
+    "Exercise",
+    "REGISTRY",
+    "register",
+    "check",
+    "run_check",
+    "compare",
+    "GradingError",
+]
+
+DEFAULT_TIMEOUT_S = 20.0
+
+
+class GradingError(AssertionError):
+    """A failed check: the message says which input, expected vs got, and the likely mistake."""
+
+
+@dataclass
+class Case:
+    """One input to try: `fn(*args, **kwargs)`, described for the learner by `label`."""
+
+    label: str
+    args: tuple
+    kwargs: dict = field(default_factory=dict)
+    hidden: bool = False
+    rtol: float | None = None
+    atol: float | None = None
+
+
+@dataclass
+class Mutant:
+    """A typical wrong implementation, and the hint shown when a learner's output matches it."""
+
+    name: str
+    fn: Callable
+    hint: str
+
+
+@dataclass
+class Exercise:
+    """Everything needed to grade one exercise; its name is the attnlab function it mirrors."""
+
+    name: str
+    reference: Callable
+    points: int
+    cases: Callable[[], list[Case]]
+    mutants: list[Mutant] = field(default_factory=list)
+    rtol: float = 1e-5
+    atol: float = 1e-7
+    check_dtype: bool = False
+    # Extra diagnostics: diagnose(case, got, expected) -> a hint string or None.
+    diagnose: Callable | None = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    description: str = ""
+
+
+REGISTRY: dict[str, Exercise] = {}
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to the registry (its name must be new)."""
+    if exercise.name in REGISTRY:
+        raise ValueError(f"exercise {exercise.name!r} is registered twice")
+    REGISTRY[exercise.name] = exercise
+    return exercise
+
+
+# ----------------------------------------------------------------------------------------
+# Comparing outputs
+# ----------------------------------------------------------------------------------------
+
+_SCALARS = (int, float, bool, _generic)
+
+
+def _fmt(x) -> str:
+    """Short printable form of a value (arrays are abbreviated)."""
+    if type(x) is _ndarray:
+        text = _array2string(x, precision=4, threshold=24, edgeitems=3, suppress_small=True)
+        return f"{text}  (shape {x.shape}, dtype {x.dtype})"
+    if isinstance(x, tuple):
+        return "(" + ", ".join(_fmt(v) for v in x) + ")"
+    text = repr(x)
+    return text if len(text) < 300 else text[:300] + "..."
+
+
+def _as_plain_array(got, where: str):
+    """Convert a learner's output to an ndarray, refusing objects that are not plain data."""
+    kind = type(got)
+    if kind is _ndarray:
+        return got
+    if kind in (int, float, bool) or isinstance(got, _generic):
+        return _asarray(got)
+    if kind in (list, tuple):
+        try:
+            arr = _asarray(got)
+        except Exception:  # ragged lists and the like
+            return None
+        if arr.dtype == object:
+            return None
+        return arr
+    return None
+
+
+def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, where="output"):
+    """Return None when `got` matches `expected`, else a sentence saying what differs."""
+    if isinstance(expected, tuple):
+        if type(got) not in (tuple, list):
+            return f"{where}: expected a tuple of {len(expected)} values, got {type(got).__name__}"
+        if len(got) != len(expected):
+            return f"{where}: expected {len(expected)} values, got {len(got)}"
+        for i, (e, g) in enumerate(zip(expected, got)):
+            msg = compare(e, g, rtol, atol, check_dtype, where=f"{where}[{i}]")
+            if msg:
+                return msg
+        return None
+    if isinstance(expected, dict):
+        if type(got) is not dict:
+            return f"{where}: expected a dict, got {type(got).__name__}"
+        if sorted(map(str, got)) != sorted(map(str, expected)):
+            return f"{where}: expected keys {sorted(expected)}, got {sorted(got)}"
+        for key in expected:
+            msg = compare(expected[key], got[key], rtol, atol, check_dtype, where=f"{where}[{key!r}]")
+            if msg:
+                return msg
+        return None
+    if isinstance(expected, str):
+        if type(got) is not str:
+            return f"{where}: expected a string, got {type(got).__name__}"
+        return None if got.strip().lower() == expected.strip().lower() else (
+            f"{where}: expected {expected!r}, got {got!r}"
+        )
+    exp = _asarray(expected)
+    arr = _as_plain_array(got, where)
+    if arr is None:
+        return (
+            f"{where}: expected a NumPy array or number, got an object of type "
+            f"{type(got).__name__}"
+        )
+    if exp.dtype == _bool_:
+        if arr.dtype != _bool_:
+            return f"{where}: expected a boolean array (True/False), got dtype {arr.dtype}"
+        if arr.shape != exp.shape:
+            return f"{where}: shape: expected {exp.shape}, got {arr.shape}"
+        if not _array_equal(arr, exp):
+            n_bad = int((arr != exp).sum())
+            return f"{where}: {n_bad} of {exp.size} entries differ"
+        return None
+    if not (_issubdtype(arr.dtype, _number) or arr.dtype == _bool_):
+        return f"{where}: expected numbers, got dtype {arr.dtype}"
+    if arr.shape != exp.shape:
+        return f"{where}: shape: expected {exp.shape}, got {arr.shape}"
+    if check_dtype and _issubdtype(exp.dtype, _floating) and arr.dtype != exp.dtype:
+        return (
+            f"{where}: dtype: expected {exp.dtype} (the input's dtype), got {arr.dtype}; "
+            "keep the input's floating type"
+        )
+    arr = arr.astype(float)
+    expf = exp.astype(float)
+    if _any(_isnan(arr)) and not _any(_isnan(expf)):
+        return f"{where}: contains NaN where the correct result has none"
+    same_inf = (_isinf(expf) & (arr == expf)) | (_isnan(expf) & _isnan(arr))
+    diff = _abs(arr - expf)
+    ok = same_inf | (diff <= atol + rtol * _abs(expf))
+    if not _all(ok):
+        bad = ~ok
+        worst = float(diff[bad & _isfinite(diff)].max()) if _any(bad & _isfinite(diff)) else math.inf
+        return (
+            f"{where}: {int(bad.sum())} of {expf.size} values differ "
+            f"(largest difference {worst:.3g}, tolerance rtol={rtol:g}, atol={atol:g})"
+        )
+    return None
+
+
+# ----------------------------------------------------------------------------------------
+# Running a function safely
+# ----------------------------------------------------------------------------------------
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _copy_args(args: tuple, kwargs: dict):
+    """Fresh copies of the inputs, so a function that edits its inputs cannot spoil the next call."""
+    return copy.deepcopy(args), copy.deepcopy(kwargs)
+
+
+def _call_with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout_s: float):
+    """Call fn; raise _Timeout if it runs longer than timeout_s (main thread, POSIX only)."""
+    use_alarm = (
+        timeout_s
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not use_alarm:
+        return fn(*args, **kwargs)
+
+    def on_alarm(signum, frame):
+        raise _Timeout()
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
+    if isinstance(exc, NotImplementedError):
+        return (
+            f"{name}: not implemented yet. Replace `raise NotImplementedError()` with your code, "
+            "then run this cell again."
+        )
+    frames = traceback.extract_tb(exc.__traceback__)
+    learner_frames = [f for f in frames if "grader_tests" not in f.filename]
+    where = ""
+    if learner_frames:
+        last = learner_frames[-1]
+        where = f" (in {last.name}, line {last.lineno}: {last.line!s})"
+    return (
+        f"{name} raised {type(exc).__name__}: {exc}{where}\n"
+        f"  on input: {case.label}"
+    )
+
+
+def run_check(name: str, fn: Callable, hidden: bool = False) -> list[str]:
+    """Run the cases of exercise `name` on `fn`; return a list of failure messages (empty = pass).
+
+    Visible cases always run; hidden=True adds the hidden ones. Stops at the first failure,
+    so the learner reads one actionable message at a time.
+    """
+    if name not in REGISTRY:
+        raise KeyError(f"no exercise named {name!r}; known: {sorted(REGISTRY)}")
+    ex = REGISTRY[name]
+    if not callable(fn):
+        return [f"{name}: expected a function, got {type(fn).__name__}. Did you overwrite it?"]
+    for case in ex.cases():
+        if case.hidden and not hidden:
+            continue
+        rtol = ex.rtol if case.rtol is None else case.rtol
+        atol = ex.atol if case.atol is None else case.atol
+        args, kwargs = _copy_args(case.args, case.kwargs)
+        expected = ex.reference(*args, **kwargs)
+        args, kwargs = _copy_args(case.args, case.kwargs)
+        try:
+            got = _call_with_timeout(fn, args, kwargs, ex.timeout_s)
+        except _Timeout:
+            return [
+                f"{name}: took longer than {ex.timeout_s:g} s on input: {case.label}. "
+                "Look for an infinite loop, or loop over whole arrays instead of single entries."
+            ]
+        except (KeyboardInterrupt, SystemExit) as exc:
+            return [f"{name}: stopped with {type(exc).__name__} on input: {case.label}"]
+        except Exception as exc:  # the learner's code failed: report it, do not crash grading
+            message = _describe_exception(name, case, exc)
+            for hint in _mutant_hints_for_exception(ex, case, exc):
+                message += f"\n  Likely mistake: {hint}"
+            return [message]
+        problem = compare(expected, got, rtol, atol, ex.check_dtype)
+        if problem is None:
+            continue
+        lines = [
+            f"{name}: wrong result on input: {case.label}",
+            f"  {problem}",
+            f"  expected: {_fmt(expected)}",
+            f"  got:      {_fmt(got)}",
+        ]
+        hints = _mutant_hints(ex, case, got, rtol, atol)
+        if ex.diagnose is not None and not hints:
+            try:
+                extra = ex.diagnose(case, got, expected)
+            except Exception:
+                extra = None
+            if extra:
+                hints.append(extra)
+        for hint in hints:
+            lines.append(f"  Likely mistake: {hint}")
+        return ["\n".join(lines)]
+    return []
+
+
+def _mutant_hints(ex: Exercise, case: Case, got, rtol: float, atol: float) -> list[str]:
+    """Hints of every catalogued mistake whose output on this case equals the learner's."""
+    hints = []
+    for mutant in ex.mutants:
+        args, kwargs = _copy_args(case.args, case.kwargs)
+        try:
+            with np.errstate(all="ignore"):
+                wrong = mutant.fn(*args, **kwargs)
+        except Exception:
+            continue
+        try:
+            if compare(wrong, got, rtol, atol, False) is None and mutant.hint not in hints:
+                hints.append(mutant.hint)
+        except Exception:
+            continue
+    return hints
+
+
+def _mutant_hints_for_exception(ex: Exercise, case: Case, exc: BaseException) -> list[str]:
+    """Hints of catalogued mistakes that fail on this case with the same error as the learner's."""
+    hints = []
+    for mutant in ex.mutants:
+        args, kwargs = _copy_args(case.args, case.kwargs)
+        try:
+            with np.errstate(all="ignore"):
+                mutant.fn(*args, **kwargs)
+        except Exception as wrong:
+            if type(wrong) is type(exc) and str(wrong) == str(exc) and mutant.hint not in hints:
+                hints.append(mutant.hint)
+    return hints
+
+
+def check(name: str, fn: Callable, hidden: bool = False) -> None:
+    """Grade `fn` against exercise `name`; raise GradingError (an AssertionError) on a mistake.
+
+    Prints a short confirmation when everything passes.
+    """
+    with np.errstate(all="ignore"):
+        failures = run_check(name, fn, hidden=hidden)
+    if failures:
+        raise GradingError("\n".join(failures))
+    kind = "hidden" if hidden else "visible"
+    print(f"{name}: all {kind} checks passed.")

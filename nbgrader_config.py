@@ -1,0 +1,24 @@
+"""nbgrader configuration of the attnlab course directory.
+
+Run nbgrader from the repository root (or copy `solutions/`, this file and `course/` into
+your own course directory): the instructor versions are the source, the student versions
+are the release. `make build` writes each solutions/NN_name/NN_name.ipynb from its jupytext
+source; the `.py` sources hold the solutions and are ignored so they are never released.
+"""
+
+c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "attnlab"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "course"
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py"]
+
+# Every notebook runs top to bottom in under 3 minutes; one cell may train a small model.
+# nbgrader's default is 30 s per cell, which a slow machine could exceed; an infinite loop
+# in a submission is still stopped after this many seconds and graded 0.
+c.ExecutePreprocessor.timeout = 120
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"

@@ -1,0 +1,144 @@
+"""Every checker passes its reference and fails every catalogued mistake, naming it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import grader_tests
+from grader_tests import REGISTRY, GradingError, check, run_check
+
+EXERCISES = sorted(REGISTRY)
+MUTANTS = [(name, m) for name in EXERCISES for m in REGISTRY[name].mutants]
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_reference_passes(name):
+    ex = REGISTRY[name]
+    assert run_check(name, ex.reference, hidden=True) == []
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_exercise_has_hidden_cases_and_mutants(name):
+    ex = REGISTRY[name]
+    cases = ex.cases()
+    assert any(c.hidden for c in cases), f"{name} has no hidden cases"
+    assert any(not c.hidden for c in cases), f"{name} has no visible cases"
+    assert len(ex.mutants) >= 2, f"{name} needs at least two catalogued mistakes"
+    assert ex.points > 0
+
+
+@pytest.mark.parametrize(
+    "name, mutant", MUTANTS, ids=[f"{n}::{m.name}" for n, m in MUTANTS]
+)
+def test_mutant_is_caught_and_named(name, mutant, mutant_results):
+    failures = run_check(name, mutant.fn, hidden=True)
+    caught = bool(failures)
+    named = caught and mutant.hint in failures[0]
+    mutant_results.append((name, mutant.name, caught, named))
+    assert caught, f"{name}: the mistake '{mutant.name}' passes every check"
+    assert named, (
+        f"{name}: the mistake '{mutant.name}' is caught but its hint is not shown:\n{failures[0]}"
+    )
+
+
+def test_check_raises_assertion_error_with_actionable_message():
+    def softmax(x, axis=-1):
+        e = np.exp(np.asarray(x, dtype=float))
+        return e / e.sum(axis=axis, keepdims=True)
+
+    with pytest.raises(AssertionError) as info:
+        check("softmax", softmax)
+    msg = str(info.value)
+    assert isinstance(info.value, GradingError)
+    assert "huge scores" in msg and "expected" in msg and "got" in msg
+    assert "Subtract the maximum" in msg
+
+
+def test_not_implemented_message():
+    def softmax(x, axis=-1):
+        raise NotImplementedError()
+
+    with pytest.raises(AssertionError, match="not implemented yet"):
+        check("softmax", softmax)
+
+
+def test_learner_exception_is_reported_not_raised():
+    def softmax(x, axis=-1):
+        return x / 0 + undefined_name  # noqa: F821
+
+    failures = run_check("softmax", softmax)
+    assert "NameError" in failures[0] and "undefined_name" in failures[0]
+
+
+def test_infinite_loop_times_out(monkeypatch):
+    monkeypatch.setattr(REGISTRY["softmax"], "timeout_s", 0.5)
+
+    def softmax(x, axis=-1):
+        while True:
+            pass
+
+    failures = run_check("softmax", softmax)
+    assert "took longer than 0.5 s" in failures[0]
+
+
+def test_object_with_always_true_eq_is_rejected():
+    class Liar:
+        def __eq__(self, other):
+            return True
+
+        def __array__(self, dtype=None, copy=None):
+            return np.zeros(3)
+
+    failures = run_check("softmax", lambda x, axis=-1: Liar())
+    assert failures and "Liar" in failures[0]
+
+
+def test_replacing_numpy_allclose_does_not_fool_the_checker(monkeypatch):
+    monkeypatch.setattr(np, "allclose", lambda *a, **k: True)
+    monkeypatch.setattr(np, "isclose", lambda a, b, **k: np.ones(np.shape(a), dtype=bool))
+    failures = run_check("softmax", lambda x, axis=-1: np.zeros_like(np.asarray(x, float)))
+    assert failures
+
+
+def test_inputs_are_not_shared_between_calls():
+    def softmax(x, axis=-1):
+        out = grader_tests_reference(x, axis)
+        x[...] = 0.0  # vandalise the input
+        return out
+
+    grader_tests_reference = REGISTRY["softmax"].reference
+    assert run_check("softmax", softmax, hidden=True) == []
+
+
+def test_imports_from_any_directory(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", "import grader_tests; print(len(grader_tests.REGISTRY))"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        check=True,
+    )
+    assert int(out.stdout) == len(REGISTRY)
+
+
+def test_registry_names_are_attnlab_functions():
+    import inspect
+
+    import attnlab
+
+    for name, ex in REGISTRY.items():
+        assert hasattr(attnlab, name), f"exercise {name} mirrors no attnlab function"
+        assert ex.reference is getattr(attnlab, name) or getattr(ex, "reference_name", None)
+        if callable(ex.reference) and inspect.isfunction(ex.reference):
+            assert inspect.signature(ex.reference) == inspect.signature(getattr(attnlab, name))
+
+
+def test_unknown_exercise_is_a_clear_error():
+    with pytest.raises(KeyError, match="no exercise named"):
+        grader_tests.run_check("sofmax", lambda x: x)

@@ -1,0 +1,143 @@
+"""Build the course: jupytext sources in solutions/ -> nbgrader source notebooks -> course/.
+
+    python tools/build_course.py                 # rebuild every zone into course/
+    python tools/build_course.py --out /tmp/c    # build somewhere else (the CI drift check)
+    python tools/build_course.py --only 00_quickstart
+
+For each `solutions/NN_name/NN_name.py` (jupytext percent format, nbgrader cell metadata
+in the `# %%` headers) this writes the instructor's source notebook
+`solutions/NN_name/NN_name.ipynb` (git-ignored), then runs `nbgrader generate_assignment`
+in a throw-away course directory whose source folder holds only notebooks and assets —
+never the `.py`, which contains the solutions — and copies the release into
+`course/NN_name/`. Released notebooks carry no solutions, hidden tests, outputs or
+jupytext metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS = ROOT / "solutions"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+# Files that must never reach nbgrader's source folder (they would be copied into the release).
+NOT_ASSETS = {".py", ".ipynb", ".pyc"}
+
+
+def zone_sources(only: list[str] | None = None) -> list[Path]:
+    """The jupytext sources solutions/NN_name/NN_name.py, sorted by zone number."""
+    found = sorted(p for p in SOLUTIONS.glob("*/*.py") if p.stem == p.parent.name)
+    if only:
+        found = [p for p in found if p.stem in only]
+        missing = set(only) - {p.stem for p in found}
+        if missing:
+            raise SystemExit(f"no solutions/NAME/NAME.py for: {sorted(missing)}")
+    return found
+
+
+def source_notebook(py_path: Path) -> nbformat.NotebookNode:
+    """Read a jupytext percent source into a clean nbgrader source notebook."""
+    nb = jupytext.read(py_path, fmt="py:percent")
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["kernelspec"] = KERNELSPEC
+    nb.metadata["language_info"] = {"name": "python"}
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    seen: set[str] = set()
+    for i, cell in enumerate(nb.cells):
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        cell_id = grade_id or f"cell-{i:03d}"
+        if cell_id in seen:
+            raise SystemExit(f"{py_path}: duplicate grade_id / cell id {cell_id!r}")
+        seen.add(cell_id)
+        cell["id"] = cell_id  # deterministic ids: rebuilding gives identical files
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("jupytext", None)
+    nbformat.validate(nb)
+    return nb
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def normalise_release(path: Path) -> None:
+    """Re-serialise a released notebook deterministically, without outputs or jupytext data."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("jupytext", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    write_notebook(nb, path)
+
+
+def nbgrader_env() -> dict:
+    """nbgrader runs alembic as a subprocess: the interpreter's bin folder must be on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def build(out: Path, only: list[str] | None = None) -> list[Path]:
+    """Build every zone into `out`; return the released notebooks."""
+    sources = zone_sources(only)
+    if not sources:
+        raise SystemExit(f"no jupytext sources found under {SOLUTIONS}")
+    released = []
+    with tempfile.TemporaryDirectory(prefix="attnlab-build-") as tmp:
+        course_dir = Path(tmp)
+        shutil.copy(ROOT / "nbgrader_config.py", course_dir / "nbgrader_config.py")
+        for py_path in sources:
+            zone = py_path.stem
+            nb = source_notebook(py_path)
+            write_notebook(nb, py_path.with_suffix(".ipynb"))  # the instructor's source notebook
+            src = course_dir / "source" / zone
+            write_notebook(nb, src / f"{zone}.ipynb")
+            for asset in py_path.parent.iterdir():
+                if asset.is_file() and asset.suffix not in NOT_ASSETS:
+                    shutil.copy(asset, src / asset.name)
+            subprocess.run(
+                [
+                    sys.executable, "-m", "nbgrader", "generate_assignment", zone,
+                    "--force", "--log-level=WARN",
+                    "--CourseDirectory.source_directory=source",
+                    "--CourseDirectory.release_directory=release",
+                    f"--CourseDirectory.root={course_dir}",
+                ],
+                cwd=course_dir, env=nbgrader_env(), check=True,
+            )
+            dest = out / zone
+            if dest.exists():
+                shutil.rmtree(dest)
+            shutil.copytree(course_dir / "release" / zone, dest)
+            for nb_path in dest.glob("*.ipynb"):
+                normalise_release(nb_path)
+                released.append(nb_path)
+            print(f"built {dest.relative_to(out.parent) if out.parent in dest.parents else dest}")
+    return released
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "course", help="release folder")
+    parser.add_argument("--only", nargs="*", help="zone names such as 00_quickstart")
+    args = parser.parse_args(argv)
+    build(args.out.resolve(), args.only)
+
+
+if __name__ == "__main__":
+    main()
