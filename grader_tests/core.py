@@ -15,6 +15,7 @@ copied before each call, and each call runs under a time limit.
 from __future__ import annotations
 
 import copy
+import dis
 import math
 import signal
 import threading
@@ -270,40 +271,85 @@ def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
     )
 
 
-def run_check(name: str, fn: Callable, hidden: bool = False) -> list[str]:
+def _uses_reference(fn: Callable, ex: Exercise) -> bool:
+    """True when learner code is the library's own function, or calls it (attnlab.<name>).
+
+    Only functions defined outside attnlab and grader_tests (a notebook's) are inspected.
+    """
+    if fn is ex.reference:
+        return True
+    if (getattr(fn, "__module__", None) or "").split(".")[0] in ("attnlab", "grader_tests"):
+        return False
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    globals_ = getattr(fn, "__globals__", {})
+    stack, codes = [code], []
+    while stack:
+        c = stack.pop()
+        codes.append(c)
+        stack.extend(k for k in c.co_consts if hasattr(k, "co_names"))
+    for c in codes:
+        for ref_name in c.co_names:
+            if globals_.get(ref_name) is ex.reference:
+                return True
+        instructions = list(dis.get_instructions(c))
+        for first, second in zip(instructions, instructions[1:]):
+            module = globals_.get(first.argval) if first.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+            if (
+                getattr(module, "__name__", "").split(".")[0] == "attnlab"
+                and second.opname in ("LOAD_ATTR", "LOAD_METHOD")
+                and second.argval == ex.name
+            ):
+                return True
+    return False
+
+
+def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bool = False,
+              _compare=compare, _copy=_copy_args, _call=_call_with_timeout) -> list[str]:
     """Run the cases of exercise `name` on `fn`; return a list of failure messages (empty = pass).
 
-    Visible cases always run; hidden=True adds the hidden ones. Stops at the first failure,
-    so the learner reads one actionable message at a time.
+    Visible cases always run; hidden=True adds the hidden ones. A learner's function that is,
+    or calls, the library's reference fails (allow_reference=True is for self-tests). Every expected output is
+    computed before the learner's function first runs, and the comparison helpers are bound
+    as default arguments, so code inside `fn` cannot change the verdict by patching this module.
+    Stops at the first failure, so the learner reads one actionable message at a time.
     """
     if name not in REGISTRY:
         raise KeyError(f"no exercise named {name!r}; known: {sorted(REGISTRY)}")
     ex = REGISTRY[name]
     if not callable(fn):
         return [f"{name}: expected a function, got {type(fn).__name__}. Did you overwrite it?"]
-    for case in ex.cases():
-        if case.hidden and not hidden:
-            continue
+    if not allow_reference and _uses_reference(fn, ex):
+        return [
+            f"{name}: your function calls the library's own attnlab.{name}. The point is to "
+            "write it yourself: use NumPy (and the helpers the exercise mentions) instead."
+        ]
+    cases = [c for c in ex.cases() if hidden or not c.hidden]
+    expectations = []
+    for case in cases:
+        args, kwargs = _copy(case.args, case.kwargs)
+        expectations.append(ex.reference(*args, **kwargs))
+    mutants, diagnose, timeout_s = list(ex.mutants), ex.diagnose, ex.timeout_s
+    for case, expected in zip(cases, expectations):
         rtol = ex.rtol if case.rtol is None else case.rtol
         atol = ex.atol if case.atol is None else case.atol
-        args, kwargs = _copy_args(case.args, case.kwargs)
-        expected = ex.reference(*args, **kwargs)
-        args, kwargs = _copy_args(case.args, case.kwargs)
+        args, kwargs = _copy(case.args, case.kwargs)
         try:
-            got = _call_with_timeout(fn, args, kwargs, ex.timeout_s)
+            got = _call(fn, args, kwargs, timeout_s)
         except _Timeout:
             return [
-                f"{name}: took longer than {ex.timeout_s:g} s on input: {case.label}. "
+                f"{name}: took longer than {timeout_s:g} s on input: {case.label}. "
                 "Look for an infinite loop, or loop over whole arrays instead of single entries."
             ]
         except (KeyboardInterrupt, SystemExit) as exc:
             return [f"{name}: stopped with {type(exc).__name__} on input: {case.label}"]
         except Exception as exc:  # the learner's code failed: report it, do not crash grading
             message = _describe_exception(name, case, exc)
-            for hint in _mutant_hints_for_exception(ex, case, exc):
+            for hint in _mutant_hints_for_exception(mutants, case, exc):
                 message += f"\n  Likely mistake: {hint}"
             return [message]
-        problem = compare(expected, got, rtol, atol, ex.check_dtype)
+        problem = _compare(expected, got, rtol, atol, ex.check_dtype)
         if problem is None:
             continue
         lines = [
@@ -312,10 +358,10 @@ def run_check(name: str, fn: Callable, hidden: bool = False) -> list[str]:
             f"  expected: {_fmt(expected)}",
             f"  got:      {_fmt(got)}",
         ]
-        hints = _mutant_hints(ex, case, got, rtol, atol)
-        if ex.diagnose is not None and not hints:
+        hints = _mutant_hints(mutants, case, got, rtol, atol)
+        if diagnose is not None and not hints:
             try:
-                extra = ex.diagnose(case, got, expected)
+                extra = diagnose(case, got, expected)
             except Exception:
                 extra = None
             if extra:
@@ -326,10 +372,10 @@ def run_check(name: str, fn: Callable, hidden: bool = False) -> list[str]:
     return []
 
 
-def _mutant_hints(ex: Exercise, case: Case, got, rtol: float, atol: float) -> list[str]:
+def _mutant_hints(mutants: list, case: Case, got, rtol: float, atol: float) -> list[str]:
     """Hints of every catalogued mistake whose output on this case equals the learner's."""
     hints = []
-    for mutant in ex.mutants:
+    for mutant in mutants:
         args, kwargs = _copy_args(case.args, case.kwargs)
         try:
             with np.errstate(all="ignore"):
@@ -344,10 +390,10 @@ def _mutant_hints(ex: Exercise, case: Case, got, rtol: float, atol: float) -> li
     return hints
 
 
-def _mutant_hints_for_exception(ex: Exercise, case: Case, exc: BaseException) -> list[str]:
+def _mutant_hints_for_exception(mutants: list, case: Case, exc: BaseException) -> list[str]:
     """Hints of catalogued mistakes that fail on this case with the same error as the learner's."""
     hints = []
-    for mutant in ex.mutants:
+    for mutant in mutants:
         args, kwargs = _copy_args(case.args, case.kwargs)
         try:
             with np.errstate(all="ignore"):
@@ -363,6 +409,10 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
 
     Prints a short confirmation when everything passes.
     """
+    if hidden:  # what graders run: in a clean process (see sandbox.py)
+        from .sandbox import check_isolated
+
+        return check_isolated(name, fn, hidden=True)
     with np.errstate(all="ignore"):
         failures = run_check(name, fn, hidden=hidden)
     if failures:

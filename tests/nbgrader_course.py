@@ -27,6 +27,7 @@ def nbgrader_env() -> dict:
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRITON_INTERPRET", "1")
+    env.setdefault("ATTNLAB_STATIC", "1")
     return env
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import warnings
 
 import attnlab
@@ -32,8 +31,6 @@ from attnlab import (
     swiglu,
 )
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: {"rtol": 1e-4, "atol": 1e-5}, np.float64: {"rtol": 1e-10, "atol": 1e-12}}
 
@@ -50,6 +47,38 @@ def t(a):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+# ---------------------------------------------------------------------------------------------
+# scaled_dot_product_attention: non-finite input and overflowing scores raise
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["q", "k", "v"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_attention_rejects_non_finite_input(rng, name, bad):
+    args = {"q": randn(rng, 3, 4), "k": randn(rng, 5, 4), "v": randn(rng, 5, 2)}
+    args[name][1, 1] = bad
+    with pytest.raises(ValueError, match=f"{name} contains NaN or inf"):
+        scaled_dot_product_attention(**args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_attention_overflow_raises_instead_of_masking(dtype):
+    # q k^T = -(huge)**2 overflows to -inf, which must not be mistaken for a masked key.
+    huge = np.finfo(dtype).max / 4
+    q, k, v = (np.array([[x]], dtype=dtype) for x in (huge, -huge, 1.0))
+    with pytest.raises(ValueError, match="overflow"):
+        scaled_dot_product_attention(q, k, v)
+    # Large but representable scores are fine: the softmax is stable.
+    big = np.sqrt(np.finfo(dtype).max) / 4
+    out, w = scaled_dot_product_attention(
+        np.array([[big]], dtype=dtype),
+        np.array([[big], [-big]], dtype=dtype),
+        np.eye(2, dtype=dtype),
+    )
+    np.testing.assert_allclose(w, [[1.0, 0.0]])
+    np.testing.assert_allclose(out, [[1.0, 0.0]])  # v = identity: out equals the weights
 
 
 # ---------------------------------------------------------------------------------------------
@@ -216,6 +245,8 @@ def test_swiglu_matches_torch(rng, dtype):
         swiglu(x, w1, w2[:5], w3)
     with pytest.raises(ValueError, match="w1"):
         swiglu(x, w1[:4], w2, w3)
+    with pytest.raises(ValueError, match="w2 must be a matrix"):
+        swiglu(x, w1, w2[None], w3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -355,6 +386,11 @@ def test_softmax_jacobian_matches_autograd(rng, dtype):
         np.testing.assert_allclose(jac[idx], ref.numpy(), **TOL[dtype])
 
 
+def test_softmax_jacobian_error():
+    with pytest.raises(ValueError, match="s must have at least 1 dimensions"):
+        softmax_jacobian(3.0)
+
+
 def test_softmax_jacobian_saturates():
     # One score far above the rest: a ~ one-hot and every derivative ~ 0 (vanishing gradient).
     jac = softmax_jacobian(np.array([30.0, 0.0, 0.0]))
@@ -465,6 +501,10 @@ def test_gpt2_block_errors(rng):
     with pytest.raises(
         ValueError, match=r"params\['attn.c_attn.weight'\] must have shape \(12, 36\)"
     ):
+        gpt2_block(x, bad, 3)
+    bad = dict(params)
+    bad["ln_2.bias"] = params["ln_2.bias"][:5]
+    with pytest.raises(ValueError, match=r"params\['ln_2.bias'\] must have shape \(12,\)"):
         gpt2_block(x, bad, 3)
     with pytest.raises(TypeError, match="params"):
         gpt2_block(x, list(params.values()), 3)

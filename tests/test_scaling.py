@@ -156,6 +156,8 @@ def test_icl_errors(rng):
         linear_attention_gd_weights(0, 0.1, 5)
     with pytest.raises(ValueError, match="n_context"):
         linear_attention_gd_weights(3, 0.1, 0)
+    with pytest.raises(ValueError, match="lr"):
+        linear_attention_gd_weights(3, float("inf"), 5)
     w = rng.standard_normal((4, 4))
     with pytest.raises(ValueError, match="w_v"):
         linear_self_attention(rng.standard_normal((5, 4)), w, w, w[:3], w)
@@ -163,3 +165,7 @@ def test_icl_errors(rng):
         linear_self_attention(rng.standard_normal((5, 4)), w, w, w, w[:3])
     with pytest.raises(ValueError, match="z"):
         linear_self_attention(rng.standard_normal(4), w, w, w, w)
+    with pytest.raises(ValueError, match="w_q and w_k"):
+        linear_self_attention(rng.standard_normal((5, 4)), w, w[:, :2], w, w)
+    with pytest.raises(ValueError, match="w_q"):
+        linear_self_attention(rng.standard_normal((5, 3)), w, w, w, w)

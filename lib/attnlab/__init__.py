@@ -17,10 +17,13 @@ from .data import *  # noqa: F401,F403
 from .train import *  # noqa: F401,F403
 from .scaling import *  # noqa: F401,F403
 from .viz import *  # noqa: F401,F403
+from .widgets import *  # noqa: F401,F403
+from .experiments import *  # noqa: F401,F403
 
 from . import (  # noqa: E402
     data,
     efficient,
+    experiments,
     flash,
     functional,
     kv_compress,
@@ -31,6 +34,7 @@ from . import (  # noqa: E402
     ssm,
     train,
     viz,
+    widgets,
 )
 
 __version__ = "0.1.0"

@@ -16,18 +16,18 @@ import torch
 from ._validate import require_positive_int
 
 __all__ = [
-    "IGNORE",
     "CHAR_VOCAB",
-    "CharCorpus",
-    "stdlib_source_text",
-    "stdlib_corpus",
-    "unigram_entropy",
-    "Task",
-    "CopyTask",
-    "ReverseTask",
+    "IGNORE",
     "AssociativeRecallTask",
-    "SelectiveCopyTask",
+    "CharCorpus",
+    "CopyTask",
     "LinearRegressionTask",
+    "ReverseTask",
+    "SelectiveCopyTask",
+    "Task",
+    "stdlib_corpus",
+    "stdlib_source_text",
+    "unigram_entropy",
 ]
 
 IGNORE = -100  # target value that torch.nn.functional.cross_entropy skips (its ignore_index)
@@ -68,7 +68,9 @@ class CharCorpus:
         try:
             return [self.stoi[ch] for ch in text]
         except KeyError as err:
-            raise ValueError(f"text contains {err.args[0]!r}, which is not in the corpus vocabulary") from None
+            raise ValueError(
+                f"text contains {err.args[0]!r}, which is not in the corpus vocabulary"
+            ) from None
 
     def decode(self, ids) -> str:
         """The text of a sequence of ids (list or 1-D tensor)."""
@@ -76,8 +78,13 @@ class CharCorpus:
             ids = ids.tolist()
         return "".join(self.chars[i] for i in ids)
 
-    def batch(self, batch_size: int, block_size: int, generator: torch.Generator | None = None,
-              split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    def batch(
+        self,
+        batch_size: int,
+        block_size: int,
+        generator: torch.Generator | None = None,
+        split: str = "train",
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Random windows x (B, block_size) and the next characters y = x shifted by one."""
         require_positive_int("batch_size", batch_size)
         require_positive_int("block_size", block_size)
@@ -85,7 +92,9 @@ class CharCorpus:
             raise ValueError(f"split must be 'train' or 'val', got {split!r}")
         data = self.train_data if split == "train" else self.val_data
         if len(data) <= block_size:
-            raise ValueError(f"block_size={block_size} must be smaller than the {split} split ({len(data)} chars)")
+            raise ValueError(
+                f"block_size={block_size} must be smaller than the {split} split ({len(data)} chars)"
+            )
         starts = torch.randint(0, len(data) - block_size, (batch_size,), generator=generator)
         x = torch.stack([data[s : s + block_size] for s in starts.tolist()])
         y = torch.stack([data[s + 1 : s + block_size + 1] for s in starts.tolist()])
@@ -110,7 +119,11 @@ def stdlib_source_text(max_chars: int = 1_000_000) -> str:
     allowed = set(CHAR_VOCAB)
     parts, total = [], 0
     for path in files:
-        raw = path.read_text(encoding="utf-8", errors="replace").replace("\r\n", "\n").replace("\t", "    ")
+        raw = (
+            path.read_text(encoding="utf-8", errors="replace")
+            .replace("\r\n", "\n")
+            .replace("\t", "    ")
+        )
         part = f"# file: {path.name}\n" + "".join(ch for ch in raw if ch in allowed)
         parts.append(part)
         total += len(part)
@@ -203,13 +216,19 @@ class AssociativeRecallTask(Task):
         self.n_keys = require_positive_int("n_keys", n_keys)
         self.n_values = require_positive_int("n_values", n_values)
         if n_pairs > n_keys:
-            raise ValueError(f"n_pairs={n_pairs} distinct keys need n_keys >= n_pairs, got n_keys={n_keys}")
+            raise ValueError(
+                f"n_pairs={n_pairs} distinct keys need n_keys >= n_pairs, got n_keys={n_keys}"
+            )
         self.vocab_size = n_keys + n_values
         self.seq_len = 2 * n_pairs + 1
 
     def _make(self, batch_size, g):
-        keys = torch.stack([torch.randperm(self.n_keys, generator=g)[: self.n_pairs] for _ in range(batch_size)])
-        values = self.n_keys + torch.randint(0, self.n_values, (batch_size, self.n_pairs), generator=g)
+        keys = torch.stack(
+            [torch.randperm(self.n_keys, generator=g)[: self.n_pairs] for _ in range(batch_size)]
+        )
+        values = self.n_keys + torch.randint(
+            0, self.n_values, (batch_size, self.n_pairs), generator=g
+        )
         which = torch.randint(0, self.n_pairs, (batch_size, 1), generator=g)
         pairs = torch.stack([keys, values], dim=2).flatten(1)  # k1 v1 k2 v2 ...
         seq = torch.cat([pairs, keys.gather(1, which), values.gather(1, which)], dim=1)
@@ -228,7 +247,9 @@ class SelectiveCopyTask(Task):
 
     BLANK, MARKER = 0, 1
 
-    def __init__(self, n_memorize: int = 4, region_len: int = 16, n_symbols: int = 8, seed: int = 0):
+    def __init__(
+        self, n_memorize: int = 4, region_len: int = 16, n_symbols: int = 8, seed: int = 0
+    ):
         super().__init__(seed)
         self.n_memorize = require_positive_int("n_memorize", n_memorize)
         self.region_len = require_positive_int("region_len", region_len)
@@ -270,7 +291,9 @@ class LinearRegressionTask(Task):
         self.seq_len = n_points + 1
         self.token_dim = d + 1
 
-    def batch(self, batch_size: int, generator: torch.Generator | None = None, return_w: bool = False):
+    def batch(
+        self, batch_size: int, generator: torch.Generator | None = None, return_w: bool = False
+    ):
         require_positive_int("batch_size", batch_size)
         g = _generator(generator, self.generator)
         w = torch.randn(batch_size, self.d, generator=g)
@@ -280,4 +303,3 @@ class LinearRegressionTask(Task):
         tokens = torch.cat([x, y[..., None]], dim=-1)
         tokens[:, -1, -1] = 0.0  # the query's label is what the model must predict
         return (tokens, y[:, -1], w) if return_w else (tokens, y[:, -1])
-

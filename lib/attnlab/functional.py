@@ -37,6 +37,18 @@ __all__ = [
 ]
 
 
+def _require_matrix(name: str, w: np.ndarray, shape: tuple) -> None:
+    """Raise ValueError unless the weight matrix `w` has exactly `shape`."""
+    if w.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {w.shape}")
+
+
+def _require_finite(name: str, x: np.ndarray) -> None:
+    """Raise ValueError if `x` holds NaN or +-inf (where the result would be undefined)."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf; the result would be undefined")
+
+
 def softmax(x, axis: int = -1) -> np.ndarray:
     """exp(x_i) / sum_j exp(x_j) along `axis`, stable for any magnitude.
 
@@ -51,7 +63,8 @@ def softmax(x, axis: int = -1) -> np.ndarray:
         raise ValueError("x contains +inf; softmax of +inf is undefined (use -inf to mask)")
     row_max = np.max(x, axis=axis, keepdims=True)
     row_max = np.where(np.isneginf(row_max), 0.0, row_max)  # all -inf row: keep exp() at 0
-    e = np.exp(x - row_max)
+    with np.errstate(over="ignore"):  # (-huge) - huge rounds to -inf: exp() gives 0, as it should
+        e = np.exp(x - row_max)
     total = np.sum(e, axis=axis, keepdims=True)
     return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
 
@@ -78,7 +91,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
     mask: boolean, True = may attend, broadcastable to (..., Nq, Nk).
     causal: also apply the bottom-right aligned causal mask.
     Returns out (..., Nq, d_v) and weights (..., Nq, Nk); a query with no visible key
-    gets zero weights and a zero output.
+    gets zero weights and a zero output. NaN/inf in q, k, v, or scores that overflow the
+    float range, raise ValueError.
     """
     q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
     for name, arr in (("q", q), ("k", k), ("v", v)):
@@ -91,9 +105,16 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
         raise ValueError(
             f"k and v must have the same number of keys (axis -2), got k {k.shape} and v {v.shape}"
         )
+    for name, arr in (("q", q), ("k", k), ("v", v)):
+        _require_finite(name, arr)  # to hide a key, use mask= rather than an inf
     dtype = np.result_type(q, k, v)
     n_q, n_k = q.shape[-2], k.shape[-2]
-    scores = (q @ np.swapaxes(k, -1, -2)) / np.sqrt(q.shape[-1])
+    with np.errstate(over="ignore", invalid="ignore"):  # checked just below
+        scores = (q @ np.swapaxes(k, -1, -2)) / np.sqrt(q.shape[-1])
+    if not np.isfinite(scores).all():  # an overflow to -inf would silently act as a mask
+        raise ValueError(
+            f"the scores q @ k^T / sqrt(d_k) overflow {np.result_type(q, k)}: q and k are too large"
+        )
     allowed = np.ones((n_q, n_k), dtype=bool)
     if mask is not None:
         mask = np.asarray(mask)
@@ -115,18 +136,6 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
 # ---------------------------------------------------------------------------------------------
 # Multi-head attention, norms, activations, masks and the GPT-2 block (zones 1-4)
 # ---------------------------------------------------------------------------------------------
-
-
-def _require_matrix(name: str, w: np.ndarray, shape: tuple) -> None:
-    """Raise ValueError unless the weight matrix `w` has exactly `shape`."""
-    if w.shape != tuple(shape):
-        raise ValueError(f"{name} must have shape {tuple(shape)}, got {w.shape}")
-
-
-def _require_finite(name: str, x: np.ndarray) -> None:
-    """Raise ValueError if `x` holds NaN or +-inf (where the result would be undefined)."""
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or inf; the result would be undefined")
 
 
 def _split_heads(x: np.ndarray, n_heads: int) -> np.ndarray:
@@ -202,7 +211,9 @@ def layer_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     mean = np.mean(xs, axis=-1, keepdims=True)
     var = np.mean((xs - mean) ** 2, axis=-1, keepdims=True)
     with np.errstate(over="ignore"):  # eps / tiny**2 may be inf: the output is then 0
-        x_hat = (xs - mean) / np.sqrt(var + eps / scale / scale)
+        std = np.sqrt(var + eps / scale / scale)
+    # std == 0 only for a constant row (when eps is 0 or lost to underflow): x_hat is then 0.
+    x_hat = np.divide(xs - mean, std, out=np.zeros_like(xs), where=std > 0)
     return (x_hat * gamma + beta).astype(dtype, copy=False)
 
 
@@ -224,7 +235,9 @@ def rms_norm(x, gamma, eps: float = 1e-6) -> np.ndarray:
     xs = x / scale
     with np.errstate(over="ignore"):  # eps / tiny**2 may be inf: the output is then 0
         rms = np.sqrt(np.mean(xs**2, axis=-1, keepdims=True) + eps / scale / scale)
-    return (xs / rms * gamma).astype(dtype, copy=False)
+    # rms == 0 only for an all-zero row with eps = 0: the output is then 0.
+    y = np.divide(xs, rms, out=np.zeros_like(xs), where=rms > 0)
+    return (y * gamma).astype(dtype, copy=False)
 
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])  # exact erf without a SciPy dependency
@@ -428,6 +441,10 @@ def gpt2_block(x, params: dict, n_heads: int) -> np.ndarray:
     p = {key: as_float_array(f"params[{key!r}]", params[key]) for key in GPT2_BLOCK_KEYS}
     d_ff = p["mlp.c_fc.weight"].shape[-1]
     expected = {
+        "ln_1.weight": (d,),
+        "ln_1.bias": (d,),
+        "ln_2.weight": (d,),
+        "ln_2.bias": (d,),
         "attn.c_attn.weight": (d, 3 * d),
         "attn.c_attn.bias": (3 * d,),
         "attn.c_proj.weight": (d, d),

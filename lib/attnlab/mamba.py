@@ -58,60 +58,69 @@ def _check_scan_args(u, delta, A, B, C, D, initial_state):
         )
 
 
-def _scan_sequential(x, delta, A, B, C, h):
-    """One time step after the other: the recurrence exactly as written. x = delta * u."""
+def _scan_sequential(u, delta, A, B, C, h):
+    """The reference algorithm (mamba_ssm's selective_scan_ref, transformers' slow path):
+    discretise every step first, then run the recurrence one time step after the other."""
+    A_bar = torch.exp(delta[..., None] * A[:, None, :])  # (batch, d_inner, L, d_state)
+    Bu_bar = (delta * u)[..., None] * B.transpose(1, 2)[:, None]  # delta_t B_t u_t, same shape
     ys = []
-    for t in range(x.shape[-1]):
-        decay = torch.exp(delta[:, :, t, None] * A)  # (batch, d_inner, d_state)
-        h = decay * h + x[:, :, t, None] * B[:, None, :, t]
+    for t in range(u.shape[-1]):
+        h = A_bar[:, :, t] * h + Bu_bar[:, :, t]
         ys.append((h @ C[:, :, t, None])[..., 0])  # C_t . h_t -> (batch, d_inner)
     return torch.stack(ys, dim=-1), h
 
 
 def _scan_chunk(x, delta, A, B, C, h, max_log_range):
-    """All T steps of one chunk at once, from the state h entering the chunk.
+    """All T steps of one chunk at once, starting from the state h that enters the chunk.
 
-    With the cumulative log-decay G_t = A * (delta_1 + ... + delta_t) (<= 0, decreasing),
+    Time-major: x = delta * u and delta (batch, T, d_inner), B, C (batch, T, d_state),
+    h (batch, d_inner, d_state). With the cumulative log-decay G_t = A (delta_1 + ... + delta_t),
+    which is <= 0 and decreasing,
         h_t = exp(G_t) * (h + sum_{s<=t} exp(-G_s) delta_s B_s u_s),
-    so one cumsum over time replaces the loop. exp(-G_s) grows along the chunk; if the
-    decays inside it span more than exp(max_log_range) it could overflow, so such a chunk
-    is split in two halves and they are scanned one after the other (a single step is always
-    safe). x: (batch, d_inner, T), B, C: (batch, d_state, T), h: (batch, d_inner, d_state).
+    and the prefix sum over s <= t is one matrix product with a lower-triangular matrix of
+    ones: no loop over time. exp(-G_s) grows along the chunk; if the decays inside it span
+    more than exp(max_log_range) it could overflow, so such a chunk is split in two halves
+    scanned one after the other (a single step is always safe).
     """
-    T = x.shape[-1]
-    S = torch.cumsum(delta, dim=-1)  # (batch, d_inner, T)
-    log_range = (S[:, :, -1] * (-A.min(dim=-1).values)).max()
+    T = x.shape[1]
+    S = torch.cumsum(delta, dim=1)  # (batch, T, d_inner)
+    log_range = (S[:, -1] * (-A.min(dim=-1).values)).max()  # largest -G_T in the chunk
     if T > 1 and log_range.item() > max_log_range:
         half = T // 2
-        y1, h = _scan_chunk(x[..., :half], delta[..., :half], A, B[..., :half], C[..., :half],
-                            h, max_log_range)
-        y2, h = _scan_chunk(x[..., half:], delta[..., half:], A, B[..., half:], C[..., half:],
-                            h, max_log_range)
-        return torch.cat([y1, y2], dim=-1), h
-    decay = torch.exp(S[:, :, None, :] * A[None, :, :, None])  # exp(G): (batch, d_inner, d_state, T)
-    H = x[:, :, None, :] * B[:, None, :, :]  # delta_s u_s B_s
-    H.div_(decay)
-    H[..., 0] += h
-    H = torch.cumsum(H, dim=-1)
-    H.mul_(decay)  # now H[..., t] = h_t
-    y = (H * C[:, None, :, :]).sum(dim=2)  # C_t . h_t -> (batch, d_inner, T)
-    return y, H[..., -1].clone()
+        y1, h = _scan_chunk(x[:, :half], delta[:, :half], A, B[:, :half], C[:, :half], h,
+                            max_log_range)
+        y2, h = _scan_chunk(x[:, half:], delta[:, half:], A, B[:, half:], C[:, half:], h,
+                            max_log_range)
+        return torch.cat([y1, y2], dim=1), h
+    decay = torch.exp_(S[..., None] * A)  # exp(G_t): (batch, T, d_inner, d_state), in (0, 1]
+    W = x[..., None] * B[:, :, None, :]  # delta_s u_s B_s
+    W.div_(decay)  # times exp(-G_s)
+    W[:, 0] += h  # the entering state joins the first step's term
+    ones_lower = torch.ones(T, T, dtype=x.dtype, device=x.device).tril_()
+    H = (ones_lower @ W.flatten(2)).view_as(W)  # prefix sums over s <= t
+    H.mul_(decay)  # H[:, t] = h_t
+    y = (H @ C[..., None])[..., 0]  # C_t . h_t -> (batch, T, d_inner)
+    return y, H[:, -1]
 
 
-def _scan_parallel(x, delta, A, B, C, h, chunk_size):
-    """Chunked scan: inside a chunk every step at once (cumulative log-decays), chunks in order.
+def _scan_parallel(u, delta, A, B, C, h, chunk_size):
+    """Chunked scan: inside a chunk every step at once (_scan_chunk), chunks one after another.
 
-    Work stays O(L d_inner d_state) like the loop, but each chunk is a handful of large
-    vectorised operations on cache-sized tensors instead of chunk_size small ones.
+    Work stays O(L d_inner d_state) like the loop, but each chunk is a few large vectorised
+    operations and one matrix product on cache-sized tensors instead of chunk_size steps of
+    small ones; nothing of size (L, d_inner, d_state) is ever stored.
     """
-    max_log_range = 0.45 * math.log(torch.finfo(x.dtype).max)  # ~40 in float32, ~319 in float64
+    max_log_range = 0.45 * math.log(torch.finfo(u.dtype).max)  # ~40 in float32, ~319 in float64
+    x = (delta * u).transpose(1, 2).contiguous()  # time-major (batch, L, d_inner)
+    delta = delta.transpose(1, 2).contiguous()
+    B = B.transpose(1, 2).contiguous()  # (batch, L, d_state)
+    C = C.transpose(1, 2).contiguous()
     ys = []
-    for start in range(0, x.shape[-1], chunk_size):
+    for start in range(0, x.shape[1], chunk_size):
         part = slice(start, start + chunk_size)
-        y, h = _scan_chunk(x[..., part], delta[..., part], A, B[..., part], C[..., part],
-                           h, max_log_range)
+        y, h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, max_log_range)
         ys.append(y)
-    return torch.cat(ys, dim=-1), h
+    return torch.cat(ys, dim=1).transpose(1, 2), h
 
 
 def selective_scan_torch(
@@ -122,16 +131,17 @@ def selective_scan_torch(
     C,
     D=None,
     mode: str = "parallel",
-    chunk_size: int = 64,
+    chunk_size: int = 16,
     initial_state=None,
     return_last_state: bool = False,
 ):
     """Mamba's selective scan in torch; the same maths as attnlab.selective_scan (NumPy).
 
     u, delta: (batch, d_inner, L); A: (d_inner, d_state) < 0; B, C: (batch, d_state, L);
-    D: (d_inner,) skip. mode "sequential" loops over time; "parallel" scans chunks of
-    chunk_size steps at once with cumulative log-decays (see _scan_chunk). Both agree to
-    float32 rounding. initial_state (batch, d_inner, d_state) continues a previous scan;
+    D: (d_inner,) skip. mode "sequential" is the reference loop over time (as in mamba_ssm's
+    selective_scan_ref); "parallel" scans chunks of chunk_size steps at once with cumulative
+    log-decays and a triangular matrix product (see _scan_chunk). Both agree to float32
+    rounding. initial_state (batch, d_inner, d_state) continues a previous scan;
     return_last_state=True also returns h_L for recurrent decoding. Returns y (batch, d_inner, L).
     """
     _check_scan_args(u, delta, A, B, C, D, initial_state)
@@ -146,11 +156,10 @@ def selective_scan_torch(
         h = torch.zeros(batch, d_inner, A.shape[1], dtype=dtype, device=u.device)
     else:
         h = initial_state.to(dtype)
-    x = delta * u
     if mode == "sequential":
-        y, h = _scan_sequential(x, delta, A, B, C, h)
+        y, h = _scan_sequential(u, delta, A, B, C, h)
     else:
-        y, h = _scan_parallel(x, delta, A, B, C, h, chunk_size)
+        y, h = _scan_parallel(u, delta, A, B, C, h, chunk_size)
     if D is not None:
         y = y + D.to(dtype)[:, None] * u
     return (y, h) if return_last_state else y
@@ -223,33 +232,42 @@ class MambaBlock(nn.Module):
         return block.to(hf_mixer.A_log.dtype)
 
     def _ssm_inputs(self, x):
-        """From the conv output x (batch, L, d_inner): delta (batch, L, d_inner), B, C (batch, L, d_state)."""
+        """From the conv output x (..., d_inner): delta (..., d_inner), B and C (..., d_state)."""
         dt, B, C = torch.split(self.x_proj(x), [self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.softplus(self.dt_proj(dt)), B, C
 
-    def forward(self, hidden_states, scan_mode: str = "parallel", return_state: bool = False):
-        """(batch, L, d_model) -> (batch, L, d_model). return_state=True also returns the state
-        (conv_state, ssm_state) after the last token, to continue with step()."""
+    def _check_input(self, hidden_states):
         if hidden_states.dim() != 3 or hidden_states.shape[-1] != self.d_model:
             raise ValueError(
                 f"hidden_states must have shape (batch, L, d_model={self.d_model}), "
                 f"got {tuple(hidden_states.shape)}"
             )
+
+    def scan_inputs(self, hidden_states):
+        """Everything the selective scan sees, for hidden_states (batch, L, d_model):
+        a dict with u, delta (batch, d_inner, L), A (d_inner, d_state), B, C (batch, d_state, L),
+        D (d_inner,), the gate z (batch, L, d_inner) and conv_input (batch, d_inner, L)."""
+        self._check_input(hidden_states)
         L = hidden_states.shape[1]
         x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (batch, L, d_inner) each
-        x_in = x.transpose(1, 2)  # (batch, d_inner, L), what the convolution sees
-        x = F.silu(self.conv1d(x_in)[..., :L]).transpose(1, 2)  # causal: keep the first L
+        conv_input = x.transpose(1, 2)
+        x = F.silu(self.conv1d(conv_input)[..., :L]).transpose(1, 2)  # causal: keep the first L
         delta, B, C = self._ssm_inputs(x)
-        A = -torch.exp(self.A_log)
-        y, ssm_state = selective_scan_torch(
-            x.transpose(1, 2), delta.transpose(1, 2), A, B.transpose(1, 2), C.transpose(1, 2),
-            self.D, mode=scan_mode, return_last_state=True,
-        )
-        out = self.out_proj(y.transpose(1, 2) * F.silu(z))
+        return {"u": x.transpose(1, 2), "delta": delta.transpose(1, 2), "A": -torch.exp(self.A_log),
+                "B": B.transpose(1, 2), "C": C.transpose(1, 2), "D": self.D, "z": z,
+                "conv_input": conv_input}
+
+    def forward(self, hidden_states, scan_mode: str = "parallel", return_state: bool = False):
+        """(batch, L, d_model) -> (batch, L, d_model). return_state=True also returns the state
+        (conv_state, ssm_state) after the last token, to continue with step()."""
+        s = self.scan_inputs(hidden_states)
+        y, ssm_state = selective_scan_torch(s["u"], s["delta"], s["A"], s["B"], s["C"], s["D"],
+                                            mode=scan_mode, return_last_state=True)
+        out = self.out_proj(y.transpose(1, 2) * F.silu(s["z"]))
         if not return_state:
             return out
-        conv_state = F.pad(x_in, (self.d_conv - 1, 0))[..., -(self.d_conv - 1):] if self.d_conv > 1 \
-            else x_in[..., :0]
+        # the conv state is the last d_conv - 1 conv inputs (zeros before the sequence start)
+        conv_state = F.pad(s["conv_input"], (self.d_conv - 1, 0))[..., s["conv_input"].shape[-1]:]
         return out, (conv_state, ssm_state)
 
     def init_state(self, batch_size: int, device=None, dtype=None):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from ._validate import require_positive_int
 from .data import IGNORE
 
-__all__ = ["TrainConfig", "lr_at_step", "next_token_loss", "masked_accuracy", "Trainer", "train"]
+__all__ = ["TrainConfig", "Trainer", "lr_at_step", "masked_accuracy", "next_token_loss", "train"]
 
 
 @dataclass
@@ -92,7 +92,10 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     """Decay the matrices (ndim >= 2); leave biases and normalisation gains alone."""
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim < 2]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
 
 
 class Trainer:
@@ -104,18 +107,33 @@ class Trainer:
     weights, optimizer moments, step, batch-generator state and torch's global RNG (dropout).
     """
 
-    def __init__(self, model: torch.nn.Module, get_batch: Callable, config: TrainConfig | None = None,
-                 eval_batch: Callable | None = None, loss_fn: Callable = next_token_loss):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        get_batch: Callable,
+        config: TrainConfig | None = None,
+        eval_batch: Callable | None = None,
+        loss_fn: Callable = next_token_loss,
+    ):
         self.model = model
         self.get_batch = get_batch
         self.eval_batch = eval_batch
         self.loss_fn = loss_fn
         self.config = TrainConfig() if config is None else config
         cfg = self.config
-        self.optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas)
+        self.optimizer = torch.optim.AdamW(
+            _param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=cfg.betas
+        )
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self.step = 0
-        self.history = {"step": [], "loss": [], "lr": [], "grad_norm": [], "eval_step": [], "eval_loss": []}
+        self.history = {
+            "step": [],
+            "loss": [],
+            "lr": [],
+            "grad_norm": [],
+            "eval_step": [],
+            "eval_loss": [],
+        }
 
     def train_step(self) -> float:
         """One optimizer step on one batch; returns the batch loss."""
@@ -145,7 +163,10 @@ class Trainer:
         generator = torch.Generator().manual_seed(self.config.seed + 1)
         was_training = self.model.training
         self.model.eval()
-        losses = [float(self.loss_fn(self.model, self.eval_batch(generator))) for _ in range(self.config.eval_batches)]
+        losses = [
+            float(self.loss_fn(self.model, self.eval_batch(generator)))
+            for _ in range(self.config.eval_batches)
+        ]
         self.model.train(was_training)
         return sum(losses) / len(losses)
 
@@ -194,7 +215,12 @@ class Trainer:
         self.load_state_dict(torch.load(path, weights_only=True))
 
 
-def train(model: torch.nn.Module, get_batch: Callable, config: TrainConfig | None = None,
-          eval_batch: Callable | None = None, loss_fn: Callable = next_token_loss) -> dict:
+def train(
+    model: torch.nn.Module,
+    get_batch: Callable,
+    config: TrainConfig | None = None,
+    eval_batch: Callable | None = None,
+    loss_fn: Callable = next_token_loss,
+) -> dict:
     """Train for config.steps steps and return the history (see Trainer)."""
     return Trainer(model, get_batch, config, eval_batch, loss_fn).fit()

@@ -4,11 +4,33 @@ The Triton side (`triton_attention`) imports triton only when called, so this pa
 without it; the kernels themselves are in `triton_kernels` (which does import triton).
 """
 
-from .hbm import *  # noqa: F401,F403
-from .hbm import __all__ as _hbm_all
-from .numpy_tiled import *  # noqa: F401,F403
-from .numpy_tiled import __all__ as _numpy_all
-from .triton_attention import *  # noqa: F401,F403
-from .triton_attention import __all__ as _triton_all
+from .hbm import HBMCount, count_hbm_traffic, flash_block_sizes, hbm_traffic
+from .numpy_tiled import (
+    flash_attention_numpy,
+    flash_attention_numpy_backward,
+    flash_attention_numpy_forward,
+    online_softmax_merge,
+)
+from .triton_attention import (
+    FlashAttentionTriton,
+    flash_attention_triton,
+    flash_attention_triton_backward,
+    flash_attention_triton_forward,
+    load_triton_kernels,
+)
 
-__all__ = [*_numpy_all, *_hbm_all, *_triton_all]
+__all__ = [
+    "FlashAttentionTriton",
+    "HBMCount",
+    "count_hbm_traffic",
+    "flash_attention_numpy",
+    "flash_attention_numpy_backward",
+    "flash_attention_numpy_forward",
+    "flash_attention_triton",
+    "flash_attention_triton_backward",
+    "flash_attention_triton_forward",
+    "flash_block_sizes",
+    "hbm_traffic",
+    "load_triton_kernels",
+    "online_softmax_merge",
+]

@@ -18,7 +18,7 @@ from .._validate import as_float_array, require_ndim, require_positive_int
 from ..functional import softmax
 from .numpy_tiled import online_softmax_merge
 
-__all__ = ["flash_block_sizes", "hbm_traffic", "count_hbm_traffic", "HBMCount"]
+__all__ = ["HBMCount", "count_hbm_traffic", "flash_block_sizes", "hbm_traffic"]
 
 
 def flash_block_sizes(d: int, sram_bytes: int, bytes_per_element: int = 2) -> tuple[int, int]:

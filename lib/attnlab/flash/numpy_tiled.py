@@ -21,15 +21,17 @@ gradients, like `attnlab.scaled_dot_product_attention`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._validate import as_float_array, require_ndim, require_positive_int
 
 __all__ = [
-    "online_softmax_merge",
-    "flash_attention_numpy_forward",
     "flash_attention_numpy",
     "flash_attention_numpy_backward",
+    "flash_attention_numpy_forward",
+    "online_softmax_merge",
 ]
 
 
@@ -65,7 +67,7 @@ def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
     m_shift = np.where(np.isneginf(m), 0.0, m)
     scale1 = np.exp(m1 - m_shift)
     scale2 = np.exp(m2 - m_shift)
-    l = scale1 * l1 + scale2 * l2  # noqa: E741 (l is the paper's symbol)
+    l = scale1 * l1 + scale2 * l2
     acc = scale1[..., None] * acc1 + scale2[..., None] * acc2
     return m, l, acc
 
@@ -103,7 +105,8 @@ def _visible(rows: np.ndarray, cols: np.ndarray, n_q: int, n_k: int) -> np.ndarr
 
 def _tile_scores(q_tile, k_tile, rows, cols, n_q, n_k, causal):
     """Scores q k^T / sqrt(d) of one (Br, Bc) tile, -inf where the causal mask hides a key."""
-    s = (q_tile @ np.swapaxes(k_tile, -1, -2)) / np.sqrt(q_tile.shape[-1])
+    # A Python float scale keeps float32 tiles in float32 (a NumPy float64 would promote them).
+    s = (q_tile @ np.swapaxes(k_tile, -1, -2)) * (1.0 / math.sqrt(q_tile.shape[-1]))
     if causal:
         s = np.where(_visible(rows, cols, n_q, n_k), s, -np.inf)
     return s
@@ -143,7 +146,7 @@ def flash_attention_numpy_forward(q, k, v, causal: bool = False, block_size: int
         q_tile = q[..., r0:r1, :]
         # The empty state: no key seen yet.
         m = np.full(q_tile.shape[:-1], -np.inf, dtype=dtype)
-        l = np.zeros_like(m)  # noqa: E741
+        l = np.zeros_like(m)
         acc = np.zeros(q_tile.shape[:-1] + (v.shape[-1],), dtype=dtype)
         for c0 in range(0, _last_visible_block_end(r1, n_q, n_k, causal), block):
             c1 = min(c0 + block, n_k)
@@ -185,7 +188,7 @@ def flash_attention_numpy_backward(q, k, v, out, logsumexp, dout, causal: bool =
         if arr.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     n_q, n_k = q.shape[-2], k.shape[-2]
-    scale = 1.0 / np.sqrt(q.shape[-1])
+    scale = 1.0 / math.sqrt(q.shape[-1])
     delta = np.sum(dout * out, axis=-1)  # D_i = sum_d dO_id O_id = sum_j P_ij dP_ij
     # Rows with no visible key have L = -inf; all their scores are -inf too, so any finite
     # stand-in gives P = exp(-inf) = 0 there instead of exp(-inf + inf) = NaN.
@@ -197,8 +200,9 @@ def flash_attention_numpy_backward(q, k, v, out, logsumexp, dout, causal: bool =
         c1 = min(c0 + block, n_k)
         cols = np.arange(c0, c1)
         k_tile, v_tile = k[..., c0:c1, :], v[..., c0:c1, :]
-        first_row = 0 if not causal else max(0, c0 - (n_k - n_q))  # first query that sees c0
-        for r0 in range(first_row - first_row % block, n_q, block):
+        # Rows before the first query that sees key c0 see no key of this block: skip them.
+        first_row = 0 if not causal else max(0, c0 - (n_k - n_q))
+        for r0 in range(first_row, n_q, block):
             r1 = min(r0 + block, n_q)
             s = _tile_scores(q[..., r0:r1, :], k_tile, np.arange(r0, r1), cols, n_q, n_k, causal)
             p = np.exp(s - lse[..., r0:r1, None])

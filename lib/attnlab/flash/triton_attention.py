@@ -20,10 +20,10 @@ import os
 import torch
 
 __all__ = [
-    "flash_attention_triton",
-    "flash_attention_triton_forward",
-    "flash_attention_triton_backward",
     "FlashAttentionTriton",
+    "flash_attention_triton",
+    "flash_attention_triton_backward",
+    "flash_attention_triton_forward",
     "load_triton_kernels",
 ]
 
@@ -71,6 +71,12 @@ def load_triton_kernels():
 
 
 def _check_device(kernels, *tensors) -> None:
+    """CUDA tensors for compiled kernels; the interpreter takes any device but has no bfloat16."""
+    if kernels.INTERPRET and any(t.dtype == torch.bfloat16 for t in tensors):
+        raise TypeError(
+            "Triton's CPU interpreter has no bfloat16 (results would be garbage): use float16 "
+            "or float32 on the CPU; bfloat16 works on a GPU."
+        )
     if not kernels.INTERPRET and not all(t.is_cuda for t in tensors):
         raise RuntimeError(
             "Triton kernels run on CUDA tensors; got a tensor on "
@@ -146,7 +152,7 @@ def flash_attention_triton_forward(q, k, v, causal: bool = False, sm_scale=None,
     lse = torch.empty((batch, heads, n_q), device=q.device, dtype=torch.float32)
     args = (q, k, v, out, lse, sm_scale, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
             *out.stride()[:3], heads, n_q, n_k)
-    meta = dict(HEAD_DIM=d, BLOCK_D=_block_d(d), CAUSAL=bool(causal), INNER=inner)
+    meta = {"HEAD_DIM": d, "BLOCK_D": _block_d(d), "CAUSAL": bool(causal), "INNER": inner}
     if kernels.INTERPRET:
         grid = (_cdiv(n_q, _INTERPRETER_BLOCKS["BLOCK_M"]), batch * heads)
         kernels.attn_fwd_kernel[grid](*args, **meta, **_INTERPRETER_BLOCKS)
@@ -191,7 +197,7 @@ def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = Fals
     dk = torch.empty((batch, heads, n_k, d), device=q.device, dtype=q.dtype)
     dv = torch.empty_like(dk)
     strides = (*q.stride()[:3], *k.stride()[:3], *v.stride()[:3], *dout.stride()[:3])
-    meta = dict(HEAD_DIM=d, BLOCK_D=block_d, CAUSAL=bool(causal))
+    meta = {"HEAD_DIM": d, "BLOCK_D": block_d, "CAUSAL": bool(causal)}
     dkdv_args = (q, k, v, dout, dk, dv, lse, delta, sm_scale, *strides, heads, n_q, n_k)
     dq_args = (q, k, v, dout, dq, lse, delta, sm_scale, *strides, heads, n_q, n_k)
     if kernels.INTERPRET:

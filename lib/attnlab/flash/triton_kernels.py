@@ -20,15 +20,15 @@ import triton.language as tl
 
 __all__ = [
     "INTERPRET",
+    "attn_bwd_dkdv_kernel",
+    "attn_bwd_dq_kernel",
+    "attn_bwd_preprocess_kernel",
+    "attn_fwd_inner",
+    "attn_fwd_kernel",
+    "autotuned",
     "load_tile",
     "store_tile",
     "visible",
-    "attn_fwd_inner",
-    "attn_fwd_kernel",
-    "attn_bwd_preprocess_kernel",
-    "attn_bwd_dkdv_kernel",
-    "attn_bwd_dq_kernel",
-    "autotuned",
 ]
 
 # True when the kernels below were built for Triton's CPU interpreter (TRITON_INTERPRET=1).
@@ -355,7 +355,7 @@ def attn_bwd_dq_kernel(Q, K, V, DO, DQ, Lse, Delta, sm_scale,
 # ----------------------------------------------------------------------------------------
 # GPU autotuning (Hopper-sized tiles). The interpreter uses one small fixed configuration.
 # ----------------------------------------------------------------------------------------
-def _configs(pairs, warps=(4, 8), stages=(2, 3, 4)):
+def _configs(pairs, warps, stages):
     return [
         triton.Config({"BLOCK_M": bm, "BLOCK_N": bn}, num_warps=w, num_stages=s)
         for bm, bn in pairs for w in warps for s in stages
@@ -368,17 +368,21 @@ _KEY = ["N_Q", "N_K", "HEAD_DIM", "CAUSAL"]
 def autotuned():
     """Autotuned versions of the three main kernels for a GPU: (forward, dkdv, dq).
 
-    Built on demand (never under the interpreter). Configurations that do not fit in shared
-    memory are skipped by the autotuner.
+    Built on demand (never under the interpreter). Tile shapes suit Hopper (wgmma on 64-row
+    warpgroups); configurations that do not fit in shared memory are skipped by the autotuner.
     """
     global _AUTOTUNED
     if _AUTOTUNED is None:
-        fwd = triton.autotune(_configs([(128, 64), (128, 128), (64, 64), (64, 128)]),
-                              key=_KEY)(attn_fwd_kernel)
-        dkdv = triton.autotune(_configs([(32, 128), (64, 128), (64, 64), (128, 128)]),
-                               key=_KEY)(attn_bwd_dkdv_kernel)
-        dq = triton.autotune(_configs([(128, 32), (128, 64), (64, 64), (128, 128)]),
-                             key=_KEY)(attn_bwd_dq_kernel)
+        fwd = triton.autotune(
+            _configs([(128, 64), (128, 128), (64, 64), (64, 128)], warps=(4, 8), stages=(3,))
+            + _configs([(128, 64), (128, 128)], warps=(8,), stages=(2, 4)),
+            key=_KEY)(attn_fwd_kernel)
+        dkdv = triton.autotune(
+            _configs([(32, 128), (64, 128), (64, 64)], warps=(4, 8), stages=(2, 3)),
+            key=_KEY)(attn_bwd_dkdv_kernel)
+        dq = triton.autotune(
+            _configs([(128, 32), (128, 64), (64, 64)], warps=(4, 8), stages=(2, 3)),
+            key=_KEY)(attn_bwd_dq_kernel)
         _AUTOTUNED = (fwd, dkdv, dq)
     return _AUTOTUNED
 

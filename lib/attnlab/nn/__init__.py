@@ -1,16 +1,26 @@
 """Torch modules: attention with KV cache and grouped heads, blocks, GPT, BERT-style encoder, HF loaders."""
 
-from .attention import *  # noqa: F401,F403
-from .attention import __all__ as _attention_all
-from .block import *  # noqa: F401,F403
-from .block import __all__ as _block_all
-from .config import *  # noqa: F401,F403
-from .config import __all__ as _config_all
-from .encoder import *  # noqa: F401,F403
-from .encoder import __all__ as _encoder_all
-from .gpt import *  # noqa: F401,F403
-from .gpt import __all__ as _gpt_all
-from .layers import *  # noqa: F401,F403
-from .layers import __all__ as _layers_all
+from .attention import Attention, KVCache
+from .block import TransformerBlock
+from .config import EncoderConfig, GPTConfig, TransformerConfig
+from .encoder import Encoder, load_minilm, minilm_path
+from .gpt import GPT, sample_next_token
+from .layers import MLP, PositionalEmbedding, apply_rope_torch, make_norm
 
-__all__ = [*_config_all, *_layers_all, *_attention_all, *_block_all, *_gpt_all, *_encoder_all]
+__all__ = [
+    "GPT",
+    "MLP",
+    "Attention",
+    "Encoder",
+    "EncoderConfig",
+    "GPTConfig",
+    "KVCache",
+    "PositionalEmbedding",
+    "TransformerBlock",
+    "TransformerConfig",
+    "apply_rope_torch",
+    "load_minilm",
+    "make_norm",
+    "minilm_path",
+    "sample_next_token",
+]

@@ -18,7 +18,7 @@ from ..functional import causal_mask
 from .config import TransformerConfig
 from .layers import apply_rope_torch
 
-__all__ = ["KVCache", "Attention"]
+__all__ = ["Attention", "KVCache"]
 
 
 class KVCache:
@@ -28,8 +28,15 @@ class KVCache:
     concatenating tensors; `length` counts the positions stored so far.
     """
 
-    def __init__(self, batch_size: int, n_kv_heads: int, max_len: int, head_dim: int,
-                 dtype: torch.dtype = torch.float32, device=None):
+    def __init__(
+        self,
+        batch_size: int,
+        n_kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype: torch.dtype = torch.float32,
+        device=None,
+    ):
         shape = (batch_size, n_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)
@@ -69,8 +76,10 @@ class KVCache:
 
     def __repr__(self) -> str:
         b, h, n, d = self.k.shape
-        return (f"KVCache(batch={b}, n_kv_heads={h}, length={self.length}/{n}, head_dim={d}, "
-                f"dtype={self.k.dtype}, nbytes={self.nbytes})")
+        return (
+            f"KVCache(batch={b}, n_kv_heads={h}, length={self.length}/{n}, head_dim={d}, "
+            f"dtype={self.k.dtype}, nbytes={self.nbytes})"
+        )
 
 
 def _alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -104,8 +113,13 @@ class Attention(nn.Module):
         if self.pos == "alibi":
             self.register_buffer("alibi_slopes", _alibi_slopes(self.n_heads), persistent=False)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, mask: torch.Tensor | None = None,
-                need_weights: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ):
         """x: (B, N, d_model). kv_cache: append this call's keys/values and attend to all cached ones.
 
         mask: boolean, True = may attend, broadcastable to (B, n_heads, N, N_keys) (e.g. a
@@ -139,7 +153,8 @@ class Attention(nn.Module):
             out, weights = self._explicit_attention(q, k, v, allowed, bias, dropout_p)
         else:
             plain_causal = self.causal and mask is None and bias is None and n_new == n_keys > 1
-            out, weights = self._fused_attention(q, k, v, allowed, bias, dropout_p, plain_causal), None
+            out = self._fused_attention(q, k, v, allowed, bias, dropout_p, plain_causal)
+            weights = None
         out = out.transpose(1, 2).reshape(batch, n_new, d_model)
         return self.out(out), weights
 
@@ -179,7 +194,11 @@ class Attention(nn.Module):
         if plain_causal:
             attn_mask = None  # the square causal triangle: let the kernel build it itself
         return F.scaled_dot_product_attention(
-            q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=plain_causal,
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=dropout_p,
+            is_causal=plain_causal,
             enable_gqa=self.n_heads != self.n_kv_heads,
         )
-

@@ -30,8 +30,13 @@ class TransformerBlock(nn.Module):
         self.mlp = MLP(config)
         self.drop = nn.Dropout(config.dropout)
 
-    def forward(self, x: torch.Tensor, kv_cache: KVCache | None = None, mask: torch.Tensor | None = None,
-                need_weights: bool = False):
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv_cache: KVCache | None = None,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+    ):
         """Returns (x, attention weights (B, n_heads, N, N_keys) or None); see Attention.forward."""
         if self.prenorm:
             attn_out, weights = self.attn(self.norm1(x), kv_cache, mask, need_weights)

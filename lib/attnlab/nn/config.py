@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from .._validate import require_divides, require_positive_int
 
-__all__ = ["TransformerConfig", "GPTConfig", "EncoderConfig"]
+__all__ = ["EncoderConfig", "GPTConfig", "TransformerConfig"]
 
 NORMS = ("layernorm", "rmsnorm")
 MLPS = ("gelu", "gelu_tanh", "relu", "swiglu")
@@ -103,18 +103,24 @@ class GPTConfig(TransformerConfig):
     tie_weights: bool = True
 
     @classmethod
-    def gpt2_style(cls, **changes) -> "GPTConfig":
+    def gpt2_style(cls, **changes) -> GPTConfig:
         """GPT-2's choices (Radford et al. 2019): LayerNorm, tanh-GELU, learned positions, Pre-LN."""
-        fields = dict(norm="layernorm", mlp="gelu_tanh", pos="learned", bias=True, prenorm=True)
+        fields = {
+            "norm": "layernorm",
+            "mlp": "gelu_tanh",
+            "pos": "learned",
+            "bias": True,
+            "prenorm": True,
+        }
         return cls(**{**fields, **changes})
 
     @classmethod
-    def modern_style(cls, **changes) -> "GPTConfig":
+    def modern_style(cls, **changes) -> GPTConfig:
         """LLaMA-like choices (Touvron et al. 2023): RMSNorm, SwiGLU, RoPE, no biases, Pre-LN.
 
         Pass n_kv_heads to get grouped-query attention.
         """
-        fields = dict(norm="rmsnorm", mlp="swiglu", pos="rope", bias=False, prenorm=True)
+        fields = {"norm": "rmsnorm", "mlp": "swiglu", "pos": "rope", "bias": False, "prenorm": True}
         return cls(**{**fields, **changes})
 
 

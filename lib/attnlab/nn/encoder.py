@@ -37,20 +37,31 @@ class Encoder(nn.Module):
         self.config = config
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = PositionalEmbedding(config)
-        self.type_emb = nn.Embedding(config.type_vocab_size, config.d_model) if config.type_vocab_size else None
+        self.type_emb = (
+            nn.Embedding(config.type_vocab_size, config.d_model) if config.type_vocab_size else None
+        )
         self.emb_norm = make_norm(config) if config.embedding_norm else nn.Identity()
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(config, causal=False) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config, causal=False) for _ in range(config.n_layers)
+        )
         self.norm_f = make_norm(config) if config.prenorm else nn.Identity()
         init_weights(self, config.n_layers)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
-                attention_mask: torch.Tensor | None = None, return_weights: bool = False):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+    ):
         cfg = self.config
         check_token_ids("input_ids", input_ids, cfg.vocab_size)
         n = input_ids.shape[1]
         if n > cfg.context_length:
-            raise ValueError(f"input_ids has sequence length {n}, which exceeds context_length={cfg.context_length}")
+            raise ValueError(
+                f"input_ids has sequence length {n}, which exceeds context_length={cfg.context_length}"
+            )
         x = self.pos_emb(self.tok_emb(input_ids))
         if self.type_emb is not None:
             if token_type_ids is None:
@@ -82,20 +93,36 @@ class Encoder(nn.Module):
         """EncoderConfig from a Hugging Face BERT config (a BertConfig or its config.json dict)."""
         if not isinstance(hf_config, dict):
             hf_config = hf_config.to_dict()
-        activations = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "relu": "relu"}
+        activations = {
+            "gelu": "gelu",
+            "gelu_new": "gelu_tanh",
+            "gelu_pytorch_tanh": "gelu_tanh",
+            "relu": "relu",
+        }
         act = hf_config.get("hidden_act", "gelu")
         if act not in activations:
             raise ValueError(f"unsupported BERT hidden_act={act!r}")
         position_type = hf_config.get("position_embedding_type", "absolute")
         if position_type != "absolute":
-            raise ValueError(f"only absolute BERT position embeddings are supported, got {position_type!r}")
+            raise ValueError(
+                f"only absolute BERT position embeddings are supported, got {position_type!r}"
+            )
         return EncoderConfig(
-            vocab_size=hf_config["vocab_size"], context_length=hf_config["max_position_embeddings"],
-            d_model=hf_config["hidden_size"], n_layers=hf_config["num_hidden_layers"],
-            n_heads=hf_config["num_attention_heads"], d_ff=hf_config["intermediate_size"],
-            norm="layernorm", mlp=activations[act], pos="learned", bias=True, prenorm=False,
-            dropout=0.0, norm_eps=hf_config.get("layer_norm_eps", 1e-12),
-            type_vocab_size=hf_config.get("type_vocab_size", 2), embedding_norm=True,
+            vocab_size=hf_config["vocab_size"],
+            context_length=hf_config["max_position_embeddings"],
+            d_model=hf_config["hidden_size"],
+            n_layers=hf_config["num_hidden_layers"],
+            n_heads=hf_config["num_attention_heads"],
+            d_ff=hf_config["intermediate_size"],
+            norm="layernorm",
+            mlp=activations[act],
+            pos="learned",
+            bias=True,
+            prenorm=False,
+            dropout=0.0,
+            norm_eps=hf_config.get("layer_norm_eps", 1e-12),
+            type_vocab_size=hf_config.get("type_vocab_size", 2),
+            embedding_norm=True,
         )
 
     def load_bert_state_dict(self, sd: dict) -> None:
@@ -127,10 +154,12 @@ class Encoder(nn.Module):
         self.load_state_dict(ours)
 
     @classmethod
-    def from_hf_bert(cls, hf_model) -> "Encoder":
+    def from_hf_bert(cls, hf_model) -> Encoder:
         """An Encoder with the weights of a transformers BertModel (same hidden states and attention)."""
-        if getattr(hf_model.config, "model_type", None) != "bert":
-            raise TypeError(f"hf_model must be a transformers BertModel, got {type(hf_model).__name__}")
+        if getattr(getattr(hf_model, "config", None), "model_type", None) != "bert":
+            raise TypeError(
+                f"hf_model must be a transformers BertModel, got {type(hf_model).__name__}"
+            )
         sd = hf_model.state_dict()
         encoder = cls(cls.config_from_hf(hf_model.config))
         encoder.load_bert_state_dict(sd)

@@ -35,7 +35,9 @@ class GPT(nn.Module):
         self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
         self.pos_emb = PositionalEmbedding(config)
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(TransformerBlock(config, causal=True) for _ in range(config.n_layers))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(config, causal=True) for _ in range(config.n_layers)
+        )
         # Pre-LN leaves the residual stream unnormalised, so a last norm precedes the head.
         self.norm_f = make_norm(config) if config.prenorm else nn.Identity()
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
@@ -50,22 +52,34 @@ class GPT(nn.Module):
     def new_kv_cache(self, batch_size: int, max_len: int | None = None) -> list[KVCache]:
         """One empty preallocated KVCache per layer, room for max_len (default context_length) positions."""
         cfg = self.config
-        max_len = cfg.context_length if max_len is None else require_positive_int("max_len", max_len)
+        max_len = (
+            cfg.context_length if max_len is None else require_positive_int("max_len", max_len)
+        )
         weight = self.tok_emb.weight
         return [
-            KVCache(batch_size, cfg.n_kv_heads, max_len, cfg.head_dim, dtype=weight.dtype, device=weight.device)
+            KVCache(
+                batch_size,
+                cfg.n_kv_heads,
+                max_len,
+                cfg.head_dim,
+                dtype=weight.dtype,
+                device=weight.device,
+            )
             for _ in range(cfg.n_layers)
         ]
 
-    def hidden_states(self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None,
-                      need_weights: bool = False):
+    def hidden_states(
+        self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None, need_weights: bool = False
+    ):
         """The final normalised hidden states (B, N, d_model) and the per-layer weights (or Nones)."""
         cfg = self.config
         check_token_ids("idx", idx, cfg.vocab_size)
         start = 0
         if kv_cache is not None:
             if len(kv_cache) != cfg.n_layers:
-                raise ValueError(f"kv_cache must hold one KVCache per layer ({cfg.n_layers}), got {len(kv_cache)}")
+                raise ValueError(
+                    f"kv_cache must hold one KVCache per layer ({cfg.n_layers}), got {len(kv_cache)}"
+                )
             start = kv_cache[0].length
         n_total = start + idx.shape[1]
         if n_total > cfg.context_length:
@@ -80,15 +94,23 @@ class GPT(nn.Module):
             weights.append(w)
         return self.norm_f(x), weights
 
-    def forward(self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None, return_weights: bool = False):
+    def forward(
+        self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None, return_weights: bool = False
+    ):
         """Logits (B, N, vocab_size), and the per-layer attention weights if return_weights."""
         h, weights = self.hidden_states(idx, kv_cache, need_weights=return_weights)
         logits = self.lm_head(h)
         return (logits, weights) if return_weights else logits
 
     @torch.inference_mode()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, use_cache: bool = True) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_cache: bool = True,
+    ) -> torch.Tensor:
         """Append max_new_tokens sampled tokens to idx (B, N); returns (B, N + max_new_tokens).
 
         temperature=0 (or top_k=1) is greedy decoding. use_cache=True runs the prompt once and
@@ -98,8 +120,14 @@ class GPT(nn.Module):
         """
         cfg = self.config
         check_token_ids("idx", idx, cfg.vocab_size)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int)
+            or max_new_tokens < 0
+        ):
+            raise ValueError(
+                f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}"
+            )
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         if top_k is not None:
@@ -124,30 +152,49 @@ class GPT(nn.Module):
         return idx
 
     @classmethod
-    def from_hf_gpt2(cls, hf_model) -> "GPT":
+    def from_hf_gpt2(cls, hf_model) -> GPT:
         """A GPT with the weights of a transformers GPT2LMHeadModel (same logits to float precision).
 
         GPT-2's Conv1D layers store weights as (in, out); nn.Linear wants (out, in), so each
         matrix is transposed. The fused c_attn matrix maps to our fused qkv layer unchanged.
         """
-        hf_cfg = hf_model.config
-        if getattr(hf_cfg, "model_type", None) != "gpt2" or not hasattr(hf_model, "transformer"):
-            raise TypeError(f"hf_model must be a transformers GPT2LMHeadModel, got {type(hf_model).__name__}")
+        hf_cfg = getattr(hf_model, "config", None)
+        if getattr(hf_cfg, "model_type", None) != "gpt2" or not hasattr(hf_model, "lm_head"):
+            raise TypeError(
+                f"hf_model must be a transformers GPT2LMHeadModel, got {type(hf_model).__name__}"
+            )
         if not hf_cfg.scale_attn_weights or hf_cfg.scale_attn_by_inverse_layer_idx:
             raise ValueError(
                 "from_hf_gpt2 supports the standard 1/sqrt(head_dim) scaling only: got "
                 f"scale_attn_weights={hf_cfg.scale_attn_weights}, "
                 f"scale_attn_by_inverse_layer_idx={hf_cfg.scale_attn_by_inverse_layer_idx}"
             )
-        activations = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
+        activations = {
+            "gelu_new": "gelu_tanh",
+            "gelu_pytorch_tanh": "gelu_tanh",
+            "gelu": "gelu",
+            "relu": "relu",
+        }
         if hf_cfg.activation_function not in activations:
-            raise ValueError(f"unsupported GPT-2 activation_function={hf_cfg.activation_function!r}")
+            raise ValueError(
+                f"unsupported GPT-2 activation_function={hf_cfg.activation_function!r}"
+            )
         tied = hf_model.lm_head.weight is hf_model.transformer.wte.weight
         config = GPTConfig(
-            vocab_size=hf_cfg.vocab_size, context_length=hf_cfg.n_positions, d_model=hf_cfg.n_embd,
-            n_layers=hf_cfg.n_layer, n_heads=hf_cfg.n_head, d_ff=hf_cfg.n_inner or 4 * hf_cfg.n_embd,
-            norm="layernorm", mlp=activations[hf_cfg.activation_function], pos="learned", bias=True,
-            prenorm=True, dropout=0.0, norm_eps=hf_cfg.layer_norm_epsilon, tie_weights=tied,
+            vocab_size=hf_cfg.vocab_size,
+            context_length=hf_cfg.n_positions,
+            d_model=hf_cfg.n_embd,
+            n_layers=hf_cfg.n_layer,
+            n_heads=hf_cfg.n_head,
+            d_ff=hf_cfg.n_inner or 4 * hf_cfg.n_embd,
+            norm="layernorm",
+            mlp=activations[hf_cfg.activation_function],
+            pos="learned",
+            bias=True,
+            prenorm=True,
+            dropout=0.0,
+            norm_eps=hf_cfg.layer_norm_epsilon,
+            tie_weights=tied,
         )
         model = cls(config)
         sd = hf_model.state_dict()
@@ -156,10 +203,18 @@ class GPT(nn.Module):
             "pos_emb.table.weight": sd["transformer.wpe.weight"],
             "norm_f.weight": sd["transformer.ln_f.weight"],
             "norm_f.bias": sd["transformer.ln_f.bias"],
-            "lm_head.weight": sd["lm_head.weight"] if "lm_head.weight" in sd else sd["transformer.wte.weight"],
+            "lm_head.weight": sd["lm_head.weight"]
+            if "lm_head.weight" in sd
+            else sd["transformer.wte.weight"],
         }
-        names = {"ln_1": "norm1", "ln_2": "norm2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.out",
-                 "mlp.c_fc": "mlp.up", "mlp.c_proj": "mlp.down"}
+        names = {
+            "ln_1": "norm1",
+            "ln_2": "norm2",
+            "attn.c_attn": "attn.qkv",
+            "attn.c_proj": "attn.out",
+            "mlp.c_fc": "mlp.up",
+            "mlp.c_proj": "mlp.down",
+        }
         for i in range(config.n_layers):
             for hf_name, our_name in names.items():
                 weight = sd[f"transformer.h.{i}.{hf_name}.weight"]
@@ -170,7 +225,9 @@ class GPT(nn.Module):
         return model.to(sd["transformer.wte.weight"].dtype).eval()
 
 
-def sample_next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None) -> torch.Tensor:
+def sample_next_token(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
+) -> torch.Tensor:
     """Pick one token per row of logits (B, vocab_size) -> (B, 1).
 
     temperature=0 or top_k=1: argmax (greedy). Otherwise sample from softmax(logits / temperature)

@@ -11,7 +11,7 @@ from torch import nn
 
 from .config import TransformerConfig
 
-__all__ = ["make_norm", "MLP", "PositionalEmbedding", "apply_rope_torch"]
+__all__ = ["MLP", "PositionalEmbedding", "apply_rope_torch", "make_norm"]
 
 
 def make_norm(config: TransformerConfig) -> nn.Module:
@@ -49,7 +49,9 @@ class MLP(nn.Module):
         return self.down(hidden)
 
 
-def apply_rope_torch(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+def apply_rope_torch(
+    x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0
+) -> torch.Tensor:
     """Rotary position embedding (Su et al. 2021) on torch tensors, same convention as attnlab.apply_rope.
 
     x: (..., N, d) with d even; positions: (N,). Feature pair (2i, 2i+1) at position p is
@@ -57,7 +59,9 @@ def apply_rope_torch(x: torch.Tensor, positions: torch.Tensor, base: float = 100
     """
     d = x.shape[-1]
     if d % 2:
-        raise ValueError(f"apply_rope_torch needs an even last dimension, got x of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"apply_rope_torch needs an even last dimension, got x of shape {tuple(x.shape)}"
+        )
     if positions.shape != (x.shape[-2],):
         raise ValueError(
             f"positions must have shape ({x.shape[-2]},) to match x {tuple(x.shape)}, "
@@ -89,7 +93,9 @@ class PositionalEmbedding(nn.Module):
             from ..positional import sinusoidal_positional_encoding
 
             table = sinusoidal_positional_encoding(config.context_length, config.d_model)
-            self.register_buffer("table", torch.as_tensor(table, dtype=torch.float32), persistent=False)
+            self.register_buffer(
+                "table", torch.as_tensor(table, dtype=torch.float32), persistent=False
+            )
 
     def forward(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
         """x: (B, N, d_model) embeddings of positions start, ..., start + N - 1."""
@@ -106,7 +112,11 @@ def init_weights(model: nn.Module, n_layers: int, std: float = 0.02) -> None:
     projections that write into the residual stream scaled by 1/sqrt(2 * n_layers)."""
     for name, p in model.named_parameters():
         if p.ndim >= 2:
-            scale = (2 * n_layers) ** -0.5 if name.endswith(("attn.out.weight", "mlp.down.weight")) else 1.0
+            scale = (
+                (2 * n_layers) ** -0.5
+                if name.endswith(("attn.out.weight", "mlp.down.weight"))
+                else 1.0
+            )
             nn.init.normal_(p, mean=0.0, std=std * scale)
         elif name.endswith("bias"):
             nn.init.zeros_(p)
@@ -118,7 +128,9 @@ def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
         got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise TypeError(f"{name} must be an integer torch tensor of token ids, got {got}")
     if ids.ndim != 2 or ids.shape[1] == 0:
-        raise ValueError(f"{name} must have shape (batch, seq_len) with seq_len >= 1, got {tuple(ids.shape)}")
+        raise ValueError(
+            f"{name} must have shape (batch, seq_len) with seq_len >= 1, got {tuple(ids.shape)}"
+        )
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi

@@ -1,0 +1,197 @@
+"""GPU benchmark: attnlab's Triton FlashAttention vs PyTorch SDPA (flash and cuDNN backends).
+
+For B = 4, H = 32, N = 1k ... 16k, d = 64 and 128, causal and not, float16 and bfloat16, prints
+TFLOP/s of the forward, of the backward alone and of forward + backward, the ratio to SDPA's
+flash backend and the fraction of the GPU's dense fp16/bf16 peak. FLOPs: forward
+4 * B * H * N^2 * d (two matmuls of 2 N^2 d each), half of it when causal; backward 2.5x the
+forward (five matmuls instead of two).
+Targets (issue 4): forward >= 0.9x SDPA-flash at d = 64, N >= 4096; backward >= 0.7x.
+
+One command on a GPU machine (the first run of each shape spends time autotuning):
+    python bench/flash_gpu.py                 # full sweep
+    python bench/flash_gpu.py --quick         # d = 64, 128 at N = 4096, 8192, float16
+    python bench/flash_gpu.py --out results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+
+import attnlab
+import torch
+
+# Dense (no sparsity) fp16/bf16 tensor-core peaks in TFLOP/s, from the vendor data sheets.
+PEAK_TFLOPS = {"H200": 989.4, "H100 SXM": 989.4, "H100 80GB HBM3": 989.4, "H100 PCIe": 756.0,
+               "H100": 989.4, "A100": 312.0, "L40S": 362.0, "4090": 165.2}
+
+
+def peak_tflops(name: str, override: float | None) -> float | None:
+    if override:
+        return override
+    for key, value in PEAK_TFLOPS.items():
+        if key in name:
+            return value
+    return None
+
+
+def forward_flops(b, h, n, d, causal) -> float:
+    flops = 4.0 * b * h * n * n * d
+    return flops / 2 if causal else flops
+
+
+def implementations():
+    """name -> attention function (q, k, v, causal) -> out, or None where unavailable."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def sdpa(backend):
+        def run(q, k, v, causal):
+            with sdpa_kernel(backend):
+                return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return run
+
+    impls = {
+        "attnlab": lambda q, k, v, causal: attnlab.flash_attention_triton(q, k, v, causal=causal),
+        "sdpa-flash": sdpa(SDPBackend.FLASH_ATTENTION),
+    }
+    if hasattr(SDPBackend, "CUDNN_ATTENTION"):
+        impls["sdpa-cudnn"] = sdpa(SDPBackend.CUDNN_ATTENTION)
+    return impls
+
+
+def time_ms(fn) -> float:
+    from triton.testing import do_bench
+
+    return do_bench(fn, warmup=25, rep=100)
+
+
+def measure(fn, q, k, v, causal):
+    """(forward ms, backward-alone ms, forward+backward ms), or None if the backend refuses."""
+    try:
+        out = fn(q, k, v, causal)
+    except RuntimeError as err:  # e.g. a backend that does not support this shape or GPU
+        print(f"    skipped: {str(err).splitlines()[0][:100]}", file=sys.stderr)
+        return None
+    dout = torch.randn_like(out)
+    fwd = time_ms(lambda: fn(q, k, v, causal))
+    bwd = time_ms(lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True))
+
+    def fwd_bwd():
+        torch.autograd.grad(fn(q, k, v, causal), (q, k, v), dout)
+
+    return fwd, bwd, time_ms(fwd_bwd)
+
+
+def check_correctness(dtype) -> None:
+    """Outputs and gradients of attnlab vs SDPA on one small case before timing."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 333, 64, device="cuda", dtype=dtype, requires_grad=True)
+               for _ in range(3))
+    for causal in (False, True):
+        out = attnlab.flash_attention_triton(q, k, v, causal=causal)
+        ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        dout = torch.randn_like(out)
+        got = torch.autograd.grad(out, (q, k, v), dout)
+        want = torch.autograd.grad(ref, (q, k, v), dout)
+        for a, b in zip((out, *got), (ref, *want)):
+            torch.testing.assert_close(a, b, atol=3e-2, rtol=3e-2)
+    print(f"# correctness vs SDPA ({dtype}): ok")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--heads", type=int, default=32)
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        default=[1024, 2048, 4096, 8192, 16384])
+    parser.add_argument("--dims", type=int, nargs="+", default=[64, 128])
+    parser.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16"])
+    parser.add_argument("--causal", nargs="+", default=["false", "true"])
+    parser.add_argument("--quick", action="store_true",
+                        help="d = 64, 128 at N = 4096, 8192, float16 only")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="GPU dense fp16 peak, if its name is not in the built-in table")
+    parser.add_argument("--out", default=None, help="also write the markdown table here")
+    args = parser.parse_args()
+    if not torch.cuda.is_available():
+        sys.exit("flash_gpu.py needs a CUDA GPU (for the CPU use bench/flash_cpu.py)")
+    if args.quick:
+        args.sizes, args.dtypes = [4096, 8192], ["float16"]
+
+    name = torch.cuda.get_device_name()
+    peak = peak_tflops(name, args.peak_tflops)
+    import triton
+
+    lines = [
+        (f"# {date.today()}  {name}  torch {torch.__version__}  triton {triton.__version__}  "
+         f"B={args.batch} H={args.heads}  peak {peak or '?'} TFLOP/s (dense fp16/bf16)"),
+    ]
+    print(lines[0], flush=True)
+    for dtype_name in args.dtypes:
+        check_correctness(getattr(torch, dtype_name))
+
+    impls = implementations()
+    header = ["dtype", "causal", "d", "N"]
+    for impl in impls:
+        header += [f"{impl} fwd", f"{impl} bwd", f"{impl} fwd+bwd"]
+    header += ["fwd / flash", "bwd / flash", "fwd % peak", "fwd+bwd % peak"]
+    lines += ["", "TFLOP/s", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    print("\n".join(lines[1:]), flush=True)
+
+    checks = []
+    for dtype_name in args.dtypes:
+        dtype = getattr(torch, dtype_name)
+        for causal in (c.lower() in ("1", "true", "yes") for c in args.causal):
+            for d in args.dims:
+                for n in args.sizes:
+                    torch.manual_seed(0)
+                    q, k, v = (torch.randn(args.batch, args.heads, n, d, device="cuda",
+                                           dtype=dtype, requires_grad=True) for _ in range(3))
+                    fwd_flops = forward_flops(args.batch, args.heads, n, d, causal)
+                    tflops = {}
+                    for impl, fn in impls.items():
+                        times = measure(fn, q, k, v, causal)
+                        if times is not None:
+                            fwd_ms, bwd_ms, both_ms = times
+                            tflops[impl] = (fwd_flops / fwd_ms * 1e-9,
+                                            2.5 * fwd_flops / bwd_ms * 1e-9,
+                                            3.5 * fwd_flops / both_ms * 1e-9)
+                    row = [dtype_name, str(causal), str(d), str(n)]
+                    for impl in impls:
+                        row += [f"{x:.0f}" for x in tflops[impl]] if impl in tflops else ["n/a"] * 3
+                    ours, flash = tflops.get("attnlab"), tflops.get("sdpa-flash")
+                    if ours and flash:
+                        fwd_ratio, bwd_ratio = ours[0] / flash[0], ours[1] / flash[1]
+                        row += [f"{fwd_ratio:.2f}", f"{bwd_ratio:.2f}"]
+                        if d == 64 and n >= 4096:
+                            checks.append((fwd_ratio, bwd_ratio))
+                    else:
+                        row += ["n/a", "n/a"]
+                    if ours and peak:
+                        row += [f"{100 * ours[0] / peak:.0f}%", f"{100 * ours[2] / peak:.0f}%"]
+                    else:
+                        row += ["n/a", "n/a"]
+                    lines.append("| " + " | ".join(row) + " |")
+                    print(lines[-1], flush=True)
+                    del q, k, v
+                    torch.cuda.empty_cache()
+
+    if checks:
+        worst_fwd = min(c[0] for c in checks)
+        worst_bwd = min(c[1] for c in checks)
+        lines += [
+            "",
+            (f"target forward >= 0.9x sdpa-flash (d=64, N>=4096): worst {worst_fwd:.2f}x -> "
+             f"{'PASS' if worst_fwd >= 0.9 else 'FAIL'}"),
+            (f"target backward >= 0.7x sdpa-flash (d=64, N>=4096): worst {worst_bwd:.2f}x -> "
+             f"{'PASS' if worst_bwd >= 0.7 else 'FAIL'}"),
+        ]
+        print("\n".join(lines[-3:]))
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

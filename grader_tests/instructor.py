@@ -1,0 +1,212 @@
+"""`attnlab-grade`: collect, autograde and export a class in one command, losing nobody.
+
+    attnlab-grade 00_quickstart 01_experience          # in an nbgrader course directory
+    attnlab-grade --all --collect --course-dir ~/course
+
+A thin wrapper over `nbgrader collect`, `nbgrader autograde` and `nbgrader export` that
+shows a progress bar, prints a summary table, and — where nbgrader alone would lose a
+submission (a kernel killed by `os._exit` or a crash makes nbgrader remove that student's
+autograded folder and report an error) — records the submission as graded 0 in the
+gradebook, says why, and goes on. It writes `grades.csv` (nbgrader's export) and
+`grading_report.csv` (one row per submission, with the reason for every 0 it had to give).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["GradeResult", "grade_assignment", "main"]
+
+_START = re.compile(r"Autograding (?P<path>.*?)/autograded/(?P<student>[^/]+)/(?P<assignment>[^/]+)/")
+_FAILED = re.compile(r"There was an error processing assignment:? '?(?P<path>.*?)/submitted/(?P<student>[^/]+)/")
+_REASONS = [
+    ("Kernel died", "the kernel died while running the notebook (os._exit, a crash, or out of memory)"),
+    ("DeadKernelError", "the kernel died while running the notebook (os._exit, a crash, or out of memory)"),
+    ("CellTimeoutError", "a cell ran past the time limit and the kernel could not be interrupted"),
+    ("TimeoutError", "the notebook ran past the time limit"),
+    ("NotJSONError", "the submitted file is not a valid notebook"),
+    ("JSONDecodeError", "the submitted file is not a valid notebook"),
+    ("ValidationError", "the submitted notebook is malformed"),
+]
+
+
+@dataclass
+class GradeResult:
+    """One submission's outcome."""
+
+    assignment: str
+    student: str
+    score: float
+    max_score: float
+    status: str  # "graded" or "graded 0"
+    reason: str = ""
+
+
+def _env() -> dict:
+    """nbgrader runs alembic as a subprocess: this interpreter's bin folder goes on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("ATTNLAB_STATIC", "1")
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def _nbgrader(course_dir: Path, *args: str, log_level: str = "WARN") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args, f"--log-level={log_level}"],
+        cwd=course_dir, env=_env(), capture_output=True, text=True,
+    )
+
+
+def _reason(log_lines: list[str]) -> str:
+    text = "\n".join(log_lines)
+    for needle, reason in _REASONS:
+        if needle in text:
+            return reason
+    errors = [line for line in log_lines if "Error" in line or "ERROR" in line]
+    return f"nbgrader could not grade it ({errors[-1].strip()[:160]})" if errors else "nbgrader could not grade it"
+
+
+def _ensure_zero_submission(course_dir: Path, assignment: str, student: str) -> None:
+    """Make sure the gradebook holds the submission (with no points) so export lists it."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        try:
+            gb.find_student(student)
+        except MissingEntry:
+            gb.add_student(student)
+        try:
+            gb.find_submission(assignment, student)
+        except MissingEntry:
+            gb.add_submission(assignment, student)
+
+
+def _scores(course_dir: Path, assignment: str, student: str) -> tuple[float, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course_dir / 'gradebook.db'}") as gb:
+        sub = gb.find_submission(assignment, student)
+        return float(sub.score), float(sub.max_score)
+
+
+def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
+                     progress: bool = True) -> list[GradeResult]:
+    """Collect (optionally) and autograde every submission of `assignment`; never lose one."""
+    from tqdm.auto import tqdm
+
+    course_dir = Path(course_dir).resolve()
+    if collect:
+        out = _nbgrader(course_dir, "collect", assignment, "--update")
+        if out.returncode != 0:
+            raise RuntimeError(f"nbgrader collect {assignment} failed:\n{out.stderr[-2000:]}")
+    students = sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{assignment}") if p.is_dir())
+    if not students:
+        return []
+    cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--create",
+           "--log-level=INFO"]
+    proc = subprocess.Popen(cmd, cwd=course_dir, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    failed: dict[str, list[str]] = {}
+    recent: list[str] = []
+    seen: set[str] = set()
+    with tqdm(total=len(students), desc=f"autograde {assignment}", unit="sub", disable=not progress) as bar:
+        for line in proc.stdout:
+            recent = (recent + [line])[-40:]
+            start = _START.search(line)
+            if start and start.group("student") not in seen:
+                seen.add(start.group("student"))
+                bar.update(1)
+                bar.set_postfix_str(start.group("student"))
+                recent = [line]
+            fail = _FAILED.search(line)
+            if fail:
+                failed[fail.group("student")] = list(recent)
+        proc.wait()
+    results = []
+    for student in students:
+        notebook_dir = course_dir / "autograded" / student / assignment
+        if student in failed or not notebook_dir.is_dir():
+            _ensure_zero_submission(course_dir, assignment, student)
+            reason = _reason(failed.get(student, []))
+            _, max_score = _scores(course_dir, assignment, student)
+            results.append(GradeResult(assignment, student, 0.0, max_score, "graded 0", reason))
+        else:
+            score, max_score = _scores(course_dir, assignment, student)
+            results.append(GradeResult(assignment, student, score, max_score, "graded"))
+    return results
+
+
+def _table(results: list[GradeResult]) -> str:
+    rows = [("assignment", "student", "score", "status")]
+    for r in results:
+        status = r.status + (f": {r.reason}" if r.reason else "")
+        rows.append((r.assignment, r.student, f"{r.score:g} / {r.max_score:g}", status))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = []
+    for k, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+        if k == 0:
+            lines.append("-" * (sum(widths) + 6 + 6))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="attnlab-grade", description="Collect, autograde and export attnlab assignments."
+    )
+    parser.add_argument("assignments", nargs="*", help="assignment names, e.g. 00_quickstart")
+    parser.add_argument("--all", action="store_true", help="every assignment in the source folder")
+    parser.add_argument("--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory")
+    parser.add_argument("--collect", action="store_true", help="run `nbgrader collect` first (exchange)")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = parser.parse_args(argv)
+    course_dir = args.course_dir.resolve()
+    assignments = list(args.assignments)
+    if args.all:
+        assignments += sorted(p.name for p in (course_dir / _source_dir(course_dir)).iterdir() if p.is_dir())
+    if not assignments:
+        parser.error("name at least one assignment, or pass --all")
+    start = time.perf_counter()
+    results: list[GradeResult] = []
+    for assignment in assignments:
+        results += grade_assignment(course_dir, assignment, collect=args.collect,
+                                    progress=not args.no_progress)
+    elapsed = time.perf_counter() - start
+    export = _nbgrader(course_dir, "export")
+    if export.returncode != 0:
+        print(f"nbgrader export failed:\n{export.stderr[-2000:]}", file=sys.stderr)
+    with open(course_dir / "grading_report.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["assignment", "student", "score", "max_score", "status", "reason"])
+        for r in results:
+            writer.writerow([r.assignment, r.student, r.score, r.max_score, r.status, r.reason])
+    print(_table(results))
+    zeros = sum(1 for r in results if r.status != "graded")
+    rate = len(results) / (elapsed / 60) if elapsed > 0 else float("nan")
+    print(f"\n{len(results)} submissions graded in {elapsed:.0f} s ({rate:.1f} per minute); "
+          f"{zeros} recorded as 0 because nbgrader could not run them.")
+    print(f"grades: {course_dir / 'grades.csv'}   report: {course_dir / 'grading_report.csv'}")
+    return 0
+
+
+def _source_dir(course_dir: Path) -> str:
+    """The source folder named in the course's nbgrader_config.py (default 'source')."""
+    config = course_dir / "nbgrader_config.py"
+    if config.exists():
+        found = re.findall(r'source_directory\s*=\s*["\']([^"\']+)["\']', config.read_text())
+        if found:
+            return found[-1]  # the last assignment wins, as in the config file itself
+    return "source"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""Pictures and explorers of Zone 3b (efficiency): sparse masks, HBM traffic, Performer error,
+Mamba's selective parameters and the efficiency / expressiveness / memory map.
+
+Each plot function draws with matplotlib and returns the figure; the notebook calls plt.show().
+`sparse_mask_explorer` is interactive in JupyterLab and a static figure otherwise (attnlab.live).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..efficient import SPARSE_PATTERNS, sparse_mask, sparse_mask_nnz
+from ..flash import hbm_traffic
+from .core import live
+
+__all__ = [
+    "draw_sparse_mask",
+    "plot_efficiency_map",
+    "plot_hbm_traffic",
+    "plot_performer_error",
+    "plot_selective_params",
+    "plot_sparse_patterns",
+    "sparse_mask_explorer",
+]
+
+
+# ============================================================================ sparse masks
+def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, stride: int = 4,
+                     n_global: int = 1, n_random: int = 2, causal: bool = False, seed: int = 0):
+    """Draw attnlab.sparse_mask(...) and print what it costs: entries kept, density, closed form.
+
+    Yellow = query (row) may attend key (column). The count printed first is the number of
+    True entries in the drawn mask; the closed form from attnlab.sparse_mask_nnz must agree.
+    """
+    import matplotlib.pyplot as plt
+
+    mask = sparse_mask(n, pattern, window=window, stride=stride, n_global=n_global,
+                       n_random=n_random, seed=seed, causal=causal)
+    counted = int(mask.sum())
+    formula = sparse_mask_nnz(n, pattern, window=window, stride=stride, n_global=n_global,
+                              n_random=n_random, seed=seed, causal=causal)
+    full = n * (n + 1) // 2 if causal else n * n
+    print(f"pattern={pattern!r}, n={n}, causal={causal}")
+    print(f"  entries computed: {counted} (closed form {formula}) of {full} "
+          f"for full attention -> density {counted / full:.3f}")
+    print(f"  keys per query: min {mask.sum(axis=1).min()}, max {mask.sum(axis=1).max()}")
+    _, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
+    ax.set_xlabel("key j")
+    ax.set_ylabel("query i")
+    ax.set_title(f"{pattern}: {counted} of {full} entries")
+    plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
+
+
+def sparse_mask_explorer(n: int = 32):
+    """Interactive sparse / causal mask explorer: pattern, window, stride, globals, random keys, causal.
+
+    In JupyterLab every control redraws the mask and reprints its counts; headless it draws
+    the default BigBird mask once.
+    """
+    import ipywidgets as w
+
+    return live(
+        draw_sparse_mask,
+        pattern=w.Dropdown(options=list(SPARSE_PATTERNS), value="bigbird", description="pattern"),
+        n=w.IntSlider(value=n, min=8, max=128, step=8, description="n"),
+        window=w.IntSlider(value=2, min=0, max=16, description="window"),
+        stride=w.IntSlider(value=4, min=1, max=16, description="stride"),
+        n_global=w.IntSlider(value=1, min=0, max=8, description="n_global"),
+        n_random=w.IntSlider(value=2, min=0, max=8, description="n_random"),
+        causal=w.Checkbox(value=False, description="causal"),
+        seed=w.IntSlider(value=0, min=0, max=9, description="seed"),
+    )
+
+
+def plot_sparse_patterns(n: int = 32, patterns=("local", "strided", "fixed", "bigbird"),
+                         window: int = 2, stride: int = 4, n_global: int = 1, n_random: int = 2,
+                         seed: int = 0):
+    """The sparse patterns side by side, each titled with its number of computed entries."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(patterns), figsize=(3.2 * len(patterns), 3.4))
+    for ax, pattern in zip(np.atleast_1d(axes), patterns):
+        mask = sparse_mask(n, pattern, window=window, stride=stride, n_global=n_global,
+                           n_random=n_random, seed=seed)
+        ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"{pattern}\n{int(mask.sum())} / {n * n} entries")
+        ax.set_xlabel("key j")
+        ax.set_ylabel("query i")
+    fig.tight_layout()
+    return fig
+
+
+# ============================================================================ HBM traffic
+def plot_hbm_traffic(ns, d: int, sram_bytes: int, bytes_per_element: int = 2, traffic=hbm_traffic):
+    """Log-log plot of HBM bytes vs sequence length for standard attention and FlashAttention.
+
+    `traffic(n, d, sram_bytes, bytes_per_element) -> (standard, flash)` defaults to
+    attnlab.hbm_traffic; pass your own function to plot yours.
+    """
+    import matplotlib.pyplot as plt
+
+    ns = np.asarray(ns)
+    pairs = np.array([traffic(int(n), d, sram_bytes, bytes_per_element) for n in ns], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.loglog(ns, pairs[:, 0], "o-", label="standard attention")
+    ax.loglog(ns, pairs[:, 1], "s-", label="FlashAttention")
+    ax.set_xlabel("sequence length N")
+    ax.set_ylabel("HBM bytes read + written (one head)")
+    ax.set_title(f"d = {d}, SRAM = {sram_bytes // 1024} KiB")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+# ============================================================================ Performer
+def plot_performer_error(curve: dict):
+    """Log-log plot of Performer's relative error vs m (from performer_error_curve) with a 1/sqrt(m) guide."""
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(curve["m"], dtype=float)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.loglog(m, curve["iid"], "o-", label="i.i.d. features")
+    ax.loglog(m, curve["orthogonal"], "s-", label="orthogonal features")
+    guide = curve["iid"][0] * np.sqrt(m[0] / m)
+    ax.loglog(m, guide, "k--", alpha=0.6, label=r"$\propto 1/\sqrt{m}$")
+    ax.set_xlabel("number of random features m")
+    ax.set_ylabel("relative error vs softmax attention")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return fig
+
+
+# ============================================================================ Mamba
+def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
+    """Heatmaps over time of Mamba's input-dependent delta (first `channels` channels), B and C.
+
+    delta (1, d_inner, L), B and C (1, d_state, L) as returned by mamba_selective_inputs.
+    In an LTI SSM (S4) each row would be constant across time.
+    """
+    import matplotlib.pyplot as plt
+
+    panels = [(r"$\Delta_t$ (channels)", np.asarray(delta)[0, :channels]),
+              (r"$B_t$", np.asarray(B)[0]), (r"$C_t$", np.asarray(C)[0])]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
+    for ax, (title, values) in zip(axes, panels):
+        im = ax.imshow(values, aspect="auto", cmap="magma")
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(title)
+        ax.set_xlabel("time t (token)")
+        if tokens is not None:
+            ax.set_xticks(range(len(tokens)), labels=[str(t) for t in tokens], fontsize=7)
+    axes[0].set_ylabel("channel / state index")
+    fig.tight_layout()
+    return fig
+
+
+# ============================================================================ the map
+def plot_efficiency_map(rows: list[dict]):
+    """Scatter of cost (multiply-adds) vs decoding state (elements) per method, from efficiency_map.
+
+    Marker: filled circle = exact softmax (on its pattern), square = approximation or another
+    model; the label gives the hops (layers to connect all tokens).
+    """
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.2))
+    for row in rows:
+        exact = row["exact"].startswith("exact")
+        ax.scatter(row["cost"], row["decode_state"], s=70, marker="o" if exact else "s",
+                   color="tab:blue" if exact else "tab:orange")
+        hops = "inf" if not np.isfinite(row["hops"]) else f"{row['hops']:.0f}"
+        ax.annotate(f"{row['method']} (hops {hops})", (row["cost"], row["decode_state"]),
+                    textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"multiply-adds for one layer, N = {rows[0]['n']} (compute)")
+    ax.set_ylabel("elements kept to decode the next token (memory)")
+    ax.set_title("Efficiency / expressiveness / memory (blue: exact softmax, orange: approximate)")
+    ax.grid(True, which="both", alpha=0.3)
+    return fig

@@ -1,0 +1,132 @@
+"""Pictures and explorers of Zone 4 (implementation): which tiles FlashAttention computes, the
+training curves of the small GPT, and the rounds of the parallel scan.
+
+`flash_tile_explorer` is interactive in JupyterLab and a static figure otherwise (attnlab.live).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._validate import require_positive_int
+from ..functional import causal_mask
+from .core import live
+
+__all__ = [
+    "flash_tile_counts",
+    "draw_flash_tiles",
+    "flash_tile_explorer",
+    "plot_training",
+    "plot_scan_rounds",
+]
+
+SKIPPED, FULL, MASKED = 0, 1, 2
+
+
+def flash_tile_counts(n_q: int, n_k: int, block_size: int, causal: bool = True) -> dict:
+    """Classify the (block_size x block_size) tiles of an (n_q, n_k) score matrix.
+
+    "skipped": no query of the tile may see any of its keys (never loaded); "full": every
+    pair is visible (no mask needed, the kernel's fast path); "masked": some pairs are hidden
+    (the causal diagonal), so the tile is computed and then masked. Causal masks are
+    bottom-right aligned like attnlab.causal_mask. Returns the counts, the fraction of score
+    entries actually computed, and the (row tiles, column tiles) grid of categories.
+    """
+    n_q, n_k, block = (require_positive_int(n, v) for n, v in
+                       (("n_q", n_q), ("n_k", n_k), ("block_size", block_size)))
+    visible = causal_mask(n_q, n_k) if causal else np.ones((n_q, n_k), dtype=bool)
+    rows, cols = -(-n_q // block), -(-n_k // block)
+    grid = np.empty((rows, cols), dtype=int)
+    computed = 0
+    for i in range(rows):
+        for j in range(cols):
+            tile = visible[i * block:(i + 1) * block, j * block:(j + 1) * block]
+            if not tile.any():
+                grid[i, j] = SKIPPED
+            else:
+                grid[i, j] = FULL if tile.all() else MASKED
+                computed += tile.size
+    return {
+        "skipped": int((grid == SKIPPED).sum()),
+        "full": int((grid == FULL).sum()),
+        "masked": int((grid == MASKED).sum()),
+        "computed_fraction": computed / (n_q * n_k),
+        "grid": grid,
+    }
+
+
+def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_k: int | None = None):
+    """Draw the tiles of an (n, n_k) attention matrix: skipped, full (fast path) and masked.
+
+    Prints the counts and the share of score entries computed, so they update with the sliders.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    n_k = n if n_k is None else n_k
+    counts = flash_tile_counts(n, n_k, block_size, causal)
+    total = counts["grid"].size
+    print(f"n_q={n}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles")
+    print(f"  skipped {counts['skipped']}, full (no mask) {counts['full']}, masked {counts['masked']}")
+    print(f"  score entries computed: {100 * counts['computed_fraction']:.1f}% of {n * n_k}")
+    fig, ax = plt.subplots(figsize=(4.4, 4.4))
+    cmap = ListedColormap(["#eeeeee", "#4c72b0", "#dd8452"])
+    ax.imshow(counts["grid"], cmap=cmap, vmin=0, vmax=2, extent=(0, n_k, n, 0))
+    ax.set_xlabel("key j")
+    ax.set_ylabel("query i")
+    ax.set_title("grey: skipped, blue: full, orange: masked", fontsize=9)
+    plt.show()
+
+
+def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True):
+    """Interactive tile map: sequence length, block size and causal masking."""
+    import ipywidgets as w
+
+    return live(
+        draw_flash_tiles,
+        n=w.IntSlider(value=n, min=16, max=1024, step=16, description="N"),
+        block_size=w.IntSlider(value=block_size, min=8, max=256, step=8, description="block"),
+        causal=w.Checkbox(value=causal, description="causal"),
+    )
+
+
+def plot_training(history: dict, title: str = "training"):
+    """Training loss per step (and evaluation loss where measured) from attnlab.Trainer's history."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(history["step"], history["loss"], lw=1, label="training batch")
+    if history.get("eval_step"):
+        ax.plot(history["eval_step"], history["eval_loss"], "o-", label="validation")
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats / character)")
+    ax.set_title(title)
+    ax.legend()
+    return fig
+
+
+def plot_scan_rounds(length: int = 8):
+    """The Hillis-Steele scan: in round r, position t combines with position t - 2^r.
+
+    After round r, position t holds the composition of the steps in the window
+    [t - 2^(r+1) + 1, t]; after ceil(log2 L) rounds the window reaches position 0.
+    """
+    import matplotlib.pyplot as plt
+
+    length = require_positive_int("length", length)
+    n_rounds = int(np.ceil(np.log2(length))) if length > 1 else 0
+    fig, ax = plt.subplots(figsize=(0.7 * length + 1, 0.9 * n_rounds + 1.2))
+    for r in range(n_rounds + 1):
+        ax.scatter(range(length), [r] * length, color="black", s=20, zorder=3)
+    for r in range(n_rounds):
+        offset = 2**r
+        for t in range(offset, length):
+            ax.annotate("", xy=(t, r + 1), xytext=(t - offset, r),
+                        arrowprops=dict(arrowstyle="->", color="#4c72b0", lw=1))
+            ax.plot([t, t], [r, r + 1], color="#bbbbbb", lw=1, zorder=1)
+    ax.set_yticks(range(n_rounds + 1), labels=["input"] + [f"round {r + 1}" for r in range(n_rounds)])
+    ax.set_xticks(range(length))
+    ax.set_xlabel("time step t")
+    ax.invert_yaxis()
+    ax.set_title(f"{n_rounds} rounds for L = {length}: blue arrows combine t - 2^r into t")
+    return fig

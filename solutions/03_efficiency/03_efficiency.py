@@ -1,0 +1,944 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# # Zone 3b — Derivations II: making attention efficient
+#
+# *Lecture 14: Attention — leaving the fossils behind.*
+#
+# Zone 3a derived attention. This zone pays its bill. Full attention compares every query with
+# every key: $O(N^2)$ time and memory per layer and head, and while a model generates text it
+# keeps every past key and value (the KV cache). There are five ways out, and each is a
+# derivation you can check in a few lines:
+#
+# 1. **Compute exactly, move less memory** — FlashAttention: tiles and an online softmax.
+# 2. **Compute fewer scores** — sparse patterns: local, strided, global, random, BigBird.
+# 3. **Change the similarity** so associativity gives $O(N)$ — linear attention, Performer.
+# 4. **Replace attention by a recurrence** with a fixed-size state — state space models, Mamba.
+# 5. **Shrink the cache** — MQA / GQA, grouping similar heads, pruning keys.
+#
+# Then two ways to see it all at once: attention as message passing on a graph, and a map of
+# efficiency, expressiveness and memory. Eight graded exercises, 21 points.
+#
+# | symbol | meaning |
+# | --- | --- |
+# | $N$ | sequence length (tokens); $L$ for state space models |
+# | $d$ | head dimension (width of one query / key / value) |
+# | $M$ | size of the fast on-chip memory (SRAM), in elements |
+# | $B_c,\ B_r,\ T_c$ | FlashAttention block sizes (keys, queries) and number of key blocks |
+# | $m,\ \ell,\ \mathrm{acc}$ | running maximum, running sum of $e^{s-m}$, unnormalised output (online softmax) |
+# | $w,\ s,\ g,\ r$ | local window, stride, number of global tokens, random keys per query |
+# | $\phi$ | feature map of linear attention / Performer ($m$ features for Performer) |
+# | $A, B, C, \Delta$ | continuous state space model and its step; $\bar A, \bar B$ discretised |
+# | $K$ | SSM convolution kernel |
+# | $H,\ H_{kv}$ | query heads, key/value heads |
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Setup (locked): the course library and the graders.
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import attnlab
+import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
+from grader_tests import check
+
+np.set_printoptions(precision=4, suppress=True)
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 1. FlashAttention
+#
+# ### 1.1 Where the time goes: memory traffic
+#
+# A GPU has two memories. The A100 has 40–80 GB of **HBM** (high-bandwidth memory) at
+# 1.5–2.0 TB/s, and 192 KB of **SRAM** on each of its 108 streaming multiprocessors at about
+# 19 TB/s (Dao et al. 2022, *FlashAttention*, arXiv:2205.14135, §2.1). Arithmetic happens in
+# SRAM. Attention's softmax does little arithmetic per element, so its speed is set by how many
+# elements travel between HBM and SRAM, not by FLOPs.
+#
+# **Standard attention** (the paper's Algorithm 0) stores the two $N \times N$ matrices in HBM:
+#
+# | step | reads | writes |
+# | --- | --- | --- |
+# | $S = QK^\top$ | $Q, K$: $2Nd$ | $S$: $N^2$ |
+# | $P = \operatorname{softmax}(S)$ | $S$: $N^2$ | $P$: $N^2$ |
+# | $O = PV$ | $P$: $N^2$, $V$: $Nd$ | $O$: $Nd$ |
+#
+# $$\text{standard} = 4Nd + 4N^2 \ \text{elements}.$$
+#
+# **FlashAttention** (Algorithm 1) never writes $S$ or $P$. With $M$ elements of SRAM it uses key
+# blocks of $B_c = \lceil M / (4d) \rceil$ rows (and query blocks of $B_r = \min(B_c, d)$ rows), so
+# there are $T_c = \lceil N / B_c \rceil$ key blocks:
+#
+# | step | elements |
+# | --- | --- |
+# | initialise $O$ ($Nd$), $\ell$ ($N$), $m$ ($N$) in HBM | $Nd + 2N$ written |
+# | outer loop: load each block of $K$ and $V$ once | $2Nd$ read |
+# | inner loop, for every key block: load every block of $Q, O, \ell, m$ | $T_c\,(2Nd + 2N)$ read |
+# | inner loop, for every key block: store $O, \ell, m$ back | $T_c\,(Nd + 2N)$ written |
+#
+# $$\text{flash} = 3Nd + 2N + T_c\,(3Nd + 4N) \ \text{elements}.$$
+#
+# Since $T_c \approx 4Nd/M$, FlashAttention moves $\Theta(N^2 d^2 / M)$ elements against
+# $\Theta(N^2)$ (the paper's Theorem 2): it wins whenever $d^2 \ll M$. Multiply by the bytes per
+# element (2 for fp16) to get bytes.
+#
+# ## Exercise 1 — `hbm_traffic` (3 points)
+#
+# Write `hbm_traffic(n, d, sram_bytes, bytes_per_element=2)` returning the pair
+# `(standard_bytes, flash_bytes)` as integers:
+# - the SRAM holds $M$ = `sram_bytes // bytes_per_element` elements;
+# - $B_c = \lceil M / (4d) \rceil$ and $T_c = \lceil n / B_c \rceil$ (`math.ceil`): a partial last
+#   block is still a block;
+# - both totals above, times `bytes_per_element`.
+#
+# Write the formula yourself: do not call `attnlab.hbm_traffic`.
+
+# %% nbgrader={"grade": false, "grade_id": "hbm_traffic", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def hbm_traffic(n, d, sram_bytes, bytes_per_element=2):
+    """HBM bytes read + written by standard attention and FlashAttention (one head)."""
+    ### BEGIN SOLUTION
+    sram_elements = sram_bytes // bytes_per_element
+    key_block = math.ceil(sram_elements / (4 * d))
+    n_key_blocks = math.ceil(n / key_block)
+    standard_elements = 4 * n * d + 4 * n * n
+    flash_elements = 3 * n * d + 2 * n + n_key_blocks * (3 * n * d + 4 * n)
+    return standard_elements * bytes_per_element, flash_elements * bytes_per_element
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "hbm_traffic-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("hbm_traffic", hbm_traffic)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("hbm_traffic", hbm_traffic)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ### Your formula at 2K and 8K context
+#
+# One head of width $d = 64$ in fp16, with $M$ of about 100 KB, the value the paper uses when it
+# discusses Theorem 2. The table comes from **your** function.
+
+# %% nbgrader={"grade": false, "grade_id": "hbm-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+D_HEAD, SRAM = 64, 100 * 1024
+try:
+    table = {n: hbm_traffic(n, D_HEAD, SRAM) for n in (2048, 8192)}
+    print(f"{'N':>6} | {'standard MB':>11} | {'flash MB':>9} | {'standard / flash':>16} | {'N^2 share of standard':>21}")
+    for n, (standard, flash) in table.items():
+        n2_share = 4 * n * n * 2 / standard
+        print(f"{n:>6} | {standard / 1e6:11.1f} | {flash / 1e6:9.1f} | {standard / flash:16.2f} | {n2_share:21.1%}")
+    limit = (SRAM // 2) / (3 * D_HEAD**2)
+    standard, flash = hbm_traffic(1 << 17, D_HEAD, SRAM)
+    print(f"\nFor large N the ratio tends to M / (3 d^2) = {limit:.2f}; at N = 131072 your formula gives {standard / flash:.2f}.")
+    print(f"With d = 128 the same SRAM gives only {(SRAM // 2) / (3 * 128**2):.2f}: the saving shrinks like 1/d^2.")
+except NotImplementedError:
+    print("Finish exercise 1 (hbm_traffic) first, then run this cell again.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-count-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Where does the limit come from? For large $N$, standard $\approx 4N^2$ and flash
+# $\approx T_c \cdot 3Nd \approx (4Nd/M)\,3Nd = 12N^2d^2/M$; the ratio is $M/(3d^2)$. FlashAttention's
+# saving in *traffic* is a constant factor set by the SRAM size — on top of which it never
+# allocates the $N \times N$ matrices (section 1.3), and fuses the masking, softmax and dropout
+# kernels that standard implementations run one after the other.
+#
+# **Is the formula right?** Count it. `attnlab.count_hbm_traffic` runs both algorithms on real
+# data through a simulated HBM that counts every element loaded or stored. If the table above
+# double-counted or forgot a term, the two columns below would disagree.
+
+# %% nbgrader={"grade": false, "grade_id": "hbm-count", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(0)
+print(f"{'N':>4} {'d':>3} {'SRAM B':>7} | {'counted standard':>16} {'formula':>9} | {'counted flash':>13} {'formula':>9} | max |out - attention|")
+for n, d, sram in [(64, 8, 1024), (70, 8, 1024), (96, 16, 2048), (50, 4, 100_000)]:
+    q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
+    counted = attnlab.count_hbm_traffic(q, k, v, sram)
+    standard, flash = attnlab.hbm_traffic(n, d, sram)
+    exact, _ = attnlab.scaled_dot_product_attention(q, k, v)
+    err = max(np.abs(counted.standard_out - exact).max(), np.abs(counted.flash_out - exact).max())
+    print(f"{n:>4} {d:>3} {sram:>7} | {counted.standard_bytes:>16} {standard:>9} | "
+          f"{counted.flash_bytes:>13} {flash:>9} | {err:.1e}")
+    assert (counted.standard_bytes, counted.flash_bytes) == (standard, flash)
+try:
+    agree = all(hbm_traffic(n, d, s) == attnlab.hbm_traffic(n, d, s) for n, d, s in [(70, 8, 1024), (96, 16, 2048)])
+    print("your hbm_traffic gives the counted numbers too:", agree)
+except NotImplementedError:
+    print("(finish exercise 1 to compare your formula with the counts)")
+
+attnlab.plot_hbm_traffic([256, 512, 1024, 2048, 4096, 8192, 16384], d=D_HEAD, sram_bytes=SRAM)
+plt.show()
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "online-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ### 1.2 The online softmax
+#
+# To avoid storing $S$, FlashAttention sees the keys one block at a time. For one query with
+# scores $s_j$ against the keys of a block $\mathcal{B}$, keep three numbers (a **partial state**):
+#
+# $$m = \max_{j \in \mathcal{B}} s_j, \qquad \ell = \sum_{j \in \mathcal{B}} e^{s_j - m}, \qquad
+# \mathrm{acc} = \sum_{j \in \mathcal{B}} e^{s_j - m}\, v_j .$$
+#
+# **Claim.** Two states over disjoint blocks $\mathcal{B}_1, \mathcal{B}_2$ merge exactly into the state
+# over $\mathcal{B}_1 \cup \mathcal{B}_2$:
+#
+# $$m = \max(m_1, m_2), \qquad \ell = e^{m_1 - m}\,\ell_1 + e^{m_2 - m}\,\ell_2, \qquad
+# \mathrm{acc} = e^{m_1 - m}\,\mathrm{acc}_1 + e^{m_2 - m}\,\mathrm{acc}_2,$$
+#
+# and the attention output over all the keys seen is $\mathrm{acc} / \ell$.
+#
+# **Proof.** For $j \in \mathcal{B}_i$: $e^{m_i - m}\, e^{s_j - m_i} = e^{s_j - m}$. So the rescaled sums
+# are sums of $e^{s_j - m}$ (times $v_j$) over each block, *with the same shift $m$*, and adding them
+# gives the sums over the union. Finally
+# $\mathrm{acc}/\ell = \sum_j e^{s_j - m} v_j / \sum_{j'} e^{s_{j'} - m} = \sum_j \operatorname{softmax}(s)_j\, v_j$,
+# since the shift $m$ cancels. The factors $e^{m_i - m} \le 1$, so nothing overflows. $\square$
+#
+# An **empty** state (no key seen yet) is $m = -\infty$, $\ell = 0$, $\mathrm{acc} = 0$: merging with it
+# changes nothing. Careful when *both* are empty: $e^{-\infty - (-\infty)}$ is NaN, so shift by 0
+# when $m = -\infty$.
+#
+# ## Exercise 2 — `online_softmax_merge` (3 points)
+#
+# Write `online_softmax_merge(m1, l1, acc1, m2, l2, acc2)` returning `(m, l, acc)`. Shapes: `m`, `l`
+# are `(..., Nq)`, `acc` is `(..., Nq, d_v)` — so a factor of shape `(..., Nq)` multiplies `acc`
+# as `factor[..., None]`. Return `acc` **unnormalised** (do not divide by `l`).
+
+# %% nbgrader={"grade": false, "grade_id": "online_softmax_merge", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
+    """Merge two partial softmax states over disjoint key blocks. Returns (m, l, acc)."""
+    ### BEGIN SOLUTION
+    m = np.maximum(m1, m2)
+    shift = np.where(np.isneginf(m), 0.0, m)  # both empty: keep exp() away from -inf - (-inf)
+    scale1 = np.exp(m1 - shift)
+    scale2 = np.exp(m2 - shift)
+    total = scale1 * l1 + scale2 * l2
+    merged = scale1[..., None] * acc1 + scale2[..., None] * acc2
+    return m, total, merged
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "online_softmax_merge-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("online_softmax_merge", online_softmax_merge)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("online_softmax_merge", online_softmax_merge)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "online-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **Check against the full softmax.** 5 queries, 64 keys cut into 8 blocks of 8. Start from the
+# empty state, fold in one block at a time with your merge, divide by $\ell$ at the end, and compare
+# with attention computed in one go. Merging is also associative: a tree of merges (block pairs,
+# then pairs of pairs) must give the same answer — which is what lets GPUs split the keys across
+# thread blocks (FlashDecoding).
+
+# %% nbgrader={"grade": false, "grade_id": "online-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(1)
+q = 3 * rng.standard_normal((5, 16))
+k, v = rng.standard_normal((64, 16)), rng.standard_normal((64, 4))
+exact, _ = attnlab.scaled_dot_product_attention(q, k, v)
+
+states = []  # the partial state (m, l, acc) of each block of 8 keys
+for start in range(0, 64, 8):
+    s = q @ k[start:start + 8].T / np.sqrt(16)
+    block_max = s.max(axis=-1)
+    p = np.exp(s - block_max[:, None])
+    states.append((block_max, p.sum(axis=-1), p @ v[start:start + 8]))
+
+try:
+    m, l, acc = np.full(5, -np.inf), np.zeros(5), np.zeros((5, 4))  # the empty state
+    for state in states:
+        m, l, acc = online_softmax_merge(m, l, acc, *state)
+    print(f"left to right: max |acc / l - softmax attention| = {np.abs(acc / l[:, None] - exact).max():.2e}")
+    level = states
+    while len(level) > 1:  # a tree: merge neighbours pairwise until one state is left
+        level = [online_softmax_merge(*level[i], *level[i + 1]) for i in range(0, len(level), 2)]
+    m_t, l_t, acc_t = level[0]
+    print(f"as a tree:     max |acc / l - softmax attention| = {np.abs(acc_t / l_t[:, None] - exact).max():.2e}")
+    _, l, acc = states[0]
+    for _, l_block, acc_block in states[1:]:
+        l, acc = l + l_block, acc + acc_block  # the tempting shortcut: add without rescaling
+    print(f"without the rescale the error is {np.abs(acc / l[:, None] - exact).max():.2e} (that is why it is there)")
+except NotImplementedError:
+    print("Finish exercise 2 (online_softmax_merge) first, then run this cell again.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "tiled-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ### 1.3 The tiled algorithm
+#
+# Put the two pieces together. For each block of queries $Q_i$ (kept in SRAM):
+#
+# 1. start from the empty state $(m, \ell, \mathrm{acc}) = (-\infty, 0, 0)$;
+# 2. for each block of keys and values $K_j, V_j$: compute the tile $S_{ij} = Q_i K_j^\top / \sqrt d$
+#    (size $B_r \times B_c$), its partial state, and merge it in;
+# 3. write $O_i = \mathrm{acc} / \ell$ (and $\log \ell + m$, which the backward pass needs).
+#
+# With a causal mask, key blocks entirely in the future of a query block are skipped — about half
+# the work. `attnlab.flash_attention_numpy` does exactly this (you write it yourself in Zone 4).
+# It must give the same output as `attnlab.scaled_dot_product_attention`, and its memory must not
+# grow like $N^2$. Both are measured below (memory with Python's `tracemalloc`, inputs excluded).
+
+# %% nbgrader={"grade": false, "grade_id": "tiled", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(2)
+q, k, v = (rng.standard_normal((2, 300, 32)) for _ in range(3))  # 2 heads, 300 tokens (not a multiple of the block)
+for causal in (False, True):
+    for block in (16, 64):
+        tiled = attnlab.flash_attention_numpy(q, k, v, causal=causal, block_size=block)
+        full, _ = attnlab.scaled_dot_product_attention(q, k, v, causal=causal)
+        print(f"causal={causal!s:<5} block={block:>2}: max |tiled - standard| = {np.abs(tiled - full).max():.1e}")
+
+print(f"\n{'N':>5} | {'standard peak MB':>16} | {'tiled peak MB':>13} | {'one N x N float64 MB':>20} | standard / tiled")
+for n in (512, 1024, 2048):
+    mem = attnlab.attention_peak_memory(n, d=64, block_size=64)
+    print(f"{n:>5} | {mem['standard_bytes'] / 1e6:16.1f} | {mem['flash_bytes'] / 1e6:13.2f} | "
+          f"{mem['scores_bytes'] / 1e6:20.1f} | {mem['standard_bytes'] / mem['flash_bytes']:8.0f}x")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "tiled-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# The standard peak is a few $N \times N$ matrices (scores, weights, temporaries) and grows 4× each
+# time $N$ doubles; the tiled peak is the output plus a few $64 \times 64$ tiles and grows 2×.
+# Same numbers, different memory: that is FlashAttention.
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 2. Sparse attention patterns
+#
+# FlashAttention still computes all $N^2$ scores. Sparse attention computes only the pairs
+# $(i, j)$ allowed by a boolean mask — if most tokens only need a few others, that is enough.
+# The classic patterns (Child et al. 2019, *Sparse Transformers*; Zaheer et al. 2020, *BigBird*):
+#
+# | pattern | query $i$ may attend key $j$ iff | entries (not causal) |
+# | --- | --- | --- |
+# | local | $\lvert i - j \rvert \le w$ | $N(2w+1) - w(w+1)$ |
+# | strided | $(i - j) \bmod s = 0$ | $\approx N^2 / s$ |
+# | fixed (global tokens) | $i < g$ or $j < g$ | $g(2N - g)$ |
+# | random | $j$ is one of $r$ keys drawn for row $i$ | $N r$ |
+# | BigBird | local $\cup$ fixed $\cup$ random | $\approx N(2w + 1 + 2g + r)$ |
+#
+# With `causal=True` every pattern is intersected with $j \le i$. Local, fixed, random and
+# BigBird cost $O(N)$; strided with $s = \sqrt N$ costs $O(N \sqrt N)$.
+#
+# ## Exercise 3 — `sparse_mask` (3 points)
+#
+# Write `sparse_mask(n, pattern, window=3, stride=4, n_global=1, n_random=2, seed=0, causal=False)`
+# returning a boolean `(n, n)` array, True where query `i` (row) may attend key `j` (column), for
+# `pattern` in `"local"`, `"strided"`, `"fixed"`, `"random"`, `"bigbird"`. Hints:
+# - `i = np.arange(n)[:, None]` and `j = np.arange(n)[None, :]` broadcast to all pairs;
+# - the allowed pairs are $j \le i$ when `causal` (`np.tril` or `attnlab.causal_mask(n)`), all pairs
+#   otherwise; the final mask is the pattern AND the allowed pairs;
+# - **random** must be reproducible and equal the library's, so follow this recipe exactly: make one
+#   generator from `seed` (`np.random.default_rng`), draw an `(n, n)` matrix of uniform "priorities"
+#   with one call to its `.random`, set the priority of every pair that is not allowed to `np.inf`,
+#   and keep in each row the `min(n_random, n)` keys of lowest priority (`np.argsort` along axis 1)
+#   — except those whose priority is infinite (so an early causal row gets fewer keys);
+# - **bigbird** is the union (`|`) of your own local, fixed and random masks with the same arguments.
+
+# %% nbgrader={"grade": false, "grade_id": "sparse_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def sparse_mask(n, pattern, window=3, stride=4, n_global=1, n_random=2, seed=0, causal=False):
+    """Boolean (n, n) mask, True where query i may attend key j, for a sparse pattern."""
+    ### BEGIN SOLUTION
+    rows = np.arange(n)[:, None]
+    cols = np.arange(n)[None, :]
+    allowed = np.tril(np.ones((n, n), dtype=bool)) if causal else np.ones((n, n), dtype=bool)
+    if pattern == "local":
+        pattern_mask = np.abs(rows - cols) <= window
+    elif pattern == "strided":
+        pattern_mask = (rows - cols) % stride == 0
+    elif pattern == "fixed":
+        pattern_mask = (rows < n_global) | (cols < n_global)
+    elif pattern == "random":
+        generator = np.random.default_rng(seed)
+        priority = np.where(allowed, generator.random((n, n)), np.inf)
+        lowest = np.argsort(priority, axis=1)[:, : min(n_random, n)]
+        pattern_mask = np.zeros((n, n), dtype=bool)
+        for row in range(n):
+            pattern_mask[row, lowest[row]] = np.isfinite(priority[row, lowest[row]])
+    elif pattern == "bigbird":
+        pattern_mask = np.zeros((n, n), dtype=bool)
+        for part in ("local", "fixed", "random"):
+            pattern_mask |= sparse_mask(n, part, window, stride, n_global, n_random, seed, causal)
+    else:
+        raise ValueError(f"unknown pattern {pattern!r}")
+    return pattern_mask & allowed
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "sparse_mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("sparse_mask", sparse_mask)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("sparse_mask", sparse_mask)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-draw-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ### The patterns, drawn and counted
+#
+# Yellow = computed. Below, the four patterns on 32 tokens ($w = 2$, $s = 4$, $g = 1$, $r = 2$), then
+# the **mask explorer**: in JupyterLab, change the pattern, the window, the stride, the global and
+# random tokens and the causal switch; it redraws the mask and reprints its cost (entries counted
+# in the drawn mask, and the closed form of the table above, which must agree).
+
+# %% nbgrader={"grade": false, "grade_id": "sparse-draw", "locked": true, "schema_version": 3, "solution": false, "task": false}
+attnlab.plot_sparse_patterns(n=32, window=2, stride=4, n_global=1, n_random=2)
+plt.show()
+attnlab.sparse_mask_explorer(n=32)
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-count-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **Counted vs closed form, at $N = 1024$.** Each mask is built (by your function if it is done) and
+# its True entries counted; `attnlab.sparse_mask_nnz` evaluates the closed forms. Then the cost is
+# made real: `attnlab.block_sparse_attention` computes only the $32 \times 32$ tiles of the score
+# matrix that contain a True, and must still equal dense masked attention.
+
+# %% nbgrader={"grade": false, "grade_id": "sparse-count", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import torch  # block_sparse_attention works on torch tensors
+
+N_SPARSE = 1024
+settings = {"local": {"window": 16}, "strided": {"stride": 32}, "fixed": {"n_global": 4},
+            "bigbird": {"window": 16, "n_global": 4, "n_random": 8}}
+try:
+    masks = {p: sparse_mask(N_SPARSE, p, **kw) for p, kw in settings.items()}
+    who = "your sparse_mask"
+except NotImplementedError:
+    masks = {p: attnlab.sparse_mask(N_SPARSE, p, **kw) for p, kw in settings.items()}
+    who = "attnlab.sparse_mask (finish exercise 3 to use yours)"
+print(f"masks from {who}; full attention has {N_SPARSE**2} entries")
+print(f"{'pattern':>8} | {'counted':>8} | {'closed form':>11} | {'density':>7} | {'tiles computed':>14}")
+for pattern, mask in masks.items():
+    closed = attnlab.sparse_mask_nnz(N_SPARSE, pattern, **settings[pattern])
+    tiles = attnlab.block_layout(mask, 32).mean()
+    print(f"{pattern:>8} | {int(mask.sum()):>8} | {closed:>11} | {mask.mean():7.3f} | {tiles:14.1%}")
+
+rng = np.random.default_rng(3)
+qt, kt, vt = (torch.tensor(rng.standard_normal((N_SPARSE, 32))) for _ in range(3))
+mask = masks["bigbird"]
+dense, _ = attnlab.scaled_dot_product_attention(qt.numpy(), kt.numpy(), vt.numpy(), mask=mask)
+sparse = attnlab.block_sparse_attention(qt, kt, vt, mask, block_size=32).numpy()
+print(f"\nBigBird: block-sparse vs dense masked attention, max difference {np.abs(sparse - dense).max():.1e}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-tiles-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# Look at the last column. Local and fixed patterns are sparse in *tiles* too, so a GPU kernel skips
+# most of the work. Strided and random keys are sparse in *entries* but touch every $32 \times 32$ tile:
+# hardware computes tiles, so such a mask saves nothing unless the pattern is laid out in blocks —
+# which is why BigBird's implementation attends to random and global *blocks* of tokens, not single
+# tokens (Zaheer et al. 2020; Hugging Face's `BigBirdConfig` defaults to `block_size=64` and 3 random
+# blocks).
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "linear-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 3. Linear attention by associativity
+#
+# Write softmax attention with a general similarity $\operatorname{sim}(q, k) = \exp(q \cdot k / \sqrt d)$:
+#
+# $$o_i = \frac{\sum_j \operatorname{sim}(q_i, k_j)\, v_j}{\sum_j \operatorname{sim}(q_i, k_j)} .$$
+#
+# Katharopoulos et al. (2020, *Transformers are RNNs*) take instead
+# $\operatorname{sim}(q, k) = \phi(q)^\top \phi(k)$ with the positive feature map
+# $\phi(x) = \operatorname{elu}(x) + 1$ ($x + 1$ for $x > 0$, $e^x$ otherwise). Then $\phi(q_i)$ does not
+# depend on $j$ and comes out of the sums:
+#
+# $$o_i = \frac{\phi(q_i)^\top \overbrace{\textstyle\sum_j \phi(k_j)\, v_j^\top}^{S \,\in\, \mathbb{R}^{d \times d_v}}}
+# {\phi(q_i)^\top \underbrace{\textstyle\sum_j \phi(k_j)}_{z \,\in\, \mathbb{R}^{d}}} .$$
+#
+# In matrix form this is associativity: $(\phi(Q)\phi(K)^\top)\,V = \phi(Q)\,(\phi(K)^\top V)$. The left
+# side builds an $N \times N$ matrix, $O(N^2 d)$; the right side a $d \times d_v$ summary, $O(N d^2)$.
+# **Causal**: the sums run over $j \le i$, so $S_i = S_{i-1} + \phi(k_i) v_i^\top$ and
+# $z_i = z_{i-1} + \phi(k_i)$ — prefix sums (`np.cumsum`), or an RNN whose state $(S, z)$ has a fixed size.
+#
+# ## Exercise 4 — `linear_attention` (2 points)
+#
+# Write `linear_attention(q, k, v, causal=False)` for `q, k` of shape `(..., N, d)` and `v` of shape
+# `(..., N, d_v)`, in the $O(N d^2)$ form. Non-causal: $S$ = `swapaxes(phi_k, -1, -2) @ v`,
+# $z$ = `phi_k.sum(axis=-2)`. Causal: cumulative sums over the token axis, e.g.
+# `np.cumsum(phi_k[..., :, :, None] * v[..., :, None, :], axis=-3)` for the $(N, d, d_v)$ prefix
+# sums of $S$, then `np.einsum` to contract with $\phi(q_i)$. No $1/\sqrt d$ here. Do not call
+# `attnlab.linear_attention`.
+
+# %% nbgrader={"grade": false, "grade_id": "linear_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def linear_attention(q, k, v, causal=False):
+    """Linear attention with phi = elu + 1, O(N d^2) by associativity. Returns (..., N, d_v)."""
+    ### BEGIN SOLUTION
+    phi_q = np.where(q > 0, q + 1.0, np.exp(np.minimum(q, 0.0)))
+    phi_k = np.where(k > 0, k + 1.0, np.exp(np.minimum(k, 0.0)))
+    if causal:
+        prefix_s = np.cumsum(phi_k[..., :, :, None] * v[..., :, None, :], axis=-3)  # (..., N, d, d_v)
+        prefix_z = np.cumsum(phi_k, axis=-2)  # (..., N, d)
+        numerator = np.einsum("...nd,...nde->...ne", phi_q, prefix_s)
+        denominator = np.einsum("...nd,...nd->...n", phi_q, prefix_z)
+    else:
+        summary = np.swapaxes(phi_k, -1, -2) @ v  # (..., d, d_v)
+        normaliser = phi_k.sum(axis=-2)  # (..., d)
+        numerator = phi_q @ summary
+        denominator = phi_q @ normaliser[..., :, None]
+        denominator = denominator[..., 0]
+    return numerator / denominator[..., None]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "linear_attention-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("linear_attention", linear_attention)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("linear_attention", linear_attention)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "linear-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **Check: the $O(N d^2)$ form equals the quadratic form** (`attnlab.linear_attention_quadratic`
+# builds the $N \times N$ weights $\phi(q_i)^\top\phi(k_j) / \sum_{j'} \phi(q_i)^\top\phi(k_{j'})$
+# explicitly), and the causal one equals the RNN (`attnlab.linear_attention_recurrent`, one token at
+# a time with state $(S, z)$). Then time both sides of the associativity on growing $N$.
+
+# %% nbgrader={"grade": false, "grade_id": "linear-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(4)
+q, k, v = (rng.standard_normal((2, 200, 16)) for _ in range(3))
+try:
+    for causal in (False, True):
+        diff = np.abs(linear_attention(q, k, v, causal=causal) - attnlab.linear_attention_quadratic(q, k, v, causal=causal)).max()
+        print(f"causal={causal!s:<5}: max |yours - quadratic form| = {diff:.1e}")
+    diff = np.abs(linear_attention(q, k, v, causal=True) - attnlab.linear_attention_recurrent(q, k, v)).max()
+    print(f"causal       : max |yours - RNN form|       = {diff:.1e}")
+except NotImplementedError:
+    print("Finish exercise 4 (linear_attention) first, then run this cell again.")
+
+print(f"\n{'N':>5} | {'softmax attention, O(N^2 d)':>27} | {'linear attention, O(N d^2)':>26} | ratio")
+for row in attnlab.time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d=32):
+    print(f"{row['n']:>5} | {row['quadratic_s'] * 1e3:24.2f} ms | {row['linear_s'] * 1e3:23.2f} ms | {row['ratio']:5.1f}x")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "linear-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# The ratio grows roughly like $N/d$ (timings are noisy on a shared CPU; the trend is the point).
+# The price: $\phi(q)^\top\phi(k)$ is *not* the softmax kernel, so linear attention is a different,
+# usually weaker, model. Can we keep the softmax and still go linear? That is the Performer.
+#
+# ### Performer: random features for the softmax kernel
+#
+# **Claim** (Choromanski et al. 2021, *Rethinking Attention with Performers*, FAVOR+). For
+# $\omega \sim \mathcal N(0, I_d)$ and $\phi_\omega(x) = \exp(\omega^\top x - \lVert x \rVert^2 / 2)$,
+#
+# $$\mathbb E_\omega\!\left[\phi_\omega(x)\, \phi_\omega(y)\right] = e^{x^\top y}.$$
+#
+# **Proof.** $\phi_\omega(x)\phi_\omega(y) = e^{\omega^\top (x + y)}\, e^{-(\lVert x\rVert^2 + \lVert y\rVert^2)/2}$.
+# The Gaussian moment generating function gives $\mathbb E[e^{\omega^\top u}] = e^{\lVert u \rVert^2/2}$,
+# and $\lVert x + y \rVert^2 - \lVert x \rVert^2 - \lVert y \rVert^2 = 2 x^\top y$. $\square$
+#
+# Averaging over $m$ draws $\omega_1 \dots \omega_m$ gives features $\phi(x) \in \mathbb R^m$ (all positive)
+# with $\phi(x)^\top \phi(y) \approx e^{x^\top y}$; with $x = q / d^{1/4}$, $y = k / d^{1/4}$ this is the softmax
+# similarity, and linear attention's associativity applies: $O(N m d)$. The estimate's error falls like
+# $1/\sqrt m$. Both claims are checked below: the kernel by Monte Carlo, and the attention error vs
+# $m$ measured on $N = 128$ tokens (averaged over 6 draws of the features, i.i.d. and orthogonal).
+
+# %% nbgrader={"grade": false, "grade_id": "performer", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(5)
+x, y = 0.5 * rng.standard_normal(8), 0.5 * rng.standard_normal(8)
+for m in (100, 10_000, 1_000_000):
+    omega = attnlab.random_feature_matrix(8, m, seed=6)
+    estimate = attnlab.performer_features(x[None], omega)[0] @ attnlab.performer_features(y[None], omega)[0]
+    print(f"m = {m:>9,}: phi(x).phi(y) = {estimate:.5f}   exp(x.y) = {np.exp(x @ y):.5f}   relative error {abs(estimate / np.exp(x @ y) - 1):.1e}")
+
+curve = attnlab.performer_error_curve(n=128, d=16, ms=(8, 32, 128, 512, 2048))
+for m, e_iid, e_orth in zip(curve["m"], curve["iid"], curve["orthogonal"]):
+    print(f"m = {m:>4}: relative error of Performer attention {e_iid:.3f} (i.i.d.), {e_orth:.3f} (orthogonal)")
+print(f"log-log slope over the larger m: {curve['iid_slope']:.2f} (i.i.d.), {curve['orthogonal_slope']:.2f} (orthogonal); 1/sqrt(m) is -0.50")
+attnlab.plot_performer_error(curve)
+plt.show()
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "ssm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# The errors are large at small $m$: the estimator's variance grows like $e^{\lVert x \rVert^2 + \lVert y \rVert^2}$,
+# which is why the check uses small queries and keys (standard deviation 0.5). Try
+# `attnlab.performer_error_curve(qk_std=1.0)` to see it struggle.
+#
+# ## 4. State space models
+#
+# ### 4.1 Zero-order-hold discretisation
+#
+# A linear state space model maps an input signal $u(t)$ to an output $y(t)$ through a hidden state
+# $h(t) \in \mathbb R^n$:
+#
+# $$h'(t) = A\,h(t) + B\,u(t), \qquad y(t) = C\,h(t).$$
+#
+# Tokens arrive at steps of length $\Delta$. **Zero-order hold**: assume $u$ is constant, $= u_k$, during
+# a step. **Claim** (S4: Gu et al. 2022):
+#
+# $$h_k = \bar A\, h_{k-1} + \bar B\, u_k, \qquad \bar A = e^{\Delta A}, \qquad
+# \bar B = (\Delta A)^{-1}\left(e^{\Delta A} - I\right) \Delta B ,$$
+#
+# and this is *exact* for piecewise-constant inputs.
+#
+# **Proof.** Multiply the ODE by $e^{-At}$: $\frac{d}{dt}\left(e^{-At} h\right) = e^{-At} B u$. Integrate
+# over one step, from $t$ to $t + \Delta$, with $u = u_k$ constant:
+#
+# $$h(t + \Delta) = e^{\Delta A} h(t) + \int_0^\Delta e^{A \tau}\, d\tau\; B u_k
+# = e^{\Delta A} h(t) + A^{-1}\!\left(e^{\Delta A} - I\right) B u_k ,$$
+#
+# and $A^{-1}(e^{\Delta A} - I) B = (\Delta A)^{-1}(e^{\Delta A} - I)\,\Delta B$. $\square$
+#
+# For a **diagonal** $A$ (a vector of eigenvalues, as in S4D and Mamba) everything is elementwise:
+# $\bar A = e^{\Delta A}$, $\bar B = (e^{\Delta A} - 1) / A \cdot B$. The Euler rule
+# $\bar A = I + \Delta A$, $\bar B = \Delta B$ is only the first-order Taylor approximation.
+#
+# ## Exercise 5 — `ssm_discretize` (3 points)
+#
+# Write `ssm_discretize(A, B, delta)` returning `(A_bar, B_bar)`, for `A` either a diagonal given as a
+# vector `(n,)` or a dense matrix `(n, n)`; `B` of shape `(n,)` or `(n, k)`; `delta` a positive number.
+# - diagonal: elementwise formulas above (for `B` of shape `(n, k)`, the factor multiplies each row:
+#   `factor[:, None] * B`);
+# - dense: the **matrix** exponential `attnlab.expm(delta * A)` (not `np.exp`), and
+#   $\bar B$ by `np.linalg.solve(delta * A, ...)` rather than an explicit inverse.
+
+# %% nbgrader={"grade": false, "grade_id": "ssm_discretize", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def ssm_discretize(A, B, delta):
+    """Zero-order hold: (A_bar, B_bar) = (exp(delta A), (delta A)^-1 (exp(delta A) - I) delta B)."""
+    ### BEGIN SOLUTION
+    A = np.asarray(A)
+    B = np.asarray(B)
+    if A.ndim == 1:
+        decay = np.exp(delta * A)
+        gain = (decay - 1.0) / A
+        return decay, (gain * B if B.ndim == 1 else gain[:, None] * B)
+    decay = attnlab.expm(delta * A)
+    gain_times_b = np.linalg.solve(delta * A, (decay - np.eye(A.shape[0])) @ (delta * B))
+    return decay, gain_times_b
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ssm_discretize-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("ssm_discretize", ssm_discretize)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("ssm_discretize", ssm_discretize)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "zoh-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **Two independent checks.** (1) Van Loan's trick: the exponential of the block matrix
+# $\Delta \begin{pmatrix} A & B \\ 0 & 0 \end{pmatrix}$ is $\begin{pmatrix} \bar A & \bar B \\ 0 & I \end{pmatrix}$
+# (its top-right block is exactly the integral in the proof). (2) Simulate the ODE over one step with
+# 100,000 tiny Euler sub-steps and a constant input: one ZOH step must land on the same state, one big
+# Euler step must not.
+
+# %% nbgrader={"grade": false, "grade_id": "zoh-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+A = np.array([[-1.0, 2.0], [-2.0, -0.5]])  # a damped rotation
+B = np.array([[1.0], [0.5]])
+delta, h0, u0 = 0.3, np.array([1.0, -1.0]), 2.0
+try:
+    A_bar, B_bar = ssm_discretize(A, B, delta)
+    block = attnlab.expm(delta * np.block([[A, B], [np.zeros((1, 3))]]))
+    print(f"Van Loan: max |block - (A_bar, B_bar)| = {max(np.abs(block[:2, :2] - A_bar).max(), np.abs(block[:2, 2:] - B_bar).max()):.1e}")
+    h, steps = h0.copy(), 100_000
+    for _ in range(steps):  # the "true" trajectory, with a very small step
+        h = h + (delta / steps) * (A @ h + B[:, 0] * u0)
+    zoh = A_bar @ h0 + B_bar[:, 0] * u0
+    euler = h0 + delta * (A @ h0 + B[:, 0] * u0)
+    print(f"after one step of {delta}: fine simulation {h}, ZOH {zoh}, Euler {euler}")
+    print(f"  |ZOH - simulation| = {np.abs(zoh - h).max():.1e}   |Euler - simulation| = {np.abs(euler - h).max():.1e}")
+except NotImplementedError:
+    print("Finish exercise 5 (ssm_discretize) first, then run this cell again.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "kernel-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# The ZOH step agrees with the simulation up to the simulation's own error (about $\Delta^2/\text{steps}$);
+# Euler is off in the second digit.
+#
+# ### 4.2 The recurrence is a convolution
+#
+# Unroll $h_k = \bar A h_{k-1} + \bar B u_k$ from $h_{-1} = 0$:
+# $h_k = \sum_{j \le k} \bar A^{\,k-j} \bar B\, u_j$, so
+#
+# $$y_k = C h_k = \sum_{j=0}^{k} \underbrace{C \bar A^{\,k-j} \bar B}_{K_{k-j}}\, u_j = (K * u)_k, \qquad
+# K = \left(C\bar B,\ C\bar A\bar B,\ C\bar A^2\bar B,\ \dots,\ C\bar A^{L-1}\bar B\right).$$
+#
+# Training can therefore compute all outputs at once with one FFT convolution, $O(L \log L)$ and fully
+# parallel, while generation runs the recurrence, $O(1)$ per token with a fixed-size state — the best
+# of CNNs and RNNs. This only holds because $\bar A, \bar B, C$ are the same at every step
+# (a *linear time-invariant* system).
+#
+# ## Exercise 6 — `ssm_kernel` (2 points)
+#
+# Write `ssm_kernel(A_bar, B_bar, C, L)` returning the length-`L` kernel as a 1-D array, for a single
+# input and output: `B_bar` of shape `(n,)` or `(n, 1)`, `C` of shape `(n,)` or `(1, n)` (flatten them
+# with `.reshape(-1)`), `A_bar` diagonal `(n,)` or dense `(n, n)`. Keep a vector $x = \bar A^k \bar B$
+# and multiply it by $\bar A$ once per step (`A_bar * x` if diagonal, `A_bar @ x` if dense).
+
+# %% nbgrader={"grade": false, "grade_id": "ssm_kernel", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def ssm_kernel(A_bar, B_bar, C, L):
+    """K = (C B_bar, C A_bar B_bar, ..., C A_bar^(L-1) B_bar), shape (L,)."""
+    ### BEGIN SOLUTION
+    A_bar = np.asarray(A_bar)
+    state = np.asarray(B_bar).reshape(-1)
+    readout = np.asarray(C).reshape(-1)
+    kernel = np.empty(L, dtype=np.result_type(A_bar, state, readout))
+    for power in range(L):
+        kernel[power] = readout @ state
+        state = A_bar * state if A_bar.ndim == 1 else A_bar @ state
+    return kernel
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ssm_kernel-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("ssm_kernel", ssm_kernel)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("ssm_kernel", ssm_kernel)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "kernel-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **Check: the convolution with your kernel equals the recurrence**, for an S4D-style diagonal state
+# (eigenvalues $-\tfrac12 + i\pi n$, complex: the kernel oscillates) and for a dense one. The
+# recurrence is `attnlab.ssm_recurrence` (step by step); the convolution `attnlab.ssm_convolve` (FFT).
+
+# %% nbgrader={"grade": false, "grade_id": "kernel-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(7)
+L_SEQ = 256
+u = rng.standard_normal((3, L_SEQ))  # 3 input sequences
+A_diag = -0.5 + 1j * np.pi * np.arange(8)  # S4D-Lin initialisation (Gu et al. 2022, "On the parameterization ... of diagonal SSMs")
+B_diag, C_diag = np.ones(8), rng.standard_normal(8) + 1j * rng.standard_normal(8)
+A_dense = -np.eye(4) + 0.5 * rng.standard_normal((4, 4))
+A_dense -= (np.max(np.linalg.eigvals(A_dense).real) + 0.2) * np.eye(4)  # shift so the system is stable
+B_dense, C_dense = rng.standard_normal(4), rng.standard_normal(4)
+try:
+    for name, A, B, C in [("diagonal, complex", A_diag, B_diag, C_diag), ("dense", A_dense, B_dense, C_dense)]:
+        A_bar, B_bar = attnlab.ssm_discretize(A, B, 0.05)
+        K = ssm_kernel(A_bar, B_bar, C, L_SEQ)
+        y_conv = attnlab.ssm_convolve(K, u)
+        y_rec = attnlab.ssm_recurrence(A_bar, B_bar, C, u)
+        print(f"{name:>17}: max |convolution - recurrence| = {np.abs(y_conv - y_rec).max():.1e}  (|y| up to {np.abs(y_rec).max():.1f})")
+    plt.figure(figsize=(7, 2.8))
+    plt.plot(K.real, label="dense A: K_k")
+    plt.plot(ssm_kernel(*attnlab.ssm_discretize(A_diag, B_diag, 0.05), C_diag, L_SEQ).real, label="S4D-Lin: Re K_k")
+    plt.xlabel("lag k")
+    plt.title("SSM convolution kernels: how much input k steps ago counts now")
+    plt.legend()
+    plt.show()
+except NotImplementedError:
+    print("Finish exercise 6 (ssm_kernel) first, then run this cell again.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ### 4.3 Mamba: selective (input-dependent) $\Delta$, $B$, $C$
+#
+# An LTI system treats every token the same way: it cannot decide to *remember this token* and
+# *ignore that one*. Mamba (Gu & Dao 2023, *Linear-Time Sequence Modeling with Selective State
+# Spaces*) makes the step and the projections functions of the current input $x_t$:
+#
+# $$\Delta_t = \operatorname{softplus}(W_\Delta x_t + b_\Delta), \qquad B_t = W_B\, x_t, \qquad C_t = W_C\, x_t .$$
+#
+# For every channel $d$ (its own diagonal $A_d \in \mathbb R^{n}$, $A = -e^{A_{\log}} < 0$) and state index:
+#
+# $$h_t = e^{\Delta_t A_d} \odot h_{t-1} + \Delta_t B_t\, u_t, \qquad y_t = C_t^\top h_t + D_d\, u_t .$$
+#
+# $A$ is discretised by ZOH, $B$ by the simpler Euler rule $\bar B_t = \Delta_t B_t$ (as in the reference
+# implementation). A large $\Delta_t$ forgets the past ($e^{\Delta_t A} \to 0$) and takes in $u_t$; a small
+# $\Delta_t$ keeps the state and ignores $u_t$. Because $\bar A_t$ now changes with $t$ there is no single
+# kernel $K$: Mamba runs the recurrence as a (parallel) scan.
+#
+# ## Exercise 7 — `selective_scan` (3 points)
+#
+# Write `selective_scan(u, delta, A, B, C, D=None)` with the shapes of `mamba_ssm`'s reference:
+# `u`, `delta`: `(batch, d_inner, L)`; `A`: `(d_inner, d_state)`; `B`, `C`: `(batch, d_state, L)`
+# (shared by all channels); `D`: `(d_inner,)` or None. Return `y` of shape `(batch, d_inner, L)`.
+# Loop over time with a state `h` of shape `(batch, d_inner, d_state)`, starting at 0; at step `t`:
+# `dt = delta[:, :, t, None]`, $\bar A$ = `np.exp(dt * A)`, add `dt * B[:, None, :, t] * u[:, :, t, None]`,
+# then read out with `np.einsum("bdn,bn->bd", h, C[:, :, t])`. Add `D[:, None] * u` at the end if given.
+
+# %% nbgrader={"grade": false, "grade_id": "selective_scan", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def selective_scan(u, delta, A, B, C, D=None):
+    """Mamba's selective scan: h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = C_t . h_t + D u_t."""
+    ### BEGIN SOLUTION
+    batch, d_inner, length = u.shape
+    state = np.zeros((batch, d_inner, A.shape[1]))
+    out = np.zeros((batch, d_inner, length))
+    for t in range(length):
+        step = delta[:, :, t, None]  # (batch, d_inner, 1)
+        state = np.exp(step * A) * state + step * B[:, None, :, t] * u[:, :, t, None]
+        out[:, :, t] = np.einsum("bdn,bn->bd", state, C[:, :, t])
+    if D is not None:
+        out = out + D[:, None] * u
+    return out
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "selective_scan-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check("selective_scan", selective_scan)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("selective_scan", selective_scan)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **A Mamba block, opened up.** `attnlab.mamba_selective_inputs` feeds a token sequence (random
+# embeddings) through a randomly initialised `attnlab.MambaBlock` (the layout of Hugging Face's
+# `MambaMixer`) and returns what its scan sees. Three checks:
+# 1. your scan on those inputs equals the block's own torch scan;
+# 2. the parameters really depend on the input: change one token and $\Delta$ changes at that position
+#    and the next three only (the block's causal convolution has width 4), nowhere else;
+# 3. freeze $\Delta, B, C$ (here: at their average over time) and the selective scan becomes an LTI
+#    SSM again — equal to the convolution with the kernel of section 4.2, channel by channel.
+
+# %% nbgrader={"grade": false, "grade_id": "mamba-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4])
+s = attnlab.mamba_selective_inputs(tokens, d_model=16, d_state=8)
+attnlab.plot_selective_params(s["delta"], s["B"], s["C"], tokens=tokens)
+plt.show()
+try:
+    y = selective_scan(s["u"], s["delta"], s["A"], s["B"], s["C"], s["D"])
+    print(f"1. max |your scan - MambaBlock's torch scan| = {np.abs(y - s['torch_out']).max():.1e}")
+except NotImplementedError:
+    print("1. (finish exercise 7 to compare your scan with the block's)")
+
+changed = tokens.copy()
+changed[10] = 0
+s2 = attnlab.mamba_selective_inputs(changed, d_model=16, d_state=8)
+moved = np.flatnonzero(np.abs(s2["delta"] - s["delta"]).max(axis=(0, 1)) > 1e-12)
+print(f"2. token 10 changed: delta changed at positions {moved.tolist()}")
+
+u_, A_ = s["u"], s["A"]
+dt, B_avg, C_avg = s["delta"].mean(axis=-1, keepdims=True), s["B"].mean(axis=-1), s["C"].mean(axis=-1)
+L_tok = len(tokens)
+y_frozen = attnlab.selective_scan(u_, np.broadcast_to(dt, u_.shape), A_, np.repeat(B_avg[..., None], L_tok, -1),
+                                  np.repeat(C_avg[..., None], L_tok, -1))
+y_conv = np.stack([attnlab.ssm_convolve(attnlab.ssm_kernel(np.exp(dt[0, c, 0] * A_[c]), dt[0, c, 0] * B_avg[0], C_avg[0], L_tok), u_[0, c])
+                   for c in range(u_.shape[1])])
+print(f"3. frozen delta, B, C: max |selective scan - LTI convolution| = {np.abs(y_frozen[0] - y_conv).max():.1e}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 5. The KV cache
+#
+# A decoder generates one token at a time; the new query must attend to the keys and values of every
+# earlier token, so they are kept: the **KV cache**. Per layer and per token it stores one key and one
+# value vector for each key/value head:
+#
+# $$\text{bytes} = 2 \cdot n_{\text{layers}} \cdot H_{kv} \cdot d_{\text{head}} \cdot T \cdot \text{batch} \cdot \text{bytes per element}.$$
+#
+# Multi-head attention has $H_{kv} = H$. **Multi-query attention** (Shazeer 2019) shares one key/value
+# head among all query heads, $H_{kv} = 1$; **grouped-query attention** (Ainslie et al. 2023) shares each
+# among a group, $1 < H_{kv} < H$. Compute is the same; the cache shrinks by $H / H_{kv}$.
+#
+# ## Exercise 8 — `kv_cache_bytes` (2 points)
+#
+# Write `kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2)`
+# returning the number of bytes as an integer.
+
+# %% nbgrader={"grade": false, "grade_id": "kv_cache_bytes", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2):
+    """Bytes of a KV cache: keys and values for every layer, kv head, token and sequence."""
+    ### BEGIN SOLUTION
+    keys_and_values = 2
+    return keys_and_values * n_layers * n_kv_heads * head_dim * seq_len * batch * bytes_per_element
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "kv_cache_bytes-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check("kv_cache_bytes", kv_cache_bytes)
+### BEGIN HIDDEN TESTS
+from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
+check_isolated("kv_cache_bytes", kv_cache_bytes)
+### END HIDDEN TESTS
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **Real models.** Shapes from the published `config.json` of each model on the Hugging Face Hub
+# (`openai-community/gpt2`, `meta-llama/Llama-2-7b-hf`, `mistralai/Mistral-7B-v0.1`,
+# `meta-llama/Llama-2-70b-hf`, `tiiuae/falcon-7b`; they are `attnlab.KV_MODEL_SHAPES`), in fp16, batch 1.
+# Then the formula meets reality: a tiny Hugging Face Mistral model (random weights, float32, so
+# 4 bytes per element) runs a forward pass with its cache on, and we add up the bytes of the tensors
+# it actually cached.
+
+# %% nbgrader={"grade": false, "grade_id": "kv-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+print(f"{'model':>12} | kind | layers | heads | kv heads | head dim | {'KB / token':>10} | {'GB at 4K':>8} | {'GB at 32K':>9} | vs MHA")
+for row in attnlab.kv_cache_table(seq_lens=(4096, 32768)):
+    print(f"{row['name']:>12} | {row['kind']:>4} | {row['n_layers']:>6} | {row['n_heads']:>5} | {row['n_kv_heads']:>8} | "
+          f"{row['head_dim']:>8} | {row['bytes_per_token'] / 1024:10.0f} | {row['bytes_at_4096'] / 2**30:8.2f} | "
+          f"{row['bytes_at_32768'] / 2**30:9.2f} | " + ("-" if row["kind"] == "MHA" else f"{row['mha_bytes_at_4096'] / row['bytes_at_4096']:.0f}x smaller"))
+
+try:
+    shape = {"n_layers": 2, "n_kv_heads": 2, "head_dim": 16, "seq_len": 10, "batch": 3}
+    measured = attnlab.hf_kv_cache_bytes(n_heads=4, **shape)
+    print(f"\ntiny Mistral (4 query heads, 2 kv heads): cache holds {measured} bytes; "
+          f"your formula says {kv_cache_bytes(**shape, bytes_per_element=4)}")
+except NotImplementedError:
+    print("\nFinish exercise 8 (kv_cache_bytes) to compare your formula with a real cache.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-compress-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# KV-COMPRESS-PLACEHOLDER
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "graph-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## 6. Attention as message passing
+#
+# Read the tokens as the nodes of a graph and the mask as its edges: $\text{mask}[i, j] = $ True is an
+# edge $j \to i$. One attention layer is one round of **message passing**: every node $j$ sends its
+# value $v_j$ along its out-edges; node $i$ scores each incoming message by $q_i \cdot k_j / \sqrt d$,
+# normalises the scores with a softmax **over its in-neighbours**, and sums. Full attention is
+# message passing on the *complete* graph ($N^2$ edges); a causal mask makes it a DAG; a sparse pattern
+# is a sparse graph (a graph attention network is the same layer on a given graph). The check below
+# runs the message-passing form node by node (`attnlab.message_passing_attention`) on a BigBird graph
+# and compares it with masked attention.
+#
+# The graph view also says what sparsity costs in **expressiveness**: with a residual stream, after
+# $L$ layers token $i$ has heard from every token within $L$ hops. `attnlab.graph_hops` counts the
+# layers needed before every token can reach every other — the "maximum path length" of Zone 1's
+# fossil table (an RNN needs $N$; full attention 1).
+
+# %% nbgrader={"grade": false, "grade_id": "graph", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(8)
+n_nodes = 24
+q, k, v = (rng.standard_normal((n_nodes, 8)) for _ in range(3))
+edges = attnlab.sparse_mask(n_nodes, "bigbird", window=1, n_global=1, n_random=2)
+passed = attnlab.message_passing_attention(q, k, v, edges)
+masked, _ = attnlab.scaled_dot_product_attention(q, k, v, mask=edges)
+print(f"BigBird graph: {int(edges.sum())} edges; max |message passing - masked attention| = {np.abs(passed - masked).max():.1e}")
+
+n_graph = 64
+graphs = {
+    "full": np.ones((n_graph, n_graph), dtype=bool),
+    "causal": attnlab.causal_mask(n_graph),
+    "local w=2": attnlab.sparse_mask(n_graph, "local", window=2),
+    "local w=2 + strided s=8": attnlab.sparse_mask(n_graph, "local", window=2) | attnlab.sparse_mask(n_graph, "strided", stride=8),
+    "BigBird (w=2, g=1, r=2)": attnlab.sparse_mask(n_graph, "bigbird", window=2, n_global=1, n_random=2),
+    "strided s=8 alone": attnlab.sparse_mask(n_graph, "strided", stride=8),
+}
+print(f"\n{'graph on 64 tokens':>24} | {'edges':>5} | layers until everyone has heard from everyone")
+for name, graph in graphs.items():
+    print(f"{name:>24} | {int(graph.sum()):>5} | {attnlab.graph_hops(graph):g}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "map-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# A purely strided graph never connects tokens of different residue classes (inf): that is why the
+# Sparse Transformer alternates it with a local pattern, and why BigBird adds global tokens — two hops
+# through a global token connect anything.
+#
+# ## 7. The map: efficiency, expressiveness, memory
+#
+# Everything of this zone on one page, for one head of width $d = 64$ at $N = 4096$ tokens
+# (`attnlab.efficiency_map`): multiply-adds of one layer, extra memory while training, what must be
+# kept to generate the next token, whether the softmax is computed exactly, and the hops needed to
+# connect all tokens (measured on 256-token graphs).
+
+# %% nbgrader={"grade": false, "grade_id": "map", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rows = attnlab.efficiency_map(n=4096, d=64)
+print(f"{'method':>32} | {'multiply-adds':>13} | {'train memory':>12} | {'decode state':>12} | hops | softmax?")
+for r in rows:
+    print(f"{r['method']:>32} | {r['cost']:13.2e} | {r['train_memory']:12.2e} | {r['decode_state']:12.2e} | "
+          f"{r['hops']:>4g} | {r['exact']}")
+attnlab.plot_efficiency_map(rows)
+plt.show()
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "map-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# How to read it:
+# - **FlashAttention** moves full attention *down in training memory* without changing anything else:
+#   same numbers, same compute. It is the default today.
+# - **GQA / MQA** move it *down in decoding memory*: the cache shrinks by $H / H_{kv}$, still exact.
+# - **Sparse patterns** move *left* (fewer multiply-adds) at the price of hops: information needs
+#   several layers to travel. Global tokens bring the hops back to 2.
+# - **Linear attention, Performer and SSMs / Mamba** move to the *bottom left*: linear compute and a
+#   fixed-size state — but the state is a compression of the past, so recalling an exact earlier token
+#   gets harder as the sequence grows. Mamba's selectivity is how it decides what to keep.
+#
+# No point is best on every axis; that is why today's long-context models mix them (hybrids of
+# attention and Mamba layers, local + global layers, GQA + FlashAttention).
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Progress
+#
+# ✅ Zone 3b done: you derived FlashAttention's memory traffic and its online softmax, built sparse
+# masks and linear attention, discretised and unrolled a state space model, wrote Mamba's selective
+# scan, and sized the KV cache of real models.
+#
+# **Next:** [Zone 4 — Implementation](../04_implementation/04_implementation.ipynb): torch modules with
+# a KV cache and grouped heads, a GPT that matches Hugging Face's, FlashAttention in NumPy and in
+# Triton, and a Mamba block.

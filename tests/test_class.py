@@ -1,0 +1,224 @@
+"""A class of 40 on one machine: release -> fetch -> submit -> collect through nbgrader's
+exchange, then `attnlab-grade` autogrades everyone — correct, partial, blank, crashing,
+timing out and tampered submissions — and the exported CSV holds exactly the expected scores.
+
+Zone 0 is the assignment (5 points: softmax 2, scaled_dot_product_attention 3): it is the
+fastest notebook, so the whole class runs in a few minutes on 2 cores. The tampering
+students each try one trick on a wrong `softmax` and keep a correct attention, so an honest
+grade is exactly 3: any trick that worked would show up as 5.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader_course import Course, nbgrader_env, replace_solution
+
+ZONE = "00_quickstart"
+pytestmark = pytest.mark.slow
+
+WRONG_SOFTMAX = """def softmax(x, axis=-1):
+    e = np.exp(np.asarray(x, dtype=float))          # no max subtraction: wrong on huge scores
+    return e / e.sum(axis=axis, keepdims=True)
+"""
+OWN_SDPA = """def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    allowed = np.ones(s.shape[-2:], dtype=bool)
+    if mask is not None:
+        allowed = allowed & mask
+    if causal:
+        allowed = allowed & np.tril(np.ones(s.shape[-2:], dtype=bool), k=k.shape[-2] - q.shape[-2])
+    s = np.where(allowed, s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    m = np.where(np.isneginf(m), 0.0, m)
+    e = np.exp(s - m)
+    t = e.sum(axis=-1, keepdims=True)
+    w = np.divide(e, t, out=np.zeros_like(e), where=t > 0)
+    return w @ v, w
+"""
+BAD_SDPA_NO_SCALE = OWN_SDPA.replace(" / np.sqrt(q.shape[-1])", "")
+
+# student kind -> (softmax cell, sdpa cell or None for the solution's, expected score)
+TAMPERING = {
+    "eq-always-true": (
+        "class Liar:\n    def __eq__(self, other):\n        return True\n"
+        "    __array_priority__ = 1000\n\n"
+        "def softmax(x, axis=-1):\n    return Liar()\n", OWN_SDPA, 3),
+    "redefines-check": (
+        WRONG_SOFTMAX + "\ndef check(*args, **kwargs):\n    print('all checks passed.')\n", OWN_SDPA, 3),
+    "patches-numpy": (
+        WRONG_SOFTMAX + "\nnp.allclose = lambda *a, **k: True\n"
+        "np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)\n"
+        "np.array_equal = lambda *a, **k: True\nnp.testing.assert_allclose = lambda *a, **k: None\n",
+        OWN_SDPA, 3),
+    "patches-grader-tests": (
+        WRONG_SOFTMAX + "\nimport grader_tests, grader_tests.core\n"
+        "grader_tests.check = lambda *a, **k: None\n"
+        "grader_tests.core.run_check = lambda *a, **k: []\n"
+        "grader_tests.core.compare = lambda *a, **k: None\n"
+        "grader_tests.core.check = lambda *a, **k: None\n", OWN_SDPA, 3),
+    "prints-passed": (
+        WRONG_SOFTMAX + "\nprint('softmax: all visible checks passed.')\n", OWN_SDPA, 3),
+    "sys-exit-inside": (
+        "import sys\ndef softmax(x, axis=-1):\n    sys.exit(0)\n", OWN_SDPA, 3),
+    "reads-hidden-tests": (
+        "import glob\ntry:\n    LEAK = open(glob.glob('*.ipynb')[0]).read()\nexcept Exception:\n    LEAK = ''\n"
+        "_good = 'hidden=True' in LEAK\n\n"
+        "def softmax(x, axis=-1):\n"
+        "    x = np.asarray(x, dtype=float)\n"
+        "    m = x.max(axis=axis, keepdims=True) if _good else 0.0\n"
+        "    e = np.exp(x - m)\n    return e / e.sum(axis=axis, keepdims=True)\n", OWN_SDPA, 3),
+    "reads-solutions": (
+        "import glob, os, json\nSRC = ''\n"
+        "for pattern in ['../../../source/*/*.ipynb', '../../../*/*/00_quickstart.ipynb',\n"
+        "                os.path.join(os.path.dirname(__import__('attnlab').__file__), '../../solutions/*/*.py')]:\n"
+        "    for path in glob.glob(pattern):\n"
+        "        try:\n            SRC += open(path).read()\n        except Exception:\n            pass\n"
+        "_good = 'BEGIN SOLUTION' in SRC\n\n"
+        "def softmax(x, axis=-1):\n"
+        "    x = np.asarray(x, dtype=float)\n"
+        "    m = x.max(axis=axis, keepdims=True) if _good else 0.0\n"
+        "    e = np.exp(x - m)\n    return e / e.sum(axis=axis, keepdims=True)\n", OWN_SDPA, 3),
+    "sleeps-inside": (
+        "import time\ndef softmax(x, axis=-1):\n    time.sleep(10**6)\n", OWN_SDPA, 3),
+    "calls-the-library": ("softmax = attnlab.softmax\n", OWN_SDPA, 3),
+    "edits-test-cell": (WRONG_SOFTMAX, OWN_SDPA, 3),
+    "deletes-test-cell": (WRONG_SOFTMAX, OWN_SDPA, 3),
+}
+FAULTS = {
+    "raises": ("def softmax(x, axis=-1):\n    raise ValueError('oops')\n", None, 0),
+    "syntax-error": ("def softmax(x, axis=-1)\n    return x\n", None, 0),
+    "os-exit": ("import os\nos._exit(1)\n", None, 0),
+    "kills-kernel-later": (WRONG_SOFTMAX, "import os\nos._exit(3)\n", 0),
+    "sleeps-forever": ("import time\ntime.sleep(10**6)\n", None, 0),
+    "loops-inside": ("def softmax(x, axis=-1):\n    while True:\n        pass\n", None, 0),
+}
+N_CORRECT, N_PARTIAL, N_BLANK = 10, 6, 6
+
+
+def _roster():
+    """student id -> (kind, softmax source or None, sdpa source or None, expected score)."""
+    roster = {}
+    for i in range(N_CORRECT):
+        roster[f"s{len(roster):02d}"] = ("correct", None, None, 5)
+    for i in range(N_PARTIAL):
+        roster[f"s{len(roster):02d}"] = ("partial", None, BAD_SDPA_NO_SCALE, 2)
+    for i in range(N_BLANK):
+        roster[f"s{len(roster):02d}"] = ("blank", "BLANK", None, 0)
+    for kind, (soft, sdpa, score) in {**FAULTS, **TAMPERING}.items():
+        roster[f"s{len(roster):02d}"] = (kind, soft, sdpa, score)
+    return roster
+
+
+def _student_notebook(kind, soft, sdpa, release_nb, solution_nb):
+    if soft == "BLANK":
+        return nbformat.from_dict(release_nb)
+    nb = nbformat.from_dict(solution_nb)
+    if soft is not None:
+        nb = replace_solution(nb, "softmax", soft)
+    if sdpa is not None:
+        nb = replace_solution(nb, "scaled_dot_product_attention", sdpa)
+    if kind == "edits-test-cell":
+        for cell in nb.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "softmax-tests":
+                cell.source = "print('softmax: all visible checks passed.')"
+    if kind == "deletes-test-cell":
+        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "softmax-tests"]
+    return nb
+
+
+def _exchange(cls, coursedir_root: Path, exchange: Path, assignment: str, student: str | None = None):
+    """Run an nbgrader exchange step in this process (no per-student interpreter start)."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(coursedir_root)
+    config.CourseDirectory.course_id = "attnlab"
+    config.Exchange.root = str(exchange)
+    config.Exchange.cache = str(coursedir_root / ".nbgrader-cache")
+    config.Exchange.assignment_dir = str(coursedir_root)
+    coursedir = CourseDirectory(config=config)
+    coursedir.assignment_id = assignment
+    if student:
+        coursedir.student_id = student
+    step = cls(coursedir=coursedir, authenticator=Authenticator(config=config), config=config)
+    return step.start()
+
+
+def test_a_class_of_40_through_the_exchange(tmp_path):
+    from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeSubmit
+
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    os.chmod(exchange, 0o777)
+    instructor = Course(
+        tmp_path / "instructor", [ZONE],
+        extra_config=(f'c.Exchange.root = "{exchange}"\n'
+                      'c.CourseDirectory.course_id = "attnlab"\n'
+                      "c.Execute.timeout = 10\n"),
+    )
+    instructor.generate()
+    instructor.nbgrader("release_assignment", ZONE, "--force")
+    release_nb = nbformat.read(instructor.release_notebook(ZONE), as_version=4)
+    solution_nb = nbformat.read(instructor.source_notebook(ZONE), as_version=4)
+
+    roster = _roster()
+    assert len(roster) == 40
+    start = time.perf_counter()
+    for student, (kind, soft, sdpa, _) in roster.items():
+        home = tmp_path / "students" / student
+        home.mkdir(parents=True)
+        _exchange(ExchangeFetchAssignment, home, exchange, ZONE)
+        fetched = home / ZONE / f"{ZONE}.ipynb"
+        assert fetched.exists(), f"{student} could not fetch the assignment"
+        nbformat.write(_student_notebook(kind, soft, sdpa, release_nb, solution_nb), fetched)
+        _exchange(ExchangeSubmit, home, exchange, ZONE, student=student)
+    exchange_s = time.perf_counter() - start
+
+    grade = [sys.executable, "-m", "grader_tests.instructor", ZONE, "--collect", "--no-progress",
+             "--course-dir", str(instructor.root)]
+    start = time.perf_counter()
+    out = subprocess.run(grade, env=nbgrader_env(), capture_output=True, text=True, timeout=1500)
+    grading_s = time.perf_counter() - start
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    print("\n" + out.stdout)
+
+    with open(instructor.root / "grades.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 40, f"grades.csv has {len(rows)} rows"
+    got = {r["student_id"]: float(r["score"]) for r in rows}
+    wrong = {s: (roster[s][0], got.get(s), roster[s][3]) for s in roster if got.get(s) != roster[s][3]}
+    assert not wrong, f"unexpected scores (kind, got, expected): {wrong}"
+    assert all(float(r["max_score"]) == 5 for r in rows)
+
+    report = {r["student"]: r for r in csv.DictReader(open(instructor.root / "grading_report.csv"))}
+    for student, (kind, *_rest) in roster.items():
+        if kind in ("os-exit", "kills-kernel-later"):
+            assert report[student]["status"] == "graded 0" and "kernel died" in report[student]["reason"]
+
+    tamper_rows = [(kind, got[s]) for s, (kind, *_r) in roster.items() if kind in TAMPERING]
+    print("tampering attempts graded as an honest grader would (expected 3 of 5 each):")
+    for kind, score in tamper_rows:
+        print(f"  {kind:<22s} {score:g} / 5")
+    print(f"exchange round trip for 40 students: {exchange_s:.1f} s; grading: {grading_s:.0f} s "
+          f"= {40 / (grading_s / 60):.1f} submissions per minute")
+
+    # A second run gives the same grades (here for a quarter of the class, to save time).
+    first = {s: got[s] for s in got}
+    again = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", ZONE, "--force", "--student=s2*",
+         "--log-level=ERROR"],
+        cwd=instructor.root, env=nbgrader_env(), capture_output=True, text=True, timeout=900,
+    )
+    assert again.returncode in (0, 1), again.stderr[-2000:]
+    for student in [s for s in roster if s.startswith("s2")]:
+        assert instructor.scores(ZONE, student)[0] == first[student], student
