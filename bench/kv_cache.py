@@ -62,7 +62,9 @@ def main() -> None:
     parser.add_argument(
         "--repeats", type=int, default=1, help="timed runs per row (the minimum is kept)"
     )
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)"
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

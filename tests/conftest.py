@@ -1,4 +1,6 @@
-"""Shared pytest fixtures and the catalogue summary printed at the end of the run."""
+"""Shared pytest set-up, and the summaries printed at the end of the run (catalogue catch
+rate, notebook execution times). Rows travel as `user_properties`, so the summaries also
+work when the suite runs on several workers (pytest-xdist)."""
 
 from __future__ import annotations
 
@@ -9,26 +11,47 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("ATTNLAB_STATIC", "1")
 
-_MUTANT_RESULTS: list[tuple[str, str, bool, bool]] = []
+_ROWS: dict[str, list] = {"mutant": [], "notebook_seconds": [], "summary_line": []}
 
 
 @pytest.fixture
-def mutant_results():
-    """Collects (exercise, mistake, caught, named) rows for the catalogue summary."""
-    return _MUTANT_RESULTS
+def report_row(request):
+    """report_row(kind, value): add a row to an end-of-run summary (see pytest_terminal_summary)."""
+
+    def add(kind: str, value) -> None:
+        request.node.user_properties.append((kind, value))
+
+    return add
+
+
+def pytest_runtest_logreport(report):
+    if report.when != "call":
+        return
+    for kind, value in report.user_properties:
+        if kind in _ROWS:
+            _ROWS[kind].append(value)
 
 
 def pytest_terminal_summary(terminalreporter):
-    if not _MUTANT_RESULTS:
-        return
-    total = len(_MUTANT_RESULTS)
-    caught = sum(1 for r in _MUTANT_RESULTS if r[2])
-    named = sum(1 for r in _MUTANT_RESULTS if r[3])
-    exercises = len({r[0] for r in _MUTANT_RESULTS})
-    terminalreporter.section("mistake catalogue")
-    terminalreporter.write_line(
-        f"{total} catalogued mistakes over {exercises} exercises: caught {caught}/{total} "
-        f"({100 * caught / total:.1f}%), named in the feedback {named}/{total} "
-        f"({100 * named / total:.1f}%)"
-    )
+    mutants = _ROWS["mutant"]
+    if mutants:
+        total = len(mutants)
+        caught = sum(1 for r in mutants if r[2])
+        named = sum(1 for r in mutants if r[3])
+        exercises = len({r[0] for r in mutants})
+        terminalreporter.section("mistake catalogue")
+        terminalreporter.write_line(
+            f"{total} catalogued mistakes over {exercises} exercises: caught {caught}/{total} "
+            f"({100 * caught / total:.1f}%), named in the feedback {named}/{total} "
+            f"({100 * named / total:.1f}%)"
+        )
+    times = _ROWS["notebook_seconds"]
+    if times:
+        terminalreporter.section("solution notebooks, executed top to bottom by nbgrader autograde")
+        for zone, seconds in sorted(times):
+            terminalreporter.write_line(f"  {zone:<22s} {seconds:6.1f} s")
+        terminalreporter.write_line(f"  {'whole course':<22s} {sum(s for _, s in times):6.1f} s")
+    for line in _ROWS["summary_line"]:
+        terminalreporter.write_line(line)

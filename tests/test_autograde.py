@@ -29,25 +29,11 @@ def course(tmp_path_factory):
     return c
 
 
-@pytest.fixture(scope="module")
-def timings():
-    rows: dict[str, float] = {}
-    yield rows
-    if rows:
-        lines = [f"  {zone:<22s} {secs:6.1f} s" for zone, secs in sorted(rows.items())]
-        total = sum(rows.values())
-        report = "\n".join(["solution notebooks executed by nbgrader autograde:", *lines,
-                            f"  {'whole course':<22s} {total:6.1f} s"])
-        print("\n" + report)
-        (ROOT / "test-artifacts").mkdir(exist_ok=True)
-        (ROOT / "test-artifacts" / "notebook_times.txt").write_text(report + "\n")
-
-
 @pytest.mark.parametrize("zone", ZONES)
-def test_solutions_score_full_marks(course, zone, timings):
+def test_solutions_score_full_marks(course, zone, report_row):
     course.submit("solution", zone, course.source_notebook(zone))
     seconds = course.autograde(zone, "solution")
-    timings[zone] = seconds
+    report_row("notebook_seconds", (zone, seconds))
     nb = course.autograded_notebook(zone, "solution")
     assert error_outputs(nb) == [], f"{zone}: cells raised while executing the solutions"
     score, max_score = course.scores(zone, "solution")

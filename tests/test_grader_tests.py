@@ -35,11 +35,11 @@ def test_exercise_has_hidden_cases_and_mutants(name):
 @pytest.mark.parametrize(
     "name, mutant", MUTANTS, ids=[f"{n}::{m.name}" for n, m in MUTANTS]
 )
-def test_mutant_is_caught_and_named(name, mutant, mutant_results):
+def test_mutant_is_caught_and_named(name, mutant, report_row):
     failures = run_check(name, mutant.fn, hidden=True)
     caught = bool(failures)
     named = caught and mutant.hint in failures[0]
-    mutant_results.append((name, mutant.name, caught, named))
+    report_row("mutant", (name, mutant.name, caught, named))
     assert caught, f"{name}: the mistake '{mutant.name}' passes every check"
     assert named, (
         f"{name}: the mistake '{mutant.name}' is caught but its hint is not shown:\n{failures[0]}"

@@ -7,7 +7,7 @@ import pytest
 import torch
 from attnlab import GPT, GPTConfig
 from attnlab.data import CopyTask, LinearRegressionTask, stdlib_corpus, unigram_entropy
-from attnlab.train import TrainConfig, Trainer, lr_at_step, masked_accuracy, train
+from attnlab.train import TrainConfig, Trainer, lr_at_step, masked_accuracy, train_model
 
 
 def test_warmup_then_cosine_schedule():
@@ -86,7 +86,7 @@ def test_resume_from_checkpoint_is_bit_exact(tmp_path):
 
 def test_progress_bar_shows_the_loss(capsys):
     task, model = tiny_copy_setup()
-    train(model, lambda g: task.batch(4, g), TrainConfig(steps=10, progress=True))
+    train_model(model, lambda g: task.batch(4, g), TrainConfig(steps=10, progress=True))
     assert "loss=" in capsys.readouterr().err
 
 
@@ -101,7 +101,7 @@ def test_loss_falls_well_below_the_unigram_baseline():
         )
     )
     cfg = TrainConfig(steps=300, lr=3e-3, warmup_steps=30, eval_every=150, progress=False)
-    history = train(
+    history = train_model(
         model,
         lambda g: corpus.batch(16, 64, g),
         cfg,
@@ -114,7 +114,7 @@ def test_loss_falls_well_below_the_unigram_baseline():
 
 def test_tiny_model_learns_to_copy():
     task, model = tiny_copy_setup()
-    train(
+    train_model(
         model,
         lambda g: task.batch(32, g),
         TrainConfig(steps=250, lr=1e-2, warmup_steps=20, progress=False),
@@ -135,7 +135,7 @@ def test_custom_loss_fn_for_continuous_tokens():
         tokens, target = batch
         return ((m(tokens)[:, 0] - target) ** 2).mean()
 
-    history = train(
+    history = train_model(
         model,
         lambda g: task.batch(64, g),
         TrainConfig(steps=60, lr=1e-2, warmup_steps=0, progress=False),

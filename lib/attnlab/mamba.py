@@ -80,12 +80,15 @@ def _scan_chunk(x, delta, A, B, C, h, max_log_range):
     and the prefix sum over s <= t is one matrix product with a lower-triangular matrix of
     ones: no loop over time. exp(-G_s) grows along the chunk; if the decays inside it span
     more than exp(max_log_range) it could overflow, so such a chunk is split in two halves
-    scanned one after the other (a single step is always safe).
+    scanned one after the other, down to single steps if need be.
     """
     T = x.shape[1]
+    if T == 1:  # a single step: the recurrence itself (exp(G) may underflow to 0, no division)
+        h = torch.exp(delta[:, 0, :, None] * A) * h + x[:, 0, :, None] * B[:, 0, None, :]
+        return (h @ C[:, 0, :, None])[..., 0][:, None], h
     S = torch.cumsum(delta, dim=1)  # (batch, T, d_inner)
     log_range = (S[:, -1] * (-A.min(dim=-1).values)).max()  # largest -G_T in the chunk
-    if T > 1 and log_range.item() > max_log_range:
+    if log_range.item() > max_log_range:
         half = T // 2
         y1, h = _scan_chunk(x[:, :half], delta[:, :half], A, B[:, :half], C[:, :half], h,
                             max_log_range)

@@ -18,7 +18,14 @@ from tqdm.auto import tqdm
 from ._validate import require_positive_int
 from .data import IGNORE
 
-__all__ = ["TrainConfig", "Trainer", "lr_at_step", "masked_accuracy", "next_token_loss", "train"]
+__all__ = [
+    "TrainConfig",
+    "Trainer",
+    "lr_at_step",
+    "masked_accuracy",
+    "next_token_loss",
+    "train_model",
+]
 
 
 @dataclass
@@ -215,7 +222,7 @@ class Trainer:
         self.load_state_dict(torch.load(path, weights_only=True))
 
 
-def train(
+def train_model(
     model: torch.nn.Module,
     get_batch: Callable,
     config: TrainConfig | None = None,

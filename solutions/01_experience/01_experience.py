@@ -146,7 +146,9 @@ for i, token in enumerate(tokens):
 def qkv_attention(x, w_q, w_k, w_v, mask=None, causal=False):
     """Self-attention with projections q, k, v = x @ w_q, x @ w_k, x @ w_v. Returns (out, weights)."""
     ### BEGIN SOLUTION
-    q, k, v = x @ w_q, x @ w_k, x @ w_v
+    q = x @ w_q
+    k = x @ w_k
+    v = x @ w_v
     d_k = q.shape[-1]
     scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d_k)
     n = x.shape[-2]
@@ -229,16 +231,20 @@ check_isolated("score_statistics", score_statistics)
 # should stay near 1. If the claim were false, the ratio column would drift away from 1.
 
 # %% nbgrader={"grade": false, "grade_id": "measure", "locked": true, "schema_version": 3, "solution": false, "task": false}
+rng = np.random.default_rng(0)
+rows = []
 try:
-    rng = np.random.default_rng(0)
-    print(f"{'d_k':>5s} {'mean':>8s} {'std':>8s} {'sqrt(d_k)':>9s} {'std/sqrt(d_k)':>13s} {'std, scaled':>11s}")
     for d_k in (1, 4, 16, 64, 256, 1024):
         qs, ks = rng.standard_normal((4_000, d_k)), rng.standard_normal((4_000, d_k))
         mean, std = score_statistics(qs, ks)
         _, std_scaled = score_statistics(qs / np.sqrt(d_k), ks)
-        print(f"{d_k:>5d} {mean:>8.3f} {std:>8.3f} {np.sqrt(d_k):>9.3f} {std / np.sqrt(d_k):>13.3f} {std_scaled:>11.3f}")
+        rows.append((d_k, mean, std, std_scaled))
 except NotImplementedError:
     print("Finish exercise 2 first, then run this cell again.")
+if rows:
+    print(f"{'d_k':>5s} {'mean':>8s} {'std':>8s} {'sqrt(d_k)':>9s} {'std/sqrt(d_k)':>13s} {'std, scaled':>11s}")
+for d_k, mean, std, std_scaled in rows:
+    print(f"{d_k:>5d} {mean:>8.3f} {std:>8.3f} {np.sqrt(d_k):>9.3f} {std / np.sqrt(d_k):>13.3f} {std_scaled:>11.3f}")
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "explorer-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### The scaling explorer

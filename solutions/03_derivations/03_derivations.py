@@ -979,30 +979,34 @@ print(f"parameters at d = {d}: GELU MLP (hidden {4 * d}) {count['GELU']:,}; "
 # **Measured** with attnlab's torch `TransformerBlock` (`prenorm=True` / `False`), Xavier
 # initialisation as in the paper, random inputs and targets, one backward pass: the gradient
 # norm of every layer's second FFN matrix $W_2$ in a 12-layer stack (left), and of the last
-# layer's $W_2$ as the stack grows from 1 to 32 layers, averaged over 2 seeds (right). The claim
-# predicts slopes near $-0.5$ (Pre-LN) and $0$ (Post-LN) on the right.
+# layer's $W_2$ as the stack grows from 1 to 64 layers, averaged over 3 seeds (right). On the
+# log-log plot a power law $L^{c}$ is a straight line of slope $c$; the claim is about large $L$,
+# so the slope is fitted on $L \ge 4$ and should come out near $-\tfrac12$ for Pre-LN and near
+# $0$ for Post-LN.
 
 # %% nbgrader={"grade": false, "grade_id": "preln", "locked": true, "schema_version": 3, "solution": false, "task": false}
 variants = {"Pre-LN": True, "Post-LN": False}
 per_layer = {name: attnlab.gradient_norms_by_depth(pre, n_layers=12) for name, pre in variants.items()}
-depths = (1, 2, 4, 8, 16, 32)
+depths = np.array([1, 2, 4, 8, 16, 32, 64])
 last_layer = {
     name: np.array([np.mean([attnlab.gradient_norms_by_depth(pre, n_layers=L, seed=seed)[-1]
-                             for seed in (0, 1)]) for L in depths])
+                             for seed in (0, 1, 2)]) for L in depths])
     for name, pre in variants.items()
 }
 for name in variants:
     g = per_layer[name]
-    slope = np.polyfit(np.log(depths), np.log(last_layer[name]), 1)[0]
-    print(f"{name:>7s}: 12 layers, |dL/dW_2| from layer 1 to 12: {g[0]:.3f} -> {g[-1]:.3f};  "
-          f"last layer vs depth: {' '.join(f'{v:.3f}' for v in last_layer[name])}  (slope {slope:+.2f})")
-attnlab.plot_gradient_norms(per_layer, depths, last_layer)
+    slope = np.polyfit(np.log(depths[2:]), np.log(last_layer[name][2:]), 1)[0]
+    print(f"{name:>7s}: 12 layers, |dL/dW_2| from layer 1 to 12: {g[0]:.3f} -> {g[-1]:.3f}")
+    print(f"{'':>7s}  last layer for L = {', '.join(map(str, depths))}: "
+          f"{' '.join(f'{v:.3f}' for v in last_layer[name])}; slope for L >= 4: {slope:+.2f}")
+attnlab.plot_gradient_norms(per_layer, depths, last_layer, fit_from=4)
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "preln-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# Compare the printed slopes with the claim: the Pre-LN one should sit near $-\tfrac12$ (the
-# dotted line), the Post-LN one near 0. On the left, Pre-LN layers nearer the input receive
-# *larger* gradients: their output also reaches every later layer through the untouched
+# Compare the printed slopes with the claim (the dotted line has slope $-\tfrac12$). A deeper
+# Pre-LN stack hands its top layer a smaller gradient; a Post-LN stack hands it the same
+# large gradient at every depth. On the left, Pre-LN layers nearer the input receive *larger*
+# gradients than the top ones: their output reaches every later layer through the untouched
 # residual stream. Zone 5 trains both variants.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "s7-md", "locked": true, "schema_version": 3, "solution": false, "task": false}

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -166,6 +167,18 @@ def relative_position_check(kind: str, n: int = 24, d: int = 16, seed: int = 0):
 
 
 # ============================================================================ gradients
+@contextmanager
+def _one_thread():
+    """Run tiny torch models on one thread: several threads only wait on each other there
+    (on a busy 2-core machine, 50x slower). The caller's setting is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.5,
                            seed: int = 0) -> dict:
     """Gradient norm reaching the input of a deep stack of tanh layers, with and without residuals.
@@ -180,13 +193,14 @@ def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.
                for _ in range(n_layers)]
     x0 = torch.randn(1, width, generator=generator, dtype=torch.float64)
     norms = {}
-    for name in ("plain", "residual"):
-        x = x0.clone().requires_grad_(True)
-        h = x
-        for w in weights:
-            h = h + torch.tanh(h @ w) if name == "residual" else torch.tanh(h @ w)
-        h.sum().backward()
-        norms[name] = float(x.grad.norm())
+    with _one_thread():
+        for name in ("plain", "residual"):
+            x = x0.clone().requires_grad_(True)
+            h = x
+            for w in weights:
+                h = h + torch.tanh(h @ w) if name == "residual" else torch.tanh(h @ w)
+            h.sum().backward()
+            norms[name] = float(x.grad.norm())
     return norms
 
 
@@ -199,8 +213,15 @@ def gradient_norms_by_depth(prenorm: bool, n_layers: int = 12, d_model: int = 32
     as in Xiong et al. 2020 ("On Layer Normalization in the Transformer Architecture"), a final
     LayerNorm for Pre-LN (as in GPT-2), a linear head and the cross-entropy against random
     targets, on random unit-variance inputs (batch, seq_len, d_model). One backward pass.
+    Xiong et al.'s Theorem 1: the last layer's norm is O(d sqrt(ln d)) for Post-LN, whatever
+    the depth, and O(d sqrt(ln d / L)) for Pre-LN.
     """
     n_layers = require_positive_int("n_layers", n_layers)
+    with _one_thread(), torch.random.fork_rng():  # seeded, leaving the global generator alone
+        return _gradient_norms(prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_size, seed)
+
+
+def _gradient_norms(prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_size, seed):
     torch.manual_seed(seed)
     config = GPTConfig(vocab_size=vocab_size, context_length=seq_len, d_model=d_model,
                        n_layers=n_layers, n_heads=n_heads, prenorm=prenorm)

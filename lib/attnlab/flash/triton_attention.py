@@ -38,10 +38,6 @@ _MAX_HEAD_DIM = 128
 _INTERPRETER_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16}
 
 
-def _interpret_requested() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
-
-
 def load_triton_kernels():
     """Import and return the kernel module `attnlab.flash.triton_kernels`, checking the setup.
 
@@ -49,18 +45,19 @@ def load_triton_kernels():
     GPU nor TRITON_INTERPRET=1, or when the kernels were already built for the other mode.
     """
     try:
-        importlib.import_module("triton")
+        triton = importlib.import_module("triton")
     except ImportError as err:
         raise RuntimeError(f"attnlab's Triton kernels need the triton package. {_INSTALL_HINT}"
                            ) from err
-    if not _interpret_requested() and not torch.cuda.is_available():
+    interpret = bool(triton.knobs.runtime.interpret)  # reads TRITON_INTERPRET now
+    if not interpret and not torch.cuda.is_available():
         raise RuntimeError(
             "Triton kernels need a CUDA GPU, and none is available. To run them on the CPU "
             "with Triton's interpreter, set os.environ['TRITON_INTERPRET'] = '1' before "
             "importing triton (restart the kernel if it was already imported)."
         )
     kernels = importlib.import_module("attnlab.flash.triton_kernels")
-    if kernels.INTERPRET != _interpret_requested():
+    if kernels.INTERPRET != interpret:
         built = "the CPU interpreter" if kernels.INTERPRET else "the GPU"
         raise RuntimeError(
             f"The Triton kernels were already built for {built} when first imported, and "

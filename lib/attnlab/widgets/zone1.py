@@ -71,7 +71,7 @@ def fossil_explorer(n: int = 512, d: int = 512, k: int = 3):
         draw_fossils,
         n=w.SelectionSlider(options=N_STEPS, value=n, description="N tokens", continuous_update=False),
         d=w.SelectionSlider(options=D_STEPS, value=d, description="d", continuous_update=False),
-        k=k,
+        k=w.fixed(k),
     )
 
 

@@ -215,10 +215,11 @@ def plot_activations(x=None):
     return fig
 
 
-def plot_gradient_norms(per_layer: dict, depths, last_layer: dict):
+def plot_gradient_norms(per_layer: dict, depths, last_layer: dict, fit_from: int = 4):
     """Left: gradient norm of each layer's FFN matrix, one curve per variant (per_layer maps a
     name to an array over layers). Right: the last layer's norm against depth L, log-log,
-    with the fitted slope in the legend (last_layer maps a name to values over `depths`)."""
+    with the slope fitted on the depths >= fit_from in the legend (last_layer maps a name to
+    values over `depths`)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
@@ -230,9 +231,11 @@ def plot_gradient_norms(per_layer: dict, depths, last_layer: dict):
     axes[0].set_ylim(bottom=0)
     axes[0].legend()
     depths = np.asarray(depths, dtype=float)
+    fit = depths >= fit_from
     for name, values in last_layer.items():
-        slope = np.polyfit(np.log(depths), np.log(values), 1)[0]
-        axes[1].loglog(depths, values, "o-", label=f"{name}: slope {slope:+.2f}")
+        values = np.asarray(values, dtype=float)
+        slope = np.polyfit(np.log(depths[fit]), np.log(values[fit]), 1)[0]
+        axes[1].loglog(depths, values, "o-", label=f"{name}: slope {slope:+.2f} (L >= {fit_from})")
     start = max(values[0] for values in last_layer.values())
     axes[1].loglog(depths, start / np.sqrt(depths / depths[0]), ":", color="gray",
                    label="1/sqrt(L) for reference")
