@@ -25,12 +25,12 @@ import os
 import platform
 import time
 import warnings
+from functools import partial
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import torch  # noqa: E402
-
-import attnlab  # noqa: E402
+import attnlab
+import torch
 
 
 def best_time(fn, repeats: int) -> float:
@@ -93,12 +93,12 @@ def bench_scans(lengths, repeats: int, d_inner: int = 1536, d_state: int = 16):
         # interleave the candidates so that a burst of load on the machine hits all of them
         for _ in range(slow_repeats):
             for name, fn in (
-                ("seq", lambda: attnlab.selective_scan_torch(*args, mode="sequential")),
-                ("par", lambda: attnlab.selective_scan_torch(*args, mode="parallel")),
-                ("hf_scan", lambda: mamba_selective_scan(*args)),
-                ("fused", lambda: fused_loop_scan(*args)),
-                ("hf", lambda: mixer(x)),
-                ("ours", lambda: block(x)),
+                ("seq", partial(attnlab.selective_scan_torch, *args, mode="sequential")),
+                ("par", partial(attnlab.selective_scan_torch, *args, mode="parallel")),
+                ("hf_scan", partial(mamba_selective_scan, *args)),
+                ("fused", partial(fused_loop_scan, *args)),
+                ("hf", partial(mixer, x)),
+                ("ours", partial(block, x)),
             ):
                 times[name] = min(times.get(name, float("inf")), best_time(fn, 1))
         diff = (block(x) - mixer(x)).abs().max().item()
@@ -110,6 +110,14 @@ def bench_scans(lengths, repeats: int, d_inner: int = 1536, d_state: int = 16):
               f"{t['fused'] / t['par']:>9.1f} | {t['hf']:>8.3f} {t['ours']:>9.3f} "
               f"{t['hf'] / t['ours']:>7.1f} {diff:>9.1e}", flush=True)
     return rows
+
+
+def decode_rate(generate, prompt, new_tokens: int) -> float:
+    """Tokens/s of the decode phase: (new_tokens - 1) / (t(new_tokens) - t(1)), so that the
+    prompt's processing (prefill), common to both runs, cancels."""
+    t1 = best_time(partial(generate, prompt, 1), 2)
+    tn = best_time(partial(generate, prompt, new_tokens), 2)
+    return (new_tokens - 1) / max(tn - t1, 1e-9)
 
 
 @torch.no_grad()
@@ -134,14 +142,10 @@ def bench_generation(contexts, new_tokens: int, d_model: int = 256, n_layers: in
     for n_ctx in contexts:
         prompt = torch.randint(0, vocab, (1, n_ctx))
 
-        def decode_rate(generate):
-            t1 = best_time(lambda: generate(prompt, 1), 2)
-            tn = best_time(lambda: generate(prompt, new_tokens), 2)
-            return (new_tokens - 1) / max(tn - t1, 1e-9)
-
-        gpt_rate = decode_rate(lambda p, n: gpt.generate(p, n, temperature=0, use_cache=True))
-        mamba_rate = decode_rate(lambda p, n: mamba.generate(p, n, temperature=0, use_state=True))
-        rows.append(dict(context=n_ctx, gpt=gpt_rate, mamba=mamba_rate))
+        gpt_rate = decode_rate(partial(gpt.generate, temperature=0, use_cache=True), prompt, new_tokens)
+        mamba_rate = decode_rate(partial(mamba.generate, temperature=0, use_state=True), prompt,
+                                 new_tokens)
+        rows.append({"context": n_ctx, "gpt": gpt_rate, "mamba": mamba_rate})
         print(f"{n_ctx:>8} {gpt_rate:>10.0f} {mamba_rate:>12.0f} {mamba_rate / gpt_rate:>10.2f}",
               flush=True)
     return rows

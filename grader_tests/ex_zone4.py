@@ -494,17 +494,21 @@ class TritonNotInstalled(RuntimeError):
 
 
 def _triton_kernels():
-    """attnlab's kernel module, choosing the interpreter when there is no GPU and none was chosen."""
+    """attnlab's kernel module; without a GPU, Triton's interpreter unless triton was imported already.
+
+    The interpreter must be chosen before triton is first imported (its own library of
+    @triton.jit functions is built then), so a notebook sets TRITON_INTERPRET itself, first thing.
+    """
+    import torch
+
+    if "triton" not in sys.modules and not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
     try:
         import triton  # noqa: F401
     except ImportError:
         raise TritonNotInstalled(
             f"Triton is not installed, so this exercise is not attempted (0 points). {_TRITON_HINT}"
         ) from None
-    import torch
-
-    if "attnlab.flash.triton_kernels" not in sys.modules and not torch.cuda.is_available():
-        os.environ.setdefault("TRITON_INTERPRET", "1")
     return attnlab.load_triton_kernels()
 
 

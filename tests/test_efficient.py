@@ -6,19 +6,18 @@ per-entry definitions of each pattern, the closed-form counts, and Monte Carlo.
 
 from __future__ import annotations
 
+import attnlab
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-import attnlab
-
 RNG = np.random.default_rng(99)
 PARAMS = [
-    dict(window=0, stride=1, n_global=0, n_random=0),
-    dict(window=1, stride=3, n_global=1, n_random=2),
-    dict(window=3, stride=4, n_global=2, n_random=3),
-    dict(window=7, stride=5, n_global=4, n_random=9),
+    {"window": 0, "stride": 1, "n_global": 0, "n_random": 0},
+    {"window": 1, "stride": 3, "n_global": 1, "n_random": 2},
+    {"window": 3, "stride": 4, "n_global": 2, "n_random": 3},
+    {"window": 7, "stride": 5, "n_global": 4, "n_random": 9},
 ]
 
 
@@ -59,7 +58,7 @@ def test_random_pattern_rows_and_seed(causal):
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_bigbird_is_the_union(causal):
-    kw = dict(window=2, n_global=2, n_random=3, seed=5, causal=causal)
+    kw = {"window": 2, "n_global": 2, "n_random": 3, "seed": 5, "causal": causal}
     parts = [attnlab.sparse_mask(20, p, **kw) for p in ("local", "fixed", "random")]
     np.testing.assert_array_equal(attnlab.sparse_mask(20, "bigbird", **kw), parts[0] | parts[1] | parts[2])
 
@@ -96,12 +95,12 @@ def test_masks_work_in_attention_like_torch(pattern):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(n=0, pattern="local"), "n must be a positive integer"),
-        (dict(n=4, pattern="dilated"), "pattern must be one of"),
-        (dict(n=4, pattern="local", window=-1), "window must be a non-negative integer"),
-        (dict(n=4, pattern="strided", stride=0), "stride must be a positive integer"),
-        (dict(n=4, pattern="fixed", n_global=1.5), "n_global must be a non-negative integer"),
-        (dict(n=4, pattern="random", n_random=-2), "n_random must be a non-negative integer"),
+        ({"n": 0, "pattern": "local"}, "n must be a positive integer"),
+        ({"n": 4, "pattern": "dilated"}, "pattern must be one of"),
+        ({"n": 4, "pattern": "local", "window": -1}, "window must be a non-negative integer"),
+        ({"n": 4, "pattern": "strided", "stride": 0}, "stride must be a positive integer"),
+        ({"n": 4, "pattern": "fixed", "n_global": 1.5}, "n_global must be a non-negative integer"),
+        ({"n": 4, "pattern": "random", "n_random": -2}, "n_random must be a non-negative integer"),
     ],
 )
 def test_sparse_mask_errors(kwargs, match):
@@ -163,7 +162,7 @@ def test_elu_feature_map_matches_torch():
 
 def _explicit_loop(q, k, v, causal):
     """out_i = sum_j phi(q_i).phi(k_j) v_j / sum_j phi(q_i).phi(k_j), one query at a time."""
-    phi = lambda x: (F.elu(torch.from_numpy(x)) + 1).numpy()  # noqa: E731
+    phi = lambda x: (F.elu(torch.from_numpy(x)) + 1).numpy()
     out = np.empty(q.shape[:-1] + (v.shape[-1],))
     for i in range(q.shape[-2]):
         keys = slice(0, i + 1) if causal else slice(None)

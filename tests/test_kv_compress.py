@@ -7,12 +7,11 @@ trained tiny attnlab.GPT whose own attention weights check the extracted q, k, v
 
 from __future__ import annotations
 
+import attnlab
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import attnlab
 
 RNG = np.random.default_rng(7)
 
@@ -67,7 +66,8 @@ def test_similarity_grouping_finds_planted_pairs():
     result = attnlab.compare_head_grouping(q, k, v, n_groups=4, causal=True)
     labels = result["similarity_labels"]
     assert all(labels[h] == labels[h + 4] for h in range(4))
-    assert result["similarity"] < 0.05 < 0.3 < result["uniform"]
+    assert result["similarity"] < 0.05
+    assert result["uniform"] > 0.3
 
 
 def test_grouping_errors():
@@ -148,7 +148,12 @@ def trained_gpt():
                                n_layers=2, n_heads=4)
     model = attnlab.GPT(config)
     config = attnlab.TrainConfig(steps=200, lr=1e-2, warmup_steps=20, eval_every=0, progress=False)
-    history = attnlab.Trainer(model, lambda g: corpus.batch(32, 64, g), config).fit()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: one thread is as fast and immune to oversubscription
+    try:
+        history = attnlab.Trainer(model, lambda g: corpus.batch(32, 64, g), config).fit()
+    finally:
+        torch.set_num_threads(threads)
     assert history["loss"][-1] < 0.6 * history["loss"][0]
     x, _ = corpus.batch(8, 64, torch.Generator().manual_seed(1), split="val")
     return model.eval(), x

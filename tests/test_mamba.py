@@ -6,15 +6,14 @@ the same weights, its mamba_selective_scan, and attnlab's NumPy selective_scan i
 
 from __future__ import annotations
 
+import attnlab
 import numpy as np
 import pytest
 import torch
 
-import attnlab
-
 transformers = pytest.importorskip("transformers", reason="transformers is a dev extra")
-from transformers import MambaConfig, MambaForCausalLM  # noqa: E402
-from transformers.models.mamba.modeling_mamba import MambaMixer, mamba_selective_scan  # noqa: E402
+from transformers import MambaConfig, MambaForCausalLM
+from transformers.models.mamba.modeling_mamba import MambaMixer, mamba_selective_scan
 
 transformers.logging.set_verbosity_error()
 

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import sys
 
+import attnlab
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import attnlab
 
 RNG = np.random.default_rng(1234)
 
@@ -299,7 +298,7 @@ def test_selective_scan_keeps_float32():
     ],
 )
 def test_selective_scan_errors_name_the_argument(change, match):
-    args = dict(zip("u delta A B C D".split(), _scan_inputs(RNG)))
+    args = dict(zip(["u", "delta", "A", "B", "C", "D"], _scan_inputs(RNG)))
     (name, fn), = change.items()
     args[name] = fn(args[name])
     with pytest.raises(ValueError, match=match):

@@ -181,6 +181,14 @@ def test_hf_block_matches_numpy_and_torch_blocks():
     np.testing.assert_allclose(out.numpy(), ours.numpy(), atol=1e-12)
 
 
+def test_hf_block_without_transformers_says_how_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # as if it were not installed
+    with pytest.raises(ImportError, match="pip install transformers"):
+        attnlab.gpt2_block_hf(attnlab.random_gpt2_block_params(8), 2)
+
+
 def test_block_builders_reject_bad_params():
     params = attnlab.random_gpt2_block_params(16)
     with pytest.raises(ValueError, match="n_heads=3 must divide d_model=16"):

@@ -217,3 +217,27 @@ def test_plots_draw():
                                          rng.random((1, 3, 6)), tokens=list(range(6))).axes
     rows = attnlab.efficiency_map(n=64, d=8, window=4, m=8, n_graph=32, graph_window=2)
     assert attnlab.plot_efficiency_map(rows).axes
+
+
+# ---------------------------------------------------------------- KV-cache compression demo
+def test_kv_compression_errors_vanish_without_compression():
+    model, corpus, history = attnlab.train_tiny_char_gpt(steps=3, d_model=16, n_heads=4,
+                                                         context_length=32, batch_size=2,
+                                                         progress=False)
+    assert len(history["loss"]) == 3
+    assert torch.get_num_threads() >= 1
+    # keeping every head and every cached position must reproduce the model exactly
+    result = attnlab.kv_compression_errors(model, corpus, n_groups=4, prune_fractions=(0.0,),
+                                           n_sequences=2)
+    assert len(result["grouping"]) == model.config.n_layers
+    for g in result["grouping"]:
+        assert g["uniform"] < 1e-12 and g["similarity"] < 1e-12
+    for p in result["pruning"]:
+        assert max(p["expected_attention"], p["recency"], p["random"]) < 1e-12
+    # with real compression: similarity groups never average worse than consecutive ones
+    result = attnlab.kv_compression_errors(model, corpus, n_groups=2, prune_fractions=(0.5,),
+                                           n_sequences=2)
+    for g in result["grouping"]:
+        assert g["similarity_cost"] <= g["uniform_cost"] + 1e-9
+        assert g["uniform"] > 0
+    assert all(p["random"] > 0 for p in result["pruning"])

@@ -20,17 +20,17 @@ from .functional import causal_mask
 
 __all__ = [
     "SPARSE_PATTERNS",
-    "sparse_mask",
-    "sparse_mask_nnz",
     "block_layout",
     "block_sparse_attention",
     "elu_feature_map",
     "linear_attention",
-    "linear_attention_recurrent",
     "linear_attention_quadratic",
-    "random_feature_matrix",
-    "performer_features",
+    "linear_attention_recurrent",
     "performer_attention",
+    "performer_features",
+    "random_feature_matrix",
+    "sparse_mask",
+    "sparse_mask_nnz",
 ]
 
 SPARSE_PATTERNS = ("local", "strided", "fixed", "random", "bigbird")

@@ -27,17 +27,17 @@ from ._validate import as_float_array, require_positive_int
 from .functional import scaled_dot_product_attention
 
 __all__ = [
-    "uniform_head_groups",
-    "similarity_head_groups",
-    "grouping_cost",
     "average_kv_heads",
-    "grouped_attention",
     "compare_head_grouping",
-    "gaussian_query_estimate",
-    "expected_attention_scores",
-    "select_kv_to_keep",
     "compare_kv_pruning",
+    "expected_attention_scores",
+    "gaussian_query_estimate",
     "gpt_attention_qkv",
+    "grouped_attention",
+    "grouping_cost",
+    "select_kv_to_keep",
+    "similarity_head_groups",
+    "uniform_head_groups",
 ]
 
 PRUNING_METHODS = ("expected_attention", "recency", "random")

@@ -21,7 +21,7 @@ from torch import nn
 
 from .nn import sample_next_token
 
-__all__ = ["selective_scan_torch", "MambaBlock", "MambaLM"]
+__all__ = ["MambaBlock", "MambaLM", "selective_scan_torch"]
 
 SCAN_MODES = ("sequential", "parallel")
 
@@ -34,6 +34,8 @@ def _check_scan_args(u, delta, A, B, C, D, initial_state):
     if u.dim() != 3:
         raise ValueError(f"u must have shape (batch, d_inner, L), got {tuple(u.shape)}")
     batch, d_inner, L = u.shape
+    if L == 0:
+        raise ValueError(f"u must hold at least one time step, got shape {tuple(u.shape)}")
     if delta.shape != u.shape:
         raise ValueError(f"delta must have the shape of u {tuple(u.shape)}, got {tuple(delta.shape)}")
     if A.dim() != 2 or A.shape[0] != d_inner:
@@ -70,60 +72,71 @@ def _scan_sequential(u, delta, A, B, C, h):
     return torch.stack(ys, dim=-1), h
 
 
-def _scan_chunk(x, delta, A, B, C, h, max_log_range):
+def _scan_chunk(x, delta, A, B, C, h, y, work, max_log_range, max_rate):
     """All T steps of one chunk at once, starting from the state h that enters the chunk.
 
     Time-major: x = delta * u and delta (batch, T, d_inner), B, C (batch, T, d_state),
-    h (batch, d_inner, d_state). With the cumulative log-decay G_t = A (delta_1 + ... + delta_t),
-    which is <= 0 and decreasing,
+    h (batch, d_inner, d_state); the outputs are written into y (batch, T, d_inner) and the
+    state after the chunk is returned. With the cumulative log-decay
+    G_t = A (delta_1 + ... + delta_t), which is <= 0 and decreasing,
         h_t = exp(G_t) * (h + sum_{s<=t} exp(-G_s) delta_s B_s u_s),
     and the prefix sum over s <= t is one matrix product with a lower-triangular matrix of
     ones: no loop over time. exp(-G_s) grows along the chunk; if the decays inside it span
     more than exp(max_log_range) it could overflow, so such a chunk is split in two halves
-    scanned one after the other, down to single steps if need be.
+    scanned one after the other, down to single steps if need be. `work` holds three
+    preallocated (batch, >= T, d_inner, d_state) buffers reused by every chunk, or is None
+    when gradients are needed (autograd cannot track writes into given buffers). max_rate
+    (d_inner,) is the largest |A| of each channel.
     """
     T = x.shape[1]
     if T == 1:  # a single step: the recurrence itself (exp(G) may underflow to 0, no division)
         h = torch.exp(delta[:, 0, :, None] * A) * h + x[:, 0, :, None] * B[:, 0, None, :]
-        return (h @ C[:, 0, :, None])[..., 0][:, None], h
+        y[:, 0] = (h @ C[:, 0, :, None])[..., 0]
+        return h
     S = torch.cumsum(delta, dim=1)  # (batch, T, d_inner)
-    log_range = (S[:, -1] * (-A.min(dim=-1).values)).max()  # largest -G_T in the chunk
+    log_range = (S[:, -1] * max_rate).max()  # largest -G_T in the chunk
     if log_range.item() > max_log_range:
         half = T // 2
-        y1, h = _scan_chunk(x[:, :half], delta[:, :half], A, B[:, :half], C[:, :half], h,
-                            max_log_range)
-        y2, h = _scan_chunk(x[:, half:], delta[:, half:], A, B[:, half:], C[:, half:], h,
-                            max_log_range)
-        return torch.cat([y1, y2], dim=1), h
-    decay = torch.exp_(S[..., None] * A)  # exp(G_t): (batch, T, d_inner, d_state), in (0, 1]
-    W = x[..., None] * B[:, :, None, :]  # delta_s u_s B_s
+        for part in (slice(0, half), slice(half, T)):
+            h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part],
+                            work, max_log_range, max_rate)
+        return h
+    decay, W, H = (None, None, None) if work is None else (buffer[:, :T] for buffer in work)
+    decay = torch.exp_(torch.mul(S[..., None], A, out=decay))  # exp(G_t), in (0, 1]
+    W = torch.mul(x[..., None], B[:, :, None, :], out=W)  # delta_s u_s B_s
     W.div_(decay)  # times exp(-G_s)
     W[:, 0] += h  # the entering state joins the first step's term
     ones_lower = torch.ones(T, T, dtype=x.dtype, device=x.device).tril_()
-    H = (ones_lower @ W.flatten(2)).view_as(W)  # prefix sums over s <= t
-    H.mul_(decay)  # H[:, t] = h_t
-    y = (H @ C[..., None])[..., 0]  # C_t . h_t -> (batch, T, d_inner)
-    return y, H[:, -1]
+    H = torch.matmul(ones_lower, W.flatten(2), out=None if H is None else H.flatten(2))
+    H = H.view_as(W).mul_(decay)  # prefix sums over s <= t, times exp(G_t): H[:, t] = h_t
+    y[:] = (H @ C[..., None])[..., 0]  # y_t = C_t . h_t
+    return H[:, -1].clone()
 
 
 def _scan_parallel(u, delta, A, B, C, h, chunk_size):
     """Chunked scan: inside a chunk every step at once (_scan_chunk), chunks one after another.
 
     Work stays O(L d_inner d_state) like the loop, but each chunk is a few large vectorised
-    operations and one matrix product on cache-sized tensors instead of chunk_size steps of
-    small ones; nothing of size (L, d_inner, d_state) is ever stored.
+    operations and one matrix product on cache-sized buffers (reused: no allocation per
+    chunk) instead of chunk_size steps of small ones; nothing of size (L, d_inner, d_state)
+    is ever stored.
     """
     max_log_range = 0.45 * math.log(torch.finfo(u.dtype).max)  # ~40 in float32, ~319 in float64
     x = (delta * u).transpose(1, 2).contiguous()  # time-major (batch, L, d_inner)
     delta = delta.transpose(1, 2).contiguous()
     B = B.transpose(1, 2).contiguous()  # (batch, L, d_state)
     C = C.transpose(1, 2).contiguous()
-    ys = []
-    for start in range(0, x.shape[1], chunk_size):
-        part = slice(start, start + chunk_size)
-        y, h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, max_log_range)
-        ys.append(y)
-    return torch.cat(ys, dim=1).transpose(1, 2), h
+    batch, L, d_inner = x.shape
+    T = min(chunk_size, L)
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, delta, A, B, C, h))
+    work = None if needs_grad else [x.new_empty(batch, T, d_inner, A.shape[1]) for _ in range(3)]
+    y = x.new_empty(batch, L, d_inner)
+    max_rate = -A.min(dim=-1).values  # A < 0: the fastest decay of each channel
+    for start in range(0, L, T):
+        part = slice(start, start + T)
+        h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part],
+                        work, max_log_range, max_rate)
+    return y.transpose(1, 2), h
 
 
 def selective_scan_torch(

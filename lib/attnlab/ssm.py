@@ -22,12 +22,12 @@ from ._validate import require_positive_int, require_same
 
 __all__ = [
     "expm",
+    "parallel_scan",
+    "selective_scan",
+    "ssm_convolve",
     "ssm_discretize",
     "ssm_kernel",
     "ssm_recurrence",
-    "ssm_convolve",
-    "parallel_scan",
-    "selective_scan",
 ]
 
 

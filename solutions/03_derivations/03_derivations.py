@@ -110,15 +110,15 @@ print(f"max |O - attnlab.qkv_attention(X, W_Q, W_K, W_V)| = {np.abs(O - out).max
 # $$\mathbb{E}[q\cdot k] = 0, \qquad \operatorname{Var}(q\cdot k) = d_k\,\sigma_q^2\sigma_k^2, \qquad
 # \operatorname{Var}\!\left(\frac{q\cdot k}{\sqrt{d_k}}\right) = \sigma_q^2\sigma_k^2 .$$
 #
-# **Proof.** Write the dot product as a sum of $d_k$ terms, $q\cdot k = \sum_{i=1}^{d_k} X_i$ with $X_i = q_i k_i$.
+# **Proof.** Write the dot product as a sum of $d_k$ terms, $q\cdot k = \sum_{i=1}^{d_k} t_i$ with $t_i = q_i k_i$.
 #
-# 1. *Mean of a term.* $q_i$ and $k_i$ are independent, so $\mathbb{E}[X_i] = \mathbb{E}[q_i]\,\mathbb{E}[k_i] = 0 \cdot 0 = 0$.
-# 2. *Variance of a term.* $\operatorname{Var}(X_i) = \mathbb{E}[X_i^2] - \mathbb{E}[X_i]^2 = \mathbb{E}[q_i^2 k_i^2] - 0
+# 1. *Mean of a term.* $q_i$ and $k_i$ are independent, so $\mathbb{E}[t_i] = \mathbb{E}[q_i]\,\mathbb{E}[k_i] = 0 \cdot 0 = 0$.
+# 2. *Variance of a term.* $\operatorname{Var}(t_i) = \mathbb{E}[t_i^2] - \mathbb{E}[t_i]^2 = \mathbb{E}[q_i^2 k_i^2] - 0
 #    = \mathbb{E}[q_i^2]\,\mathbb{E}[k_i^2] = \sigma_q^2 \sigma_k^2$ (independence again, and $\mathbb{E}[q_i^2] = \sigma_q^2$ because the mean is 0).
-# 3. *The terms are uncorrelated.* For $i \ne j$: $\operatorname{Cov}(X_i, X_j) = \mathbb{E}[q_i k_i q_j k_j] - 0
+# 3. *The terms are uncorrelated.* For $i \ne j$: $\operatorname{Cov}(t_i, t_j) = \mathbb{E}[q_i k_i q_j k_j] - 0
 #    = \mathbb{E}[q_i]\,\mathbb{E}[k_i]\,\mathbb{E}[q_j]\,\mathbb{E}[k_j] = 0$.
-# 4. *Variances of uncorrelated terms add.* $\operatorname{Var}(\sum_i X_i) = \sum_i \operatorname{Var}(X_i) + \sum_{i\ne j}\operatorname{Cov}(X_i, X_j)
-#    = d_k\,\sigma_q^2\sigma_k^2$. The mean is $\sum_i \mathbb{E}[X_i] = 0$.
+# 4. *Variances of uncorrelated terms add.* $\operatorname{Var}(\sum_i t_i) = \sum_i \operatorname{Var}(t_i) + \sum_{i\ne j}\operatorname{Cov}(t_i, t_j)
+#    = d_k\,\sigma_q^2\sigma_k^2$. The mean is $\sum_i \mathbb{E}[t_i] = 0$.
 # 5. *Scaling.* $\operatorname{Var}(cY) = c^2 \operatorname{Var}(Y)$; with $c = 1/\sqrt{d_k}$ the factor $d_k$ cancels. $\blacksquare$
 #
 # So the *standard deviation* of a raw score grows like $\sqrt{d_k}$: about 8 for $d_k = 64$,
@@ -483,8 +483,8 @@ print(f"with positions: max |MHA(Px) - P MHA(x)| = {attnlab.permutation_check(mh
 # \omega_i = \frac{1}{10000^{2i/d_{\text{model}}}}, \qquad p = 0, 1, \dots$$
 #
 # Pair $i$ is a point turning on a circle at angular speed $\omega_i$: pair 0 turns once every
-# $2\pi \approx 6.3$ positions, the last pair once every $\approx 2\pi\cdot 10000$. Like the hands of
-# a clock, fast and slow pairs together give every position a distinct vector.
+# $2\pi \approx 6.3$ positions, the last pairs take nearly $2\pi\cdot 10000$ positions per turn.
+# Like the hands of a clock, fast and slow pairs together give every position a distinct vector.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sinusoidal_positional_encoding-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Exercise 4 — `sinusoidal_positional_encoding` (2 points)
@@ -605,8 +605,10 @@ except NotImplementedError:
 # ### 5.2 RoPE: rotary position embedding (Su et al. 2021)
 #
 # The sinusoidal encoding is *added* to $x$, so a score $(x_m + PE_m) W_Q W_K^\top (x_n + PE_n)^\top$
-# mixes content and position in four cross terms, and only some of them are functions of
-# $m - n$. RoPE puts the rotation where the score is made: it rotates $q$ and $k$ themselves.
+# expands into four terms (content–content, content–position, position–content,
+# position–position), and nothing forces any of them to depend on $m - n$ alone: the rotation
+# structure of $A(k)$ survives $W_Q W_K^\top$ only by luck. RoPE puts the rotation where the
+# score is made: it rotates $q$ and $k$ themselves.
 #
 # Split a vector into pairs $(x_{2i}, x_{2i+1})$ and rotate pair $i$ of the token at position
 # $p$ by the angle $p\,\theta_i$, with $\theta_i = \text{base}^{-2i/d}$ (base $= 10000$):
@@ -697,7 +699,7 @@ far = attnlab.apply_rope(np.tile(q, (n_pos, 1)), positions=np.arange(n_pos) + 10
 far_k = attnlab.apply_rope(np.tile(k, (n_pos, 1)), positions=np.arange(n_pos) + 1000)
 print(f"all positions moved by 1000: max |S - S_shifted| = {np.abs(S - far @ far_k.T).max():.1e}")
 
-fig, ax = plt.subplots(figsize=(4.2, 3.6))
+fig, ax = plt.subplots(figsize=(4.8, 3.9))
 im = ax.imshow(S, cmap="RdBu")
 fig.colorbar(im, ax=ax)
 ax.set_xlabel("key position n")
@@ -971,8 +973,8 @@ print(f"parameters at d = {d}: GELU MLP (hidden {4 * d}) {count['GELU']:,}; "
 # ends in a LayerNorm, so the gradient passes $2L$ normalisations on its way down.
 #
 # **Claim** (Xiong et al. 2020, "On Layer Normalization in the Transformer Architecture",
-# Theorem 1). At initialisation, the gradient of the last layer's FFN weights is of order
-# $d\sqrt{\ln d}$ for Post-LN, **independent of the depth** $L$, and of order $d\sqrt{\ln d / L}$ for
+# Theorem 1). At initialisation, the gradient of the last layer's FFN weights scales like
+# $d\sqrt{\ln d}$ for Post-LN, **independent of the depth** $L$, and like $d\sqrt{\ln d / L}$ for
 # Pre-LN: Pre-LN's gradients shrink like $1/\sqrt{L}$. Post-LN's large gradients near the output
 # are why it needs a learning-rate warm-up and can diverge without one; Pre-LN trains without.
 #
@@ -1114,8 +1116,8 @@ attnlab.mask_explorer()
 # %% [markdown] nbgrader={"grade": false, "grade_id": "s8-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 8. Boss battle: one GPT-2 block in NumPy
 #
-# Everything so far, assembled. GPT-2 (Radford et al. 2019) is 12 copies of this block
-# between an embedding and an output layer. The weights come in a dictionary named exactly like
+# Everything so far, assembled. GPT-2 (Radford et al. 2019) stacks copies of this block (12 in
+# the smallest model) between an embedding and an output layer. The weights come in a dictionary named exactly like
 # the `state_dict` of Hugging Face's `GPT2Block`. GPT-2 stores its linear layers as `Conv1D`,
 # which computes $y = xW + b$ with $W$ of shape *(in, out)* — so, unlike `torch.nn.Linear`, no
 # transposes.
@@ -1188,8 +1190,8 @@ check("gpt2_block", gpt2_block, hidden=True)
 #    `transformers` package. It receives the causal mask in the **additive** form of §7, as a
 #    `(1, 1, N, N)` tensor of 0 and $-\infty$.
 #
-# Three independent implementations agreeing to about $10^{-15}$ in float64 leave little room for
-# a mistake in any of them.
+# Three independent implementations agreeing to rounding error (around $10^{-15}$ in float64)
+# leave little room for a mistake in any of them.
 
 # %% nbgrader={"grade": false, "grade_id": "boss-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
 d_model, n_heads = 32, 4

@@ -325,8 +325,8 @@ prompt = torch.tensor([corpus.encode("def ")])
 torch.manual_seed(1)
 print("sample before training:", repr(corpus.decode(lm.generate(prompt, 40, temperature=0.8)[0])))
 
-train_config = attnlab.TrainConfig(steps=1500 if FULL_RUN else 120, lr=3e-3, warmup_steps=20,
-                                   eval_every=500 if FULL_RUN else 40, eval_batches=2)
+train_config = attnlab.TrainConfig(steps=1500 if FULL_RUN else 100, lr=3e-3, warmup_steps=20,
+                                   eval_every=500 if FULL_RUN else 50, eval_batches=2)
 trainer = attnlab.Trainer(lm, lambda g: corpus.batch(16, 64, g), train_config,
                           eval_batch=lambda g: corpus.batch(16, 64, g, split="val"))
 history = trainer.fit()

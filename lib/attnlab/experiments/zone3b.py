@@ -15,7 +15,12 @@ import numpy as np
 from ..efficient import linear_attention, performer_attention, sparse_mask, sparse_mask_nnz
 from ..flash import flash_attention_numpy
 from ..functional import causal_mask, kv_cache_bytes, scaled_dot_product_attention, softmax
-from ..kv_compress import compare_head_grouping, compare_kv_pruning, gpt_attention_qkv
+from ..kv_compress import (
+    compare_head_grouping,
+    compare_kv_pruning,
+    gpt_attention_qkv,
+    grouping_cost,
+)
 
 __all__ = [
     "KV_MODEL_SHAPES",
@@ -122,9 +127,21 @@ def time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d: int = 32, repeats: in
     """Wall-clock seconds of softmax attention (O(N^2 d)) vs linear attention (O(N d^2)).
 
     Best of `repeats` runs per size on random float32 (N, d) inputs; returns one dict per N
-    with quadratic_s, linear_s and their ratio. Timings vary from machine to machine; the
-    trend with N is the point.
+    with quadratic_s, linear_s and their ratio. BLAS runs on one thread when threadpoolctl is
+    installed: multi-threaded small matrix products are erratic on a busy machine. Timings vary
+    from machine to machine; the trend with N is the point.
     """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: time with the default threads
+        threadpool_limits = None
+    if threadpool_limits is None:
+        return _time_linear_vs_quadratic(ns, d, repeats, seed)
+    with threadpool_limits(limits=1):
+        return _time_linear_vs_quadratic(ns, d, repeats, seed)
+
+
+def _time_linear_vs_quadratic(ns, d, repeats, seed):
     rng = np.random.default_rng(seed)
     rows = []
     for n in ns:
@@ -253,8 +270,8 @@ def hf_kv_cache_bytes(n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2,
     return int(total)
 
 
-def train_tiny_char_gpt(steps: int = 150, d_model: int = 64, n_layers: int = 2, n_heads: int = 8,
-                        context_length: int = 128, batch_size: int = 16, seed: int = 0,
+def train_tiny_char_gpt(steps: int = 300, d_model: int = 64, n_layers: int = 2, n_heads: int = 8,
+                        context_length: int = 128, batch_size: int = 8, seed: int = 0,
                         progress: bool = True):
     """Train a tiny character-level GPT (RoPE, 8 heads of width 8) on the built-in corpus.
 
@@ -299,7 +316,8 @@ def kv_compression_errors(model, corpus, n_groups: int = 4, prune_fractions=(0.3
     3/4 of the window arrives, a fraction of the cache is dropped by expected attention, by
     recency or at random (attnlab.compare_kv_pruning), errors averaged over n_sequences
     validation windows. Returns {"grouping": [one dict per layer: layer, uniform, similarity,
-    uniform_labels, similarity_labels], "pruning": [one dict per (layer, fraction): layer,
+    uniform_labels, similarity_labels, and uniform_cost, similarity_cost = attnlab.grouping_cost
+    on the calibration keys and values], "pruning": [one dict per (layer, fraction): layer,
     fraction, expected_attention, recency, random]}; errors are ||approx - exact|| / ||exact||.
     """
     import torch
@@ -313,7 +331,9 @@ def kv_compression_errors(model, corpus, n_groups: int = 4, prune_fractions=(0.3
         zip(gpt_attention_qkv(model, x_cal), gpt_attention_qkv(model, x_val))
     ):
         grouping = compare_head_grouping(q, k, v, n_groups, causal=True, calibration=(k_cal, v_cal))
-        result["grouping"].append({"layer": layer, **grouping})
+        costs = {f"{name}_cost": grouping_cost(k_cal, v_cal, grouping[f"{name}_labels"])
+                 for name in ("uniform", "similarity")}
+        result["grouping"].append({"layer": layer, **grouping, **costs})
         for fraction in prune_fractions:
             per_sequence = [compare_kv_pruning(q[b], k[b], v[b], n_cache=3 * n // 4,
                                                prune_fraction=fraction, seed=seed)

@@ -127,9 +127,9 @@ def check_token_ids(name: str, ids: torch.Tensor, vocab_size: int) -> None:
     if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
         got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
         raise TypeError(f"{name} must be an integer torch tensor of token ids, got {got}")
-    if ids.ndim != 2 or ids.shape[1] == 0:
+    if ids.ndim != 2 or ids.numel() == 0:
         raise ValueError(
-            f"{name} must have shape (batch, seq_len) with seq_len >= 1, got {tuple(ids.shape)}"
+            f"{name} must have shape (batch, seq_len) with batch, seq_len >= 1, got {tuple(ids.shape)}"
         )
     lo, hi = int(ids.min()), int(ids.max())
     if lo < 0 or hi >= vocab_size:

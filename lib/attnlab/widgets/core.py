@@ -30,15 +30,15 @@ def live(draw, **controls):
     """Show `draw(**values)` with interactive `controls` (ipywidgets), or once, statically.
 
     `controls` maps each argument of `draw` to an ipywidgets control (slider, toggle, ...)
-    or to a fixed value. Returns the ipywidgets `interactive` object, or None when static.
+    or to a fixed value. The controls are displayed here, so this returns None (returning
+    the widget would make Jupyter display it a second time as the cell's result).
     """
     if widgets_available():
         import ipywidgets
         from IPython.display import display
 
-        panel = ipywidgets.interactive(draw, **controls)
-        display(panel)
-        return panel
+        display(ipywidgets.interactive(draw, **controls))
+        return None
     values = {name: getattr(control, "value", control) for name, control in controls.items()}
     draw(**values)
     return None

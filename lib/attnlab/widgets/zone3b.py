@@ -133,14 +133,17 @@ def plot_performer_error(curve: dict):
 
 # ============================================================================ Mamba
 def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
-    """Heatmaps over time of Mamba's input-dependent delta (first `channels` channels), B and C.
+    """Heatmaps over time of Mamba's input-dependent delta, B and C.
 
     delta (1, d_inner, L), B and C (1, d_state, L) as returned by mamba_selective_inputs.
-    In an LTI SSM (S4) each row would be constant across time.
+    Delta is shown for the first `channels` channels, each divided by its own mean over time
+    (its bias sets the level, the input moves it around that level). In an LTI SSM (S4) every
+    row would be constant across time.
     """
     import matplotlib.pyplot as plt
 
-    panels = [(r"$\Delta_t$ (channels)", np.asarray(delta)[0, :channels]),
+    d = np.asarray(delta)[0, :channels]
+    panels = [(r"$\Delta_t$ / its channel's mean over $t$", d / d.mean(axis=-1, keepdims=True)),
               (r"$B_t$", np.asarray(B)[0]), (r"$C_t$", np.asarray(C)[0])]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, (title, values) in zip(axes, panels):
@@ -157,25 +160,34 @@ def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
 
 # ============================================================================ the map
 def plot_efficiency_map(rows: list[dict]):
-    """Scatter of cost (multiply-adds) vs decoding state (elements) per method, from efficiency_map.
+    """Two scatter plots from efficiency_map: compute vs training memory, compute vs decoding state.
 
-    Marker: filled circle = exact softmax (on its pattern), square = approximation or another
-    model; the label gives the hops (layers to connect all tokens).
+    Blue circles compute softmax attention exactly (on their pattern), orange squares approximate
+    it or are another model. FlashAttention and full attention differ only on the left panel,
+    GQA and full attention only on the right one.
     """
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.2))
-    for row in rows:
-        exact = row["exact"].startswith("exact")
-        ax.scatter(row["cost"], row["decode_state"], s=70, marker="o" if exact else "s",
-                   color="tab:blue" if exact else "tab:orange")
-        hops = "inf" if not np.isfinite(row["hops"]) else f"{row['hops']:.0f}"
-        ax.annotate(f"{row['method']} (hops {hops})", (row["cost"], row["decode_state"]),
-                    textcoords="offset points", xytext=(6, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel(f"multiply-adds for one layer, N = {rows[0]['n']} (compute)")
-    ax.set_ylabel("elements kept to decode the next token (memory)")
-    ax.set_title("Efficiency / expressiveness / memory (blue: exact softmax, orange: approximate)")
-    ax.grid(True, which="both", alpha=0.3)
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
+    for ax, key, label in ((axes[0], "train_memory", "extra memory while training (elements)"),
+                           (axes[1], "decode_state", "kept to decode the next token (elements)")):
+        placed = []
+        for row in rows:
+            exact = row["exact"].startswith("exact")
+            x, y = row["cost"], row[key]
+            ax.scatter(x, y, s=70, marker="o" if exact else "s",
+                       color="tab:blue" if exact else "tab:orange")
+            # shift a label down when an earlier label sits at almost the same place
+            near = sum(abs(np.log10(x / px)) < 0.25 and abs(np.log10(y / py)) < 0.25 for px, py in placed)
+            placed.append((x, y))
+            ax.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 4 - 11 * near),
+                        fontsize=8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"multiply-adds for one layer, N = {rows[0]['n']} (compute)")
+        ax.set_ylabel(label)
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0].set_title("training: compute vs memory")
+    axes[1].set_title("generation: compute vs state (blue: exact softmax, orange: not)")
+    fig.tight_layout()
     return fig
