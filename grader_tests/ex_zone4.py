@@ -25,19 +25,18 @@ import sys
 import textwrap
 import tracemalloc
 
-import numpy as np
-
 import attnlab
+import numpy as np
 
 from .core import Case, Exercise, Mutant, register
 
 __all__ = [
-    "memory_limited",
-    "loop_limited",
-    "forward_with_inner",
     "NotTiledError",
     "TimeLoopError",
     "TritonNotInstalled",
+    "forward_with_inner",
+    "loop_limited",
+    "memory_limited",
 ]
 
 
@@ -370,7 +369,7 @@ def _flash(q, k, v, causal=False, block_size=64, *, rescale_acc=True, rescale_l=
         r1 = min(r0 + block, n_q)
         rows = np.arange(r0, r1)
         m = np.full(q.shape[:-2] + (r1 - r0,), -np.inf)
-        l = np.zeros_like(m)  # noqa: E741
+        l = np.zeros_like(m)
         acc = np.zeros(m.shape + (v.shape[-1],))
         last_row = {"last row": r1 - 1, "first row": r0, "one short": r1 - 2}[key_end]
         end = max(0, min(n_k, last_row + offset + 1)) if causal else n_k
@@ -389,7 +388,7 @@ def _flash(q, k, v, causal=False, block_size=64, *, rescale_acc=True, rescale_l=
             shift = np.where(np.isneginf(m_new), 0.0, m_new) if guard_empty else m_new
             alpha = np.exp(m - shift)
             p = np.exp(s - shift[..., None])
-            l = (l * alpha if rescale_l else l) + p.sum(-1)  # noqa: E741
+            l = (l * alpha if rescale_l else l) + p.sum(-1)
             acc = (acc * alpha[..., None] if rescale_acc else acc) + p @ v[..., c0:c1, :]
             m = m_new
         if not divide:

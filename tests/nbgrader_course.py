@@ -28,6 +28,7 @@ def nbgrader_env() -> dict:
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRITON_INTERPRET", "1")
     env.setdefault("ATTNLAB_STATIC", "1")
+    env.setdefault("OMP_NUM_THREADS", "1")  # notebooks graded side by side share 2 cores
     return env
 
 

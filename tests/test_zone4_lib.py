@@ -25,9 +25,10 @@ try:  # kernels read triton.language as a global, like a notebook's kernels do
 except ImportError:  # the Triton tests below are skipped
     triton = tl = None
 
-import attnlab  # noqa: E402
-from grader_tests import run_check  # noqa: E402
-from grader_tests.ex_zone4 import (  # noqa: E402
+import attnlab
+
+from grader_tests import run_check
+from grader_tests.ex_zone4 import (
     NotTiledError,
     TimeLoopError,
     TritonNotInstalled,
@@ -71,7 +72,7 @@ def test_generation_comparison_greedy_and_sampled():
     model = attnlab.GPT(attnlab.GPTConfig(vocab_size=20, context_length=32, d_model=16, n_layers=1,
                                           n_heads=2))
     prompt = torch.randint(0, 20, (2, 3))
-    for options in (dict(temperature=0.0), dict(temperature=1.0, top_k=5)):
+    for options in ({"temperature": 0.0}, {"temperature": 1.0, "top_k": 5}):
         result = attnlab.generation_comparison(model, prompt, 10, **options)
         assert result["same"]
         assert result["tokens_cached"].shape == (2, 13)
@@ -263,8 +264,8 @@ def kernels():
 
 
 def test_forward_with_inner_rebuilds_the_kernel_from_its_source(kernels):
-    # A kernel reads other @triton.jit functions as globals, as a notebook's kernel does.
-    globals().update(load_tile=kernels.load_tile, visible=kernels.visible)
+    global load_tile, visible  # a kernel reads other @triton.jit functions as globals, as in a notebook
+    load_tile, visible = kernels.load_tile, kernels.visible
 
     # The library's loop, written out here: a learner-defined @triton.jit function.
     @triton.jit

@@ -109,8 +109,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
         _require_finite(name, arr)  # to hide a key, use mask= rather than an inf
     dtype = np.result_type(q, k, v)
     n_q, n_k = q.shape[-2], k.shape[-2]
+    # math.sqrt gives a Python float, which keeps float32 inputs in float32 (np.sqrt would not)
     with np.errstate(over="ignore", invalid="ignore"):  # checked just below
-        scores = (q @ np.swapaxes(k, -1, -2)) / np.sqrt(q.shape[-1])
+        scores = (q @ np.swapaxes(k, -1, -2)) / math.sqrt(q.shape[-1])
     if not np.isfinite(scores).all():  # an overflow to -inf would silently act as a mask
         raise ValueError(
             f"the scores q @ k^T / sqrt(d_k) overflow {np.result_type(q, k)}: q and k are too large"

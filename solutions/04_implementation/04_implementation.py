@@ -323,10 +323,10 @@ print(f"model: {lm.num_parameters():,} parameters")
 
 prompt = torch.tensor([corpus.encode("def ")])
 torch.manual_seed(1)
-print("sample before training:", repr(corpus.decode(lm.generate(prompt, 40, temperature=0.8)[0])))
+print("sample before training:", repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
 
-train_config = attnlab.TrainConfig(steps=1500 if FULL_RUN else 100, lr=3e-3, warmup_steps=20,
-                                   eval_every=500 if FULL_RUN else 50, eval_batches=2)
+train_config = attnlab.TrainConfig(steps=1500 if FULL_RUN else 80, lr=4e-3, warmup_steps=10,
+                                   eval_every=500 if FULL_RUN else 40, eval_batches=2)
 trainer = attnlab.Trainer(lm, lambda g: corpus.batch(16, 64, g), train_config,
                           eval_batch=lambda g: corpus.batch(16, 64, g, split="val"))
 history = trainer.fit()
@@ -335,7 +335,7 @@ plt.show()
 print(f"loss: first batch {history['loss'][0]:.2f}, last batch {history['loss'][-1]:.2f}, "
       f"validation {history['eval_loss'][-1]:.2f} nats/char")
 torch.manual_seed(1)
-print("sample after training: ", repr(corpus.decode(lm.generate(prompt, 56, temperature=0.8)[0])))
+print("sample after training: ", repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "generate-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Cache or no cache, the same tokens.** `GPT.generate(..., use_cache=False)` recomputes the whole
@@ -348,7 +348,7 @@ print("sample after training: ", repr(corpus.decode(lm.generate(prompt, 56, temp
 # %% nbgrader={"grade": false, "grade_id": "generate", "locked": true, "schema_version": 3, "solution": false, "task": false}
 loop_prompt = torch.tensor([corpus.encode("    for i in range(")])
 for label, options in (("greedy", dict(temperature=0.0)), ("sampled, T=0.8, top-k 10", dict(temperature=0.8, top_k=10))):
-    result = attnlab.generation_comparison(lm, loop_prompt, max_new_tokens=40, seed=3, **options)
+    result = attnlab.generation_comparison(lm, loop_prompt, max_new_tokens=32, seed=3, **options)
     print(f"{label}: identical tokens with and without the cache: {result['same']}; "
           f"{result['seconds_cached'] * 1e3:.0f} ms with the cache, "
           f"{result['seconds_uncached'] * 1e3:.0f} ms without ({result['speedup']:.1f}x)")

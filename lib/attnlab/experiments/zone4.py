@@ -18,17 +18,17 @@ from .._validate import as_float_array, require_ndim, require_positive_int
 from ..functional import grouped_query_attention
 
 __all__ = [
-    "incremental_attention",
     "attention_module_numpy",
-    "generation_comparison",
-    "peak_memory",
     "best_time",
+    "generation_comparison",
+    "incremental_attention",
+    "missing_triton",
+    "peak_memory",
+    "random_hf_gpt2",
+    "random_hf_mamba_mixer",
     "scan_loop",
     "selective_scan_with",
     "transformers_available",
-    "random_hf_gpt2",
-    "random_hf_mamba_mixer",
-    "missing_triton",
 ]
 
 

@@ -177,10 +177,10 @@ def plot_efficiency_map(rows: list[dict]):
             x, y = row["cost"], row[key]
             ax.scatter(x, y, s=70, marker="o" if exact else "s",
                        color="tab:blue" if exact else "tab:orange")
-            # shift a label down when an earlier label sits at almost the same place
-            near = sum(abs(np.log10(x / px)) < 0.25 and abs(np.log10(y / py)) < 0.25 for px, py in placed)
+            # shift a label up when an earlier label sits at almost the same place
+            near = sum(abs(np.log10(x / px)) < 0.6 and abs(np.log10(y / py)) < 0.3 for px, py in placed)
             placed.append((x, y))
-            ax.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 4 - 11 * near),
+            ax.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 4 + 11 * near),
                         fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")

@@ -13,11 +13,11 @@ from ..functional import causal_mask
 from .core import live
 
 __all__ = [
-    "flash_tile_counts",
     "draw_flash_tiles",
+    "flash_tile_counts",
     "flash_tile_explorer",
-    "plot_training",
     "plot_scan_rounds",
+    "plot_training",
 ]
 
 SKIPPED, FULL, MASKED = 0, 1, 2
@@ -69,7 +69,7 @@ def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_
     print(f"n_q={n}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles")
     print(f"  skipped {counts['skipped']}, full (no mask) {counts['full']}, masked {counts['masked']}")
     print(f"  score entries computed: {100 * counts['computed_fraction']:.1f}% of {n * n_k}")
-    fig, ax = plt.subplots(figsize=(4.4, 4.4))
+    _, ax = plt.subplots(figsize=(4.4, 4.4))
     cmap = ListedColormap(["#eeeeee", "#4c72b0", "#dd8452"])
     ax.imshow(counts["grid"], cmap=cmap, vmin=0, vmax=2, extent=(0, n_k, n, 0))
     ax.set_xlabel("key j")
@@ -122,7 +122,7 @@ def plot_scan_rounds(length: int = 8):
         offset = 2**r
         for t in range(offset, length):
             ax.annotate("", xy=(t, r + 1), xytext=(t - offset, r),
-                        arrowprops=dict(arrowstyle="->", color="#4c72b0", lw=1))
+                        arrowprops={"arrowstyle": "->", "color": "#4c72b0", "lw": 1})
             ax.plot([t, t], [r, r + 1], color="#bbbbbb", lw=1, zorder=1)
     ax.set_yticks(range(n_rounds + 1), labels=["input"] + [f"round {r + 1}" for r in range(n_rounds)])
     ax.set_xticks(range(length))
