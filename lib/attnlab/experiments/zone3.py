@@ -22,6 +22,7 @@ from torch import nn
 from .._validate import require_positive_int
 from ..functional import GPT2_BLOCK_KEYS, score_variance
 from ..nn import GPTConfig, TransformerBlock
+from ..nn.gpt import gpt2_block_state_dict
 from ..positional import alibi_bias, apply_rope, sinusoidal_positional_encoding
 
 __all__ = [
@@ -297,14 +298,9 @@ def gpt2_block_torch(params: dict, n_heads: int, eps: float = 1e-5) -> Transform
     config = GPTConfig.gpt2_style(d_model=d_model, n_heads=n_heads, d_ff=d_ff, n_layers=1,
                                   norm_eps=eps)
     block = TransformerBlock(config, causal=True).double().eval()
-    names = {"ln_1": "norm1", "ln_2": "norm2", "attn.c_attn": "attn.qkv", "attn.c_proj": "attn.out",
-             "mlp.c_fc": "mlp.up", "mlp.c_proj": "mlp.down"}
-    state = {}
-    for hf_name, our_name in names.items():
-        weight = torch.as_tensor(np.asarray(params[f"{hf_name}.weight"], dtype=np.float64))
-        state[f"{our_name}.weight"] = weight if hf_name.startswith("ln") else weight.T
-        state[f"{our_name}.bias"] = torch.as_tensor(np.asarray(params[f"{hf_name}.bias"], dtype=np.float64))
-    block.load_state_dict(state)
+    block.load_state_dict(
+        gpt2_block_state_dict({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
+    )
     return block
 
 

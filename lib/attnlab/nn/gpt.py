@@ -207,22 +207,38 @@ class GPT(nn.Module):
             if "lm_head.weight" in sd
             else sd["transformer.wte.weight"],
         }
-        names = {
-            "ln_1": "norm1",
-            "ln_2": "norm2",
-            "attn.c_attn": "attn.qkv",
-            "attn.c_proj": "attn.out",
-            "mlp.c_fc": "mlp.up",
-            "mlp.c_proj": "mlp.down",
-        }
         for i in range(config.n_layers):
-            for hf_name, our_name in names.items():
-                weight = sd[f"transformer.h.{i}.{hf_name}.weight"]
-                is_conv1d = not hf_name.startswith("ln")
-                ours[f"blocks.{i}.{our_name}.weight"] = weight.t() if is_conv1d else weight
-                ours[f"blocks.{i}.{our_name}.bias"] = sd[f"transformer.h.{i}.{hf_name}.bias"]
+            prefix = f"transformer.h.{i}."
+            block = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            for name, tensor in gpt2_block_state_dict(block).items():
+                ours[f"blocks.{i}.{name}"] = tensor
         model.load_state_dict(ours)
         return model.to(sd["transformer.wte.weight"].dtype).eval()
+
+
+# Hugging Face GPT2Block parameter names -> attnlab TransformerBlock names.
+GPT2_BLOCK_NAMES = {
+    "ln_1": "norm1",
+    "ln_2": "norm2",
+    "attn.c_attn": "attn.qkv",
+    "attn.c_proj": "attn.out",
+    "mlp.c_fc": "mlp.up",
+    "mlp.c_proj": "mlp.down",
+}
+
+
+def gpt2_block_state_dict(hf_block_state: dict) -> dict:
+    """A TransformerBlock state dict from one HF GPT2Block's tensors (keys like "attn.c_attn.weight").
+
+    GPT-2's Conv1D layers store weights as (in, out); nn.Linear wants (out, in), so every
+    matrix is transposed. LayerNorm weights and all biases are copied as they are.
+    """
+    ours = {}
+    for hf_name, our_name in GPT2_BLOCK_NAMES.items():
+        weight = torch.as_tensor(hf_block_state[f"{hf_name}.weight"])
+        ours[f"{our_name}.weight"] = weight if hf_name.startswith("ln") else weight.t()
+        ours[f"{our_name}.bias"] = torch.as_tensor(hf_block_state[f"{hf_name}.bias"])
+    return ours
 
 
 def sample_next_token(
