@@ -24,7 +24,7 @@ def nbgrader_env() -> dict:
     """nbgrader runs `alembic` as a subprocess: put this interpreter's bin folder on PATH."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("MPLBACKEND", "Agg")
+    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures stay in the notebook
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("TRITON_INTERPRET", "1")
     env.setdefault("ATTNLAB_STATIC", "1")

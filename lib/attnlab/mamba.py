@@ -72,7 +72,7 @@ def _scan_sequential(u, delta, A, B, C, h):
     return torch.stack(ys, dim=-1), h
 
 
-def _scan_chunk(x, delta, A, B, C, h, y, work, max_log_range, max_rate):
+def _scan_chunk(x, delta, A, B, C, h, y, work):
     """All T steps of one chunk at once, starting from the state h that enters the chunk.
 
     Time-major: x = delta * u and delta (batch, T, d_inner), B, C (batch, T, d_state),
@@ -80,36 +80,35 @@ def _scan_chunk(x, delta, A, B, C, h, y, work, max_log_range, max_rate):
     state after the chunk is returned. With the cumulative log-decay
     G_t = A (delta_1 + ... + delta_t), which is <= 0 and decreasing,
         h_t = exp(G_t) * (h + sum_{s<=t} exp(-G_s) delta_s B_s u_s),
-    and the prefix sum over s <= t is one matrix product with a lower-triangular matrix of
-    ones: no loop over time. exp(-G_s) grows along the chunk; if the decays inside it span
-    more than exp(max_log_range) it could overflow, so such a chunk is split in two halves
-    scanned one after the other, down to single steps if need be. `work` holds three
-    preallocated (batch, >= T, d_inner, d_state) buffers reused by every chunk, or is None
-    when gradients are needed (autograd cannot track writes into given buffers). max_rate
-    (d_inner,) is the largest |A| of each channel.
+    and both running sums over time are one matrix product with a lower-triangular matrix
+    of ones: no loop over time. exp(-G_s) grows along the chunk; if the decays inside it
+    span more than exp(max_log_range) it could overflow, so such a chunk is split in two
+    halves scanned one after the other, down to single steps if need be.
+    `work` (see _scan_parallel) holds that limit, each channel's largest |A|, the matrix of
+    ones and three (batch, chunk_size, d_inner, d_state) buffers reused by every chunk (None
+    when gradients are needed: autograd cannot track writes into given buffers).
     """
     T = x.shape[1]
     if T == 1:  # a single step: the recurrence itself (exp(G) may underflow to 0, no division)
         h = torch.exp(delta[:, 0, :, None] * A) * h + x[:, 0, :, None] * B[:, 0, None, :]
         y[:, 0] = (h @ C[:, 0, :, None])[..., 0]
         return h
-    S = torch.cumsum(delta, dim=1)  # (batch, T, d_inner)
-    log_range = (S[:, -1] * max_rate).max()  # largest -G_T in the chunk
-    if log_range.item() > max_log_range:
+    ones_lower = work["ones_lower"][:T, :T]
+    S = ones_lower @ delta  # running sums delta_1 + ... + delta_t: (batch, T, d_inner)
+    if (S[:, -1] * work["max_rate"]).max().item() > work["max_log_range"]:  # largest -G_T
         half = T // 2
         for part in (slice(0, half), slice(half, T)):
-            h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part],
-                            work, max_log_range, max_rate)
+            h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part], work)
         return h
-    decay, W, H = (None, None, None) if work is None else (buffer[:, :T] for buffer in work)
+    buffers = work["buffers"]
+    decay, W, H = (None, None, None) if buffers is None else (buf[:, :T] for buf in buffers)
     decay = torch.exp_(torch.mul(S[..., None], A, out=decay))  # exp(G_t), in (0, 1]
     W = torch.mul(x[..., None], B[:, :, None, :], out=W)  # delta_s u_s B_s
     W.div_(decay)  # times exp(-G_s)
     W[:, 0] += h  # the entering state joins the first step's term
-    ones_lower = torch.ones(T, T, dtype=x.dtype, device=x.device).tril_()
     H = torch.matmul(ones_lower, W.flatten(2), out=None if H is None else H.flatten(2))
     H = H.view_as(W).mul_(decay)  # prefix sums over s <= t, times exp(G_t): H[:, t] = h_t
-    y[:] = (H @ C[..., None])[..., 0]  # y_t = C_t . h_t
+    y[:] = torch.einsum("btdn,btn->btd", H, C)  # y_t = C_t . h_t
     return H[:, -1].clone()
 
 
@@ -117,11 +116,10 @@ def _scan_parallel(u, delta, A, B, C, h, chunk_size):
     """Chunked scan: inside a chunk every step at once (_scan_chunk), chunks one after another.
 
     Work stays O(L d_inner d_state) like the loop, but each chunk is a few large vectorised
-    operations and one matrix product on cache-sized buffers (reused: no allocation per
+    operations and two matrix products on cache-sized buffers (reused: no allocation per
     chunk) instead of chunk_size steps of small ones; nothing of size (L, d_inner, d_state)
     is ever stored.
     """
-    max_log_range = 0.45 * math.log(torch.finfo(u.dtype).max)  # ~40 in float32, ~319 in float64
     x = (delta * u).transpose(1, 2).contiguous()  # time-major (batch, L, d_inner)
     delta = delta.transpose(1, 2).contiguous()
     B = B.transpose(1, 2).contiguous()  # (batch, L, d_state)
@@ -129,13 +127,16 @@ def _scan_parallel(u, delta, A, B, C, h, chunk_size):
     batch, L, d_inner = x.shape
     T = min(chunk_size, L)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (x, delta, A, B, C, h))
-    work = None if needs_grad else [x.new_empty(batch, T, d_inner, A.shape[1]) for _ in range(3)]
+    work = {
+        "max_log_range": 0.45 * math.log(torch.finfo(x.dtype).max),  # ~40 float32, ~319 float64
+        "max_rate": -A.min(dim=-1).values,  # A < 0: the fastest decay of each channel
+        "ones_lower": torch.ones(T, T, dtype=x.dtype, device=x.device).tril_(),
+        "buffers": None if needs_grad else [x.new_empty(batch, T, d_inner, A.shape[1]) for _ in range(3)],
+    }
     y = x.new_empty(batch, L, d_inner)
-    max_rate = -A.min(dim=-1).values  # A < 0: the fastest decay of each channel
     for start in range(0, L, T):
         part = slice(start, start + T)
-        h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part],
-                        work, max_log_range, max_rate)
+        h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part], work)
     return y.transpose(1, 2), h
 
 
@@ -267,7 +268,8 @@ class MambaBlock(nn.Module):
         L = hidden_states.shape[1]
         x, z = self.in_proj(hidden_states).chunk(2, dim=-1)  # (batch, L, d_inner) each
         conv_input = x.transpose(1, 2)
-        x = F.silu(self.conv1d(conv_input)[..., :L]).transpose(1, 2)  # causal: keep the first L
+        # causal: keep the first L outputs; stored time-major (batch, L, d_inner) for the scan
+        x = F.silu(self.conv1d(conv_input)[..., :L]).transpose(1, 2).contiguous()
         delta, B, C = self._ssm_inputs(x)
         return {"u": x.transpose(1, 2), "delta": delta.transpose(1, 2), "A": -torch.exp(self.A_log),
                 "B": B.transpose(1, 2), "C": C.transpose(1, 2), "D": self.D, "z": z,

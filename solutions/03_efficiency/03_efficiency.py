@@ -301,8 +301,8 @@ for n in (512, 1024, 2048):
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "tiled-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # The standard peak is a few $N \times N$ matrices (scores, weights, temporaries) and grows 4× each
-# time $N$ doubles; the tiled peak is the output plus a few $64 \times 64$ tiles and grows 2×.
-# Same numbers, different memory: that is FlashAttention.
+# time $N$ doubles; the tiled peak is the output and the running statistics plus a few $64 \times 64$
+# tiles, and grows at most 2×. Same numbers, different memory: that is FlashAttention.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 2. Sparse attention patterns
@@ -319,7 +319,9 @@ for n in (512, 1024, 2048):
 # | random | $j$ is one of $r$ keys drawn for row $i$ | $N r$ |
 # | BigBird | local $\cup$ fixed $\cup$ random | $\approx N(2w + 1 + 2g + r)$ |
 #
-# With `causal=True` every pattern is intersected with $j \le i$. Local, fixed, random and
+# ("Fixed" here means a fixed set of $g$ global tokens, BigBird's global attention; the Sparse
+# Transformer's own "fixed" pattern is a variant of the strided one.) With `causal=True` every
+# pattern is intersected with $j \le i$. Local, fixed, random and
 # BigBird cost $O(N)$; strided with $s = \sqrt N$ costs $O(N \sqrt N)$.
 #
 # ## Exercise 3 — `sparse_mask` (3 points)
