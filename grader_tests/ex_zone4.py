@@ -558,7 +558,7 @@ class _TritonForward:
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         scope = {"triton": triton, "tl": tl, "load_tile": kernels.load_tile,
                  "visible": kernels.visible}
-        exec(compile(self.source, filename, "exec"), scope)  # noqa: S102 (the learner's own code)
+        exec(compile(self.source, filename, "exec"), scope)  # the learner's own code
         self.inner = triton.jit(scope[self.name])
         return self.inner
 
@@ -760,9 +760,9 @@ def _triton_mutant(name):
     def wrong(q, k, v, causal=False, sm_scale=None):
         try:
             inner = _build_triton_mutants()[name]
+            return _TritonForward(inner)(q, k, v, causal=causal, sm_scale=sm_scale)
         except TritonNotInstalled:  # not the learner's error message, so no hint is matched to it
             raise RuntimeError("the catalogued mistakes of this exercise need Triton") from None
-        return _TritonForward(inner)(q, k, v, causal=causal, sm_scale=sm_scale)
 
     return wrong
 

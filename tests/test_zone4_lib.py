@@ -314,7 +314,7 @@ def test_forward_with_inner_reports_an_unfinished_loop_as_not_implemented(kernel
     def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
                        causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                        BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
-        for start_n in range(lo, hi, BLOCK_N):
+        for _start_n in range(lo, hi, BLOCK_N):
             # YOUR CODE HERE
             raise NotImplementedError()
         return acc, l_i, m_i

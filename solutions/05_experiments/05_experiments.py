@@ -676,16 +676,15 @@ for xs, ys in zip(x_example.tolist(), y_example.tolist()):
     answer = " ".join(chr(ord("A") + t - 2) for t in ys if t != attnlab.IGNORE)
     print(f"{shown}    answer at the ?s: {answer}")
 
-copy_models = {
-    "Mamba": attnlab.MambaLM(copy_task.vocab_size, d_model=32, n_layers=2, d_state=4),
-    "GPT": attnlab.GPT(attnlab.GPTConfig(vocab_size=copy_task.vocab_size, context_length=copy_task.seq_len,
-                                         d_model=24, n_layers=2, n_heads=4)),
+copy_models = {  # built inside the loop, each from the same seed
+    "Mamba": lambda: attnlab.MambaLM(copy_task.vocab_size, d_model=32, n_layers=2, d_state=4),
+    "GPT": lambda: attnlab.GPT(attnlab.GPTConfig(vocab_size=copy_task.vocab_size, context_length=copy_task.seq_len,
+                                                 d_model=24, n_layers=2, n_heads=4)),
 }
 copy_histories, copy_rows = {}, []
-for name, model in copy_models.items():
+for name, make_model in copy_models.items():
     torch.manual_seed(0)
-    for p in model.parameters():  # the same seed for both initialisations
-        pass
+    model = make_model()
     print(name)
     start = time.perf_counter()
     copy_histories[name] = attnlab.Trainer(

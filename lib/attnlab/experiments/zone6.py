@@ -75,7 +75,7 @@ LECTURE_MAP = (
      "Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V: every token mixes every token, in one step",
      ("scaled_dot_product_attention",)),
     ("01_experience", "recurrent", "the fossils",
-     "RNNs need N - 1 sequential steps to connect two tokens, a CNN a stack of layers, attention one",
+     "an RNN's path between two tokens grows with their distance, a CNN needs a stack of layers, attention one step",
      ("fossil_table",)),
     ("01_experience", "core", "Q, K, V",
      "queries, keys and values are three learned projections of the same tokens",
