@@ -28,7 +28,7 @@ course: $(VENV)/.course-installed
 ## Install what the tests need and run the whole suite.
 test: $(VENV)/.dev-installed
 	./tools/ensure_chromium.sh
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 --dist worksteal
 
 ## Rebuild course/ from the jupytext sources in solutions/.
 build: $(VENV)/.course-installed

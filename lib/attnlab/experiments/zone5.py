@@ -90,7 +90,7 @@ def length_extrapolation(
     n_layers: int = 2,
     n_heads: int = 4,
     batch_size: int = 16,
-    lr: float = 3e-3,
+    lr: float = 1e-2,
     n_windows: int = 16,
     seed: int = 0,
     progress: bool = True,
@@ -320,7 +320,7 @@ def least_squares_predict(x, y, x_query) -> np.ndarray:
     return x_query @ w
 
 
-def icl_errors(predict, tokens, target, ks, batched: bool = False) -> np.ndarray:
+def icl_errors(predict, tokens, target, ks, batched: bool = False, return_sem: bool = False):
     """Mean squared error / d of `predict` on in-context regression prompts, for each k in ks.
 
     tokens (B, n_points + 1, d + 1) and target (B,) come from LinearRegressionTask.batch; for a
@@ -328,11 +328,13 @@ def icl_errors(predict, tokens, target, ks, batched: bool = False) -> np.ndarray
     prompt at a time, x (k, d), y (k,), x_query (1, d) -> (1,) (batched=False), or all at once,
     x (B, k, d), y (B, k), x_query (B, d) -> (B,) (batched=True). Dividing by d makes
     "always predict 0" score about 1, since E[y^2] = E|w|^2 = d for w ~ N(0, I_d).
+    Returns an array (len(ks),), and with return_sem=True also the standard error of each mean
+    (std / sqrt(B)), the Monte-Carlo uncertainty from using B prompts.
     """
     tokens = np.asarray(tokens, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     n, d = tokens.shape[1] - 1, tokens.shape[2] - 1
-    errors = []
+    errors, sems = [], []
     for k in ks:
         k = require_positive_int("k", int(k))
         if k > n:
@@ -343,8 +345,10 @@ def icl_errors(predict, tokens, target, ks, batched: bool = False) -> np.ndarray
         else:
             pred = np.array([np.asarray(predict(x[b], y[b], x_query[b : b + 1]), dtype=float)[0]
                              for b in range(len(tokens))])
-        errors.append(float(np.mean((pred - target) ** 2)) / d)
-    return np.array(errors)
+        squared = (pred - target) ** 2 / d
+        errors.append(float(squared.mean()))
+        sems.append(float(squared.std() / math.sqrt(len(squared))))
+    return (np.array(errors), np.array(sems)) if return_sem else np.array(errors)
 
 
 # ============================================================================ KV cache
