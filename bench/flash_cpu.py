@@ -30,7 +30,6 @@ if __name__ == "__main__":  # must happen before NumPy loads its BLAS
 import math
 import platform
 import time
-import tracemalloc
 from datetime import date
 
 import attnlab
@@ -54,11 +53,8 @@ def best_time(fn, repeats: int) -> float:
 
 
 def peak_bytes(fn) -> int:
-    tracemalloc.start()
-    fn()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return peak
+    """tracemalloc peak of one call (attnlab.peak_memory)."""
+    return attnlab.peak_memory(fn)[1]
 
 
 def main() -> None:

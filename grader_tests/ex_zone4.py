@@ -23,7 +23,6 @@ import math
 import os
 import sys
 import textwrap
-import tracemalloc
 
 import attnlab
 import numpy as np
@@ -293,18 +292,8 @@ class _MemoryLimited(_Wrapped):
         if n_q * n_k < MEMORY_CHECK_MIN_ENTRIES:
             return self.fn(q, k, v, *args, **kwargs)
         budget = batch * n_q * n_k  # bytes: an eighth of one float64 (Nq, Nk) matrix
-        was_tracing = tracemalloc.is_tracing()
-        if not was_tracing:
-            tracemalloc.start()
-        try:
-            tracemalloc.reset_peak()
-            start, _ = tracemalloc.get_traced_memory()
-            out = self.fn(q, k, v, *args, **kwargs)
-            _, peak = tracemalloc.get_traced_memory()
-        finally:
-            if not was_tracing:
-                tracemalloc.stop()
-        if peak - start > budget:
+        out, peak = attnlab.peak_memory(self.fn, q, k, v, *args, **kwargs)
+        if peak > budget:
             raise NotTiledError(
                 f"on {n_q} queries and {n_k} keys your function allocated more than "
                 f"{budget / 2**20:g} MiB at once, an eighth of one float64 ({n_q}, {n_k}) score "

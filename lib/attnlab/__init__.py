@@ -16,6 +16,7 @@ from .kv_compress import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from .train import *  # noqa: F401,F403
 from .scaling import *  # noqa: F401,F403
+from .measure import *  # noqa: F401,F403
 from .viz import *  # noqa: F401,F403
 from .widgets import *  # noqa: F401,F403
 from .experiments import *  # noqa: F401,F403
@@ -28,6 +29,7 @@ from . import (  # noqa: E402
     functional,
     kv_compress,
     mamba,
+    measure,
     nn,
     positional,
     scaling,

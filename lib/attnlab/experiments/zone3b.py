@@ -8,7 +8,6 @@ Every function computes its numbers when called; nothing here is a pasted result
 from __future__ import annotations
 
 import time
-import tracemalloc
 
 import numpy as np
 
@@ -21,6 +20,7 @@ from ..kv_compress import (
     gpt_attention_qkv,
     grouping_cost,
 )
+from ..measure import peak_memory
 
 __all__ = [
     "KV_MODEL_SHAPES",
@@ -39,19 +39,6 @@ __all__ = [
 
 
 # ============================================================================ FlashAttention
-def _peak_bytes(fn, *args, **kwargs) -> int:
-    """Peak bytes NumPy allocates while fn runs (tracemalloc sees NumPy's buffers)."""
-    tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        start, _ = tracemalloc.get_traced_memory()
-        fn(*args, **kwargs)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return peak - start
-
-
 def attention_peak_memory(n: int, d: int = 64, block_size: int = 64, causal: bool = False,
                           seed: int = 0) -> dict:
     """Measure the peak extra memory of standard vs tiled attention on random (n, d) float64 inputs.
@@ -63,8 +50,8 @@ def attention_peak_memory(n: int, d: int = 64, block_size: int = 64, causal: boo
     """
     rng = np.random.default_rng(seed)
     q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
-    standard = _peak_bytes(scaled_dot_product_attention, q, k, v, causal=causal)
-    flash = _peak_bytes(flash_attention_numpy, q, k, v, causal=causal, block_size=block_size)
+    _, standard = peak_memory(scaled_dot_product_attention, q, k, v, causal=causal)
+    _, flash = peak_memory(flash_attention_numpy, q, k, v, causal=causal, block_size=block_size)
     out_standard, _ = scaled_dot_product_attention(q, k, v, causal=causal)
     out_flash = flash_attention_numpy(q, k, v, causal=causal, block_size=block_size)
     return {

@@ -9,21 +9,19 @@ models are built from a configuration with random weights (nothing is downloaded
 from __future__ import annotations
 
 import time
-import tracemalloc
 
 import numpy as np
 import torch
 
 from .._validate import as_float_array, require_ndim, require_positive_int
+from ..measure import best_time, peak_memory  # noqa: F401  (zone 5 imports them from here)
 from ..functional import grouped_query_attention
 
 __all__ = [
     "attention_module_numpy",
-    "best_time",
     "generation_comparison",
     "incremental_attention",
     "missing_triton",
-    "peak_memory",
     "random_hf_gpt2",
     "random_hf_mamba_mixer",
     "scan_loop",
@@ -108,38 +106,6 @@ def generation_comparison(model, prompt, max_new_tokens: int, temperature: float
     result["same"] = bool(torch.equal(result["tokens_cached"], result["tokens_uncached"]))
     result["speedup"] = result["seconds_uncached"] / result["seconds_cached"]
     return result
-
-
-# ============================================================================ measuring
-def peak_memory(fn, *args, **kwargs):
-    """Run fn(*args, **kwargs) under tracemalloc; return (result, peak bytes allocated meanwhile).
-
-    tracemalloc sees NumPy's array buffers, so the peak counts every temporary array the
-    function builds (the inputs, allocated before, are not counted).
-    """
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start()
-    try:
-        tracemalloc.reset_peak()
-        start, _ = tracemalloc.get_traced_memory()
-        result = fn(*args, **kwargs)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-    return result, peak - start
-
-
-def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
-    """The shortest wall-clock time in seconds of `repeats` calls fn(*args, **kwargs)."""
-    require_positive_int("repeats", repeats)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args, **kwargs)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 # ============================================================================ scans
