@@ -178,7 +178,7 @@ def selective_scan_torch(
     else:
         y, h = _scan_parallel(u, delta, A, B, C, h, chunk_size)
     if D is not None:
-        y = y + D.to(dtype)[:, None] * u
+        y = y.addcmul_(D.to(dtype)[:, None], u)  # y + D u, in place: no new (batch, d_inner, L) array
     return (y, h) if return_last_state else y
 
 
@@ -305,9 +305,11 @@ class MambaBlock(nn.Module):
             x = x + self.conv1d.bias
         x = F.silu(x)
         delta, B, C = self._ssm_inputs(x)
-        A = -torch.exp(self.A_log)
-        ssm_state = torch.exp(delta[..., None] * A) * ssm_state + (delta * x)[..., None] * B[:, None, :]
-        y = (ssm_state @ C[..., None])[..., 0] + self.D * x
+        # one step of the recurrence: the reference scan over a sequence of length 1, continuing
+        # from the state (called directly: the arguments are known to be valid)
+        y, ssm_state = _scan_sequential(x[..., None], delta[..., None], -torch.exp(self.A_log),
+                                        B[..., None], C[..., None], ssm_state)
+        y = y[..., 0] + self.D * x
         out = self.out_proj(y * F.silu(z))
         return out, (window[..., 1:], ssm_state)
 
@@ -423,7 +425,7 @@ class MambaLM(nn.Module):
         was_training = self.training
         self.eval()
         states = None
-        for i in range(max_new_tokens):
+        for _ in range(max_new_tokens):
             if not use_state:
                 logits = self(idx)[:, -1]
             elif states is None:

@@ -229,8 +229,9 @@ def parallel_scan(a, b) -> np.ndarray:
     (a1, b1) then (a2, b2) = (a2 a1, a2 b1 + b2), and composition is associative. The
     Hillis-Steele scan combines every position with the one `offset` steps earlier, doubling
     offset each round, so after ceil(log2 L) vectorised rounds position t holds the
-    composition of steps 0..t, whose b-part is h_t (Blelloch 1990, "Prefix Sums and Their
-    Applications"). Work O(L log L), depth O(log L).
+    composition of steps 0..t, whose b-part is h_t (Hillis & Steele 1986, "Data Parallel
+    Algorithms"; Blelloch 1990, "Prefix Sums and Their Applications", gives the O(L)-work
+    variant). Work O(L log L), depth O(log L).
     a, b: same shape (..., L) (broadcastable). Returns h with that shape.
     """
     a = _as_array("a", a)
