@@ -12,8 +12,17 @@ typical mistakes.
 import importlib
 import pkgutil
 
-from .core import REGISTRY, Case, Exercise, GradingError, Mutant, check, compare, register, run_check
-
+from .core import (
+    REGISTRY,
+    Case,
+    Exercise,
+    GradingError,
+    Mutant,
+    check,
+    compare,
+    register,
+    run_check,
+)
 from .sandbox import install_guard
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("ex_")):

@@ -20,8 +20,8 @@ import math
 import signal
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
 
 import numpy as np
 
@@ -43,15 +43,15 @@ _floating = np.floating
 _number = np.number
 
 __all__ = [
-    "Case",
-    "Mutant",
-    "Exercise",
     "REGISTRY",
-    "register",
-    "check",
-    "run_check",
-    "compare",
+    "Case",
+    "Exercise",
     "GradingError",
+    "Mutant",
+    "check",
+    "compare",
+    "register",
+    "run_check",
 ]
 
 DEFAULT_TIMEOUT_S = 20.0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import attnlab
+import numpy as np
 
 from .core import Case, Exercise, Mutant, register
 

@@ -270,7 +270,7 @@ def _serve(request_fd: int, out) -> None:
             try:
                 fn = pickle.loads(payload)
                 reply = ("ok", run_check(name, fn, hidden=hidden))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 reply = ("error", f"{name}: your function could not be graded "
                                   f"({type(exc).__name__}: {exc})")
             try:

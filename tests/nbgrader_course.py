@@ -17,7 +17,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-from build_course import source_notebook, write_notebook  # noqa: E402
+from build_course import source_notebook, write_notebook
 
 
 def nbgrader_env() -> dict:

@@ -35,7 +35,7 @@ else:
     import playwright.sync_api as sync_api
 
 sys.path.insert(0, str(ROOT / "tools"))
-from build_course import source_notebook, write_notebook  # noqa: E402
+from build_course import source_notebook, write_notebook
 
 
 def _free_port() -> int:

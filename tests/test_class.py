@@ -106,11 +106,11 @@ N_CORRECT, N_PARTIAL, N_BLANK = 10, 6, 6
 def _roster():
     """student id -> (kind, softmax source or None, sdpa source or None, expected score)."""
     roster = {}
-    for i in range(N_CORRECT):
+    for _ in range(N_CORRECT):
         roster[f"s{len(roster):02d}"] = ("correct", None, None, 5)
-    for i in range(N_PARTIAL):
+    for _ in range(N_PARTIAL):
         roster[f"s{len(roster):02d}"] = ("partial", None, BAD_SDPA_NO_SCALE, 2)
-    for i in range(N_BLANK):
+    for _ in range(N_BLANK):
         roster[f"s{len(roster):02d}"] = ("blank", "BLANK", None, 0)
     for kind, (soft, sdpa, score) in {**FAULTS, **TAMPERING}.items():
         roster[f"s{len(roster):02d}"] = (kind, soft, sdpa, score)
@@ -200,7 +200,8 @@ def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
     assert not wrong, f"unexpected scores (kind, got, expected): {wrong}"
     assert all(float(r["max_score"]) == 5 for r in rows)
 
-    report = {r["student"]: r for r in csv.DictReader(open(instructor.root / "grading_report.csv"))}
+    with open(instructor.root / "grading_report.csv") as fh:
+        report = {r["student"]: r for r in csv.DictReader(fh)}
     for student, (kind, *_rest) in roster.items():
         if kind in ("os-exit", "kills-kernel-later"):
             assert report[student]["status"] == "graded 0" and "kernel died" in report[student]["reason"]

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
+import attnlab
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import attnlab
 
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 transformers = pytest.importorskip("transformers", reason="transformers is a dev extra")
-from transformers import MambaConfig, MambaForCausalLM  # noqa: E402
-from transformers.models.mamba.modeling_mamba import MambaMixer, mamba_selective_scan  # noqa: E402
+from transformers import MambaConfig, MambaForCausalLM
+from transformers.models.mamba.modeling_mamba import MambaMixer, mamba_selective_scan
 
 transformers.logging.set_verbosity_error()
 

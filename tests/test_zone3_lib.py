@@ -194,7 +194,7 @@ def test_block_builders_reject_bad_params():
     with pytest.raises(ValueError, match="n_heads=3 must divide d_model=16"):
         attnlab.gpt2_block_torch(params, 3)
     del params["ln_2.bias"]
-    with pytest.raises(ValueError, match="ln_2.bias"):
+    with pytest.raises(ValueError, match=r"ln_2\.bias"):
         attnlab.gpt2_block_torch(params, 4)
 
 

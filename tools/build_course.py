@@ -29,7 +29,7 @@ import jupytext
 import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harden_hidden_tests import harden  # noqa: E402
+from harden_hidden_tests import harden
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"

@@ -5,23 +5,7 @@ imported by every notebook, grader and benchmark. The public API is listed in DE
 each submodule declares its part in `__all__`.
 """
 
-from .functional import *  # noqa: F401,F403
-from .positional import *  # noqa: F401,F403
-from .efficient import *  # noqa: F401,F403
-from .ssm import *  # noqa: F401,F403
-from .flash import *  # noqa: F401,F403
-from .nn import *  # noqa: F401,F403
-from .mamba import *  # noqa: F401,F403
-from .kv_compress import *  # noqa: F401,F403
-from .data import *  # noqa: F401,F403
-from .train import *  # noqa: F401,F403
-from .scaling import *  # noqa: F401,F403
-from .measure import *  # noqa: F401,F403
-from .viz import *  # noqa: F401,F403
-from .widgets import *  # noqa: F401,F403
-from .experiments import *  # noqa: F401,F403
-
-from . import (  # noqa: E402
+from . import (
     data,
     efficient,
     experiments,
@@ -38,5 +22,20 @@ from . import (  # noqa: E402
     viz,
     widgets,
 )
+from .data import *
+from .efficient import *
+from .experiments import *
+from .flash import *
+from .functional import *
+from .kv_compress import *
+from .mamba import *
+from .measure import *
+from .nn import *
+from .positional import *
+from .scaling import *
+from .ssm import *
+from .train import *
+from .viz import *
+from .widgets import *
 
 __version__ = "0.1.0"

@@ -57,7 +57,7 @@ def load_triton_kernels():
             "importing triton (restart the kernel if it was already imported)."
         )
     kernels = importlib.import_module("attnlab.flash.triton_kernels")
-    if kernels.INTERPRET != interpret:
+    if interpret != kernels.INTERPRET:
         built = "the CPU interpreter" if kernels.INTERPRET else "the GPU"
         raise RuntimeError(
             f"The Triton kernels were already built for {built} when first imported, and "
