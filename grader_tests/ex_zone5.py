@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 import attnlab
+import numpy as np
 
 from .core import Case, Exercise, Mutant, register
 

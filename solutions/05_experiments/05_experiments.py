@@ -30,7 +30,7 @@
 # 6. **FlashAttention**: time and peak memory against sequence length, standard vs tiled.
 # 7. **Mamba vs attention**: selective copying, and throughput against sequence length.
 #
-# Three graded exercises, 7 points. About 30 minutes, a little over a minute of it computing.
+# Three graded exercises, 7 points. About 30 minutes, one of them computing.
 #
 # Every experiment is sized to run in seconds on a laptop CPU, so the models are tiny and the
 # numbers are noisy; the *shapes* of the curves are what carry over to real models (each section
@@ -69,11 +69,11 @@ notebook_start = time.perf_counter()
 # %% [markdown] nbgrader={"grade": false, "grade_id": "full-run-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Small or full size.** With `FULL_RUN = False` (the default) every experiment is small and the
 # whole notebook runs in about a minute. Set it to `True` in the next cell (it is editable), then
-# *Run All*, for bigger models, longer training and longer sequences: 15–30 minutes on a laptop
+# *Run All*, for bigger models, longer training and longer sequences: 10–30 minutes on a laptop
 # CPU, with clearer curves.
 
 # %% nbgrader={"grade": false, "grade_id": "full-run", "locked": false, "schema_version": 3, "solution": false, "task": false}
-FULL_RUN = False  # True: bigger models, more steps, longer sequences (15-30 minutes on a CPU)
+FULL_RUN = False  # True: bigger models, more steps, longer sequences (10-30 minutes on a CPU)
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "gpt-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 1. Train a tiny GPT
@@ -141,7 +141,8 @@ for start in ("def ", "import ", "    if "):
 #   character, $\log(i+1)$ when it spreads evenly over its past.
 #
 # The last row of the table is the reference: a head that spreads each query evenly over its
-# past. The overview shows every head; the explorer below it has a slider for the layer and the
+# past. In a character model you may find heads that read the last character or two, and heads
+# in which every space of an indentation looks back at the newline that began the line. The overview shows every head; the explorer below it has a slider for the layer and the
 # head (it starts at the head with the largest previous-character weight, and prints its numbers).
 
 # %% nbgrader={"grade": false, "grade_id": "heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -179,7 +180,7 @@ attnlab.attention_head_explorer(maps, text, layer=best["layer"], head=best["inde
 # identical GPTs — same size, seed, batches and learning rate, only `pos` differs — are trained on
 # windows of **32** characters and then evaluated on windows of 32, 64, 128 and 256 characters of
 # held-out text. Positions beyond 31 never occurred in training. A learned position vector there
-# was never updated; sinusoidal and RoPE meet angles (combinations of phases) they never saw;
+# was never trained (it keeps its small random initial value); sinusoidal and RoPE meet angles (combinations of phases) they never saw;
 # ALiBi's bias is the same rule at every distance; with no encoding there is nothing new to meet.
 # A longer window gives each character *more* context, so a model that copes with the length
 # should not get worse — watch which ones do.
@@ -200,6 +201,7 @@ attnlab.print_table(rows, [("pos", "pos", "s")]
                     + [(f"loss at positions < {train_len}", "within", ".3f"),
                        (f"loss at positions >= {train_len}", "beyond", ".3f"),
                        ("penalty", lambda r: r["beyond"] - r["within"], "+.3f")])
+attnlab.plot_loss_curves(extrapolation["history"], title=f"training on windows of {train_len} characters")
 attnlab.plot_extrapolation(extrapolation)
 plt.show()
 ranked = sorted(rows, key=lambda r: r["beyond"] - r["within"])
@@ -220,13 +222,14 @@ print("smallest penalty past the training length in this run: "
 # %% [markdown] nbgrader={"grade": false, "grade_id": "scaling-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 3. Scaling laws in miniature
 #
-# Kaplan et al. 2020 ("Scaling Laws for Neural Language Models") trained Transformers from $10^3$
-# to $10^9$ parameters and found that, when data and training time are not the bottleneck, the
-# test loss falls as a **power law** in the number of non-embedding parameters $N$:
+# Kaplan et al. 2020 ("Scaling Laws for Neural Language Models") trained Transformers from under
+# a thousand to 1.5 billion non-embedding parameters and found that, when data and training time
+# are not the bottleneck, the test loss falls as a **power law** in the number of non-embedding
+# parameters $N$:
 #
 # $$L(N) = \left(\frac{N_c}{N}\right)^{\alpha_N}, \qquad \alpha_N \approx 0.076,\quad N_c \approx 8.8 \times 10^{13},$$
 #
-# over six orders of magnitude (and similar laws in the data $D$ and the compute $C$). Why
+# across that whole range (and similar laws in the data $D$ and the compute $C$). Why
 # *non-embedding*: the embedding table grows with the vocabulary, not with what the model can
 # compute, and counting it blurs the trend (`attnlab.non_embedding_parameters`).
 #
@@ -273,6 +276,9 @@ attnlab.print_table(sweep, [("d_model", "d_model", "d"), ("layers", "n_layers", 
                             ("params", "params", ",d"), ("non-embedding N", "non_embedding_params", ",d"),
                             ("tokens D", "tokens", ",d"), ("D / N", lambda r: r["tokens"] / r["non_embedding_params"], ".0f"),
                             ("val loss", "val_loss", ".3f")])
+attnlab.plot_loss_curves({f"N = {r['non_embedding_params']:,}": r["history"] for r in sweep},
+                         title="the same batches, five model sizes")
+plt.show()
 sweep_n = np.array([r["non_embedding_params"] for r in sweep], dtype=float)
 sweep_loss = np.array([r["val_loss"] for r in sweep])
 try:
@@ -291,8 +297,8 @@ plt.show()
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sweep-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Your exponent is not Kaplan's, and should not be: these models see characters rather than
 # word pieces, and every size got the same few thousand steps, so the larger ones are further from
-# convergence (look at the $D/N$ column: the smallest model saw thousands of tokens per
-# parameter, the largest only a few). A bend in your points at the large end is exactly that
+# convergence (look at the $D/N$ column: the smallest models saw far more tokens per parameter
+# than the largest). A bend in your points at the large end is exactly that
 # data limit — Kaplan et al. model it with a joint law $L(N, D)$. The lesson that carries over
 # is the method: measure a few sizes, fit a line in log–log space, and extrapolate with care.
 #
@@ -308,13 +314,13 @@ plt.show()
 #
 # - **Kaplan et al. 2020**: grow the model much faster than the data, $N_{opt} \propto C^{0.73}$
 #   and $D_{opt} \propto C^{0.27}$. Large models trained on relatively little data followed
-#   (GPT-3: 175B parameters, 300B tokens).
+#   (GPT-3: 175B parameters, 300B tokens; Brown et al. 2020).
 # - **Hoffmann et al. 2022** ("Training Compute-Optimal Large Language Models", *Chinchilla*)
 #   re-ran the study with the learning-rate schedule matched to each run's length and found
 #   $N_{opt} \propto C^{0.50}$ and $D_{opt} \propto C^{0.50}$ (0.49 / 0.51 and 0.46 / 0.54 with their
 #   other two methods): parameters and tokens should grow **together**, at roughly **20 tokens
 #   per parameter**. Their proof: Chinchilla, 70B parameters on 1.4T tokens, beat Gopher,
-#   280B parameters on 300B tokens, on almost every benchmark, for the same compute.
+#   280B parameters on 300B tokens, on a large range of downstream tasks, for the same compute.
 #
 # With $D = r N$ ($r$ tokens per parameter) the budget fixes everything:
 #
@@ -415,10 +421,10 @@ check("gd_step_linear_attention", gd_step_linear_attention, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "icl-lr-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# **The best step size.** How large should $\eta$ be? With $M = \frac1k \sum_i x_i x_i^\top$ the step
-# gives $w_1 = \eta M w$, and for Gaussian $x$ the expected squared error of the prediction is
-# $\mathbb E\lVert w_1 - w \rVert^2 = \mathbb E\, w^\top (\eta M - I)^2 w$. Using $\mathbb E[M] = I$
-# and $\mathbb E[M^2] = \frac{k + d + 1}{k} I$ (the $i = j$ terms of the double sum contribute
+# **The best step size.** How large should $\eta$ be? With $\hat\Sigma = \frac1k \sum_i x_i x_i^\top$ the step
+# gives $w_1 = \eta \hat\Sigma w$, and for Gaussian $x$ the expected squared error of the prediction is
+# $\mathbb E\lVert w_1 - w \rVert^2 = \mathbb E\, w^\top (\eta \hat\Sigma - I)^2 w$. Using $\mathbb E[\hat\Sigma] = I$
+# and $\mathbb E[\hat\Sigma^2] = \frac{k + d + 1}{k} I$ (the $i = j$ terms of the double sum contribute
 # $\mathbb E[\lVert x\rVert^2 x x^\top] = (d+2) I$, the $i \ne j$ terms $I$):
 #
 # $$\text{error}(\eta) = d\left(\eta^2\,\frac{k+d+1}{k} - 2\eta + 1\right)
@@ -429,9 +435,9 @@ check("gd_step_linear_attention", gd_step_linear_attention, hidden=True)
 # formula against the measured error.
 #
 # **The Transformer.** `attnlab.ICLTransformer`: each pair $[x_i, y_i]$ (and $[x_q, 0]$) is one
-# token, projected to width 32, through two bidirectional `attnlab.TransformerBlock`s with
-# softmax attention and no positional encoding (the examples are a set), and the query token's
-# output is read as $\hat y_q$. It is trained (`attnlab.train_icl_transformer`) on prompts with 1 to
+# token, projected to width 32, through two bidirectional `attnlab.TransformerBlock`s (width 64
+# and four blocks with `FULL_RUN`) with softmax attention and no positional encoding (the
+# examples are a set), and the query token's output is read as $\hat y_q$. It is trained (`attnlab.train_icl_transformer`) on prompts with 1 to
 # 16 examples, minimising the squared error — it is never told about least squares or gradients.
 
 # %% nbgrader={"grade": false, "grade_id": "icl-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -522,10 +528,15 @@ print(f"max |linear self-attention - attnlab.gd_step_linear_attention| = "
 # predictions — computed by `attnlab.linear_self_attention` with the trained weights — with one
 # step at $\eta^* = k/(k+d+1)$, and look at the products that matter, $W_q W_k^\top$ and $W_v W_o$.
 # Only these products are determined (scale one matrix up and another down, nothing changes), so
-# each panel is shown with its own colour scale.
+# each panel is shown with its own colour scale. And only parts of them act on the prediction:
+# the query's last entry is 0, so the last row of $W_q W_k^\top$ never touches it, and only the
+# last column of $W_v W_o$ writes into the prediction slot. Compare those parts.
 
 # %% nbgrader={"grade": false, "grade_id": "lsa-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
 lsa_weights, lsa_history = attnlab.train_linear_self_attention(icl_task, steps=1500 if FULL_RUN else 500)
+attnlab.plot_loss_curves({"one linear self-attention layer": lsa_history}, title="training on 16-example prompts",
+                         smooth=20, ylabel="squared error")
+plt.show()
 tokens64 = tokens.double().numpy()
 lsa_prediction = attnlab.linear_self_attention(tokens64, **lsa_weights)[:, -1, -1]
 eta_star = n_icl / (n_icl + d_icl + 1)
@@ -642,22 +653,23 @@ except NotImplementedError:
 
 # %% nbgrader={"grade": false, "grade_id": "flash-gpu", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if torch.cuda.is_available():
+    implementations = {
+        "triton": lambda q, k, v: attnlab.flash_attention_triton(q, k, v, causal=True),
+        "torch": lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+    }
     gpu_rows = []
     for n in (1024, 4096, 8192):
         q, k, v = (torch.randn(4, 16, n, 64, device="cuda", dtype=torch.float16) for _ in range(3))
-        out = attnlab.flash_attention_triton(q, k, v, causal=True)  # compiles (and checks) first
-        expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        times = {}
-        for name, fn in (("triton", lambda: attnlab.flash_attention_triton(q, k, v, causal=True)),
-                         ("torch", lambda: torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True))):
+        row = {"n": n, "diff": float((implementations["triton"](q, k, v)  # the first call compiles
+                                      - implementations["torch"](q, k, v)).abs().max())}
+        for name, attention in implementations.items():
             torch.cuda.synchronize()
             start = time.perf_counter()
             for _ in range(10):
-                fn()
+                attention(q, k, v)
             torch.cuda.synchronize()
-            times[name] = (time.perf_counter() - start) / 10
-        gpu_rows.append({"n": n, "triton": 1e3 * times["triton"], "torch": 1e3 * times["torch"],
-                         "diff": float((out - expected).abs().max())})
+            row[name] = 1e3 * (time.perf_counter() - start) / 10
+        gpu_rows.append(row)
     print(f"GPU: {torch.cuda.get_device_name()}; batch 4, 16 heads, d = 64, causal, float16")
     attnlab.print_table(gpu_rows, [("N", "n", "d"), ("attnlab Triton (ms)", "triton", ".3f"),
                                    ("torch SDPA (ms)", "torch", ".3f"), ("max |difference|", "diff", ".1e")])

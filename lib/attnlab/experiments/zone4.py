@@ -15,7 +15,6 @@ import torch
 
 from .._validate import as_float_array, require_ndim, require_positive_int
 from ..functional import grouped_query_attention
-from ..measure import best_time, peak_memory  # noqa: F401  (zone 5 imports them from here)
 
 __all__ = [
     "attention_module_numpy",

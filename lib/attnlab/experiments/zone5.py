@@ -28,9 +28,10 @@ from .._validate import as_float_array, require_positive_int
 from ..data import LinearRegressionTask
 from ..flash import flash_attention_numpy
 from ..functional import kv_cache_bytes, scaled_dot_product_attention
+from ..measure import best_time, peak_memory
 from ..nn import GPT, GPTConfig, TransformerBlock, TransformerConfig
 from ..train import TrainConfig, Trainer, masked_accuracy
-from .zone4 import best_time, generation_comparison, peak_memory
+from .zone4 import generation_comparison
 
 __all__ = [
     "ICLTransformer",
@@ -42,8 +43,8 @@ __all__ = [
     "kv_cache_speedup",
     "least_squares_predict",
     "length_extrapolation",
-    "non_embedding_parameters",
     "model_size_sweep",
+    "non_embedding_parameters",
     "task_accuracy",
     "throughput_vs_length",
     "train_icl_transformer",
@@ -102,12 +103,14 @@ def length_extrapolation(
     long positions, but training only ever shows positions < train_len. Evaluation uses the
     same n_windows validation windows for every model.
     Returns {"eval_lens", "train_len", "loss": {encoding: [mean loss at each eval length]},
-    "position_loss": {encoding: (max_len,) mean loss at each position of the longest windows}}.
+    "position_loss": {encoding: (max_len,) mean loss at each position of the longest windows},
+    "history": {encoding: the Trainer history}}.
     """
     train_len = require_positive_int("train_len", train_len)
     eval_lens = [require_positive_int("eval_lens", int(n)) for n in eval_lens]
     max_len = max(eval_lens)
-    result = {"eval_lens": eval_lens, "train_len": train_len, "loss": {}, "position_loss": {}}
+    result = {"eval_lens": eval_lens, "train_len": train_len, "loss": {}, "position_loss": {},
+              "history": {}}
     for pos in encodings:
         torch.manual_seed(seed)
         config = GPTConfig(vocab_size=corpus.vocab_size, context_length=max_len, d_model=d_model,
@@ -118,7 +121,7 @@ def length_extrapolation(
         trainer = Trainer(model, lambda g: corpus.batch(batch_size, train_len, g), train)
         if progress:
             print(f"pos = {pos!r}")
-        trainer.fit()
+        result["history"][pos] = trainer.fit()
         model.eval()
         result["loss"][pos] = [
             float(_window_losses(model, corpus, n, n_windows, seed + 1).mean()) for n in eval_lens
@@ -161,7 +164,7 @@ def model_size_sweep(
     Every model sees the same batches (D = steps * batch_size * block_size tokens); the number
     of heads is n_heads, or fewer so that each head is at least 8 wide. Returns one
     dict per size: d_model, n_layers, params, non_embedding_params (N), tokens (D),
-    flops (6 N D, Kaplan et al. 2020) and val_loss (nats per character).
+    flops (6 N D, Kaplan et al. 2020), val_loss (nats per character) and the training history.
     """
     rows = []
     for d_model, n_layers in sizes:
@@ -176,12 +179,12 @@ def model_size_sweep(
                             eval_batches=eval_batches, seed=seed, progress=progress)
         trainer = Trainer(model, lambda g: corpus.batch(batch_size, block_size, g), train,
                           eval_batch=lambda g: corpus.batch(32, block_size, g, split="val"))
-        trainer.fit()
+        history = trainer.fit()
         n = non_embedding_parameters(model)
         tokens = steps * batch_size * block_size
         rows.append({"d_model": d_model, "n_layers": n_layers, "params": model.num_parameters(),
                      "non_embedding_params": n, "tokens": tokens, "flops": 6.0 * n * tokens,
-                     "val_loss": trainer.evaluate()})
+                     "val_loss": trainer.evaluate(), "history": history})
     return rows
 
 

@@ -28,6 +28,16 @@ __all__ = [
     "print_table",
 ]
 
+def _length_axis(ax, lengths, label: str) -> None:
+    """A log2 x axis with one labelled tick per measured length (no crowded minor labels)."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(list(lengths), labels=[str(int(n)) for n in lengths])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(label)
+
+
 ENCODING_COLORS = {"learned": "#4c72b0", "sinusoidal": "#dd8452", "rope": "#55a868",
                    "alibi": "#c44e52", "none": "#8172b2"}
 
@@ -157,9 +167,7 @@ def plot_extrapolation(result: dict, smooth: int = 8):
         k = max(1, min(smooth, len(per_pos)))
         right.plot(np.arange(k - 1, len(per_pos)), np.convolve(per_pos, np.ones(k) / k, "valid"),
                    label=pos, color=ENCODING_COLORS.get(pos))
-    left.set_xscale("log", base=2)
-    left.set_xticks(lens, labels=[str(n) for n in lens])
-    left.set_xlabel("evaluation length (characters)")
+    _length_axis(left, lens, "evaluation length (characters)")
     left.set_ylabel("validation loss (nats / char)")
     left.set_title("loss vs evaluation length")
     right.set_xlabel("position in the window")
@@ -258,7 +266,7 @@ def plot_attention_cost(rows: list[dict]):
     left.set_ylabel("seconds")
     right.set_ylabel("peak memory (MiB)")
     for ax in (left, right):
-        ax.set_xlabel("sequence length N")
+        _length_axis(ax, n, "sequence length N")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -276,7 +284,7 @@ def plot_throughput(result: dict, lengths):
     left.set_ylabel("prefill: tokens per second")
     right.set_ylabel("decoding: ms per new token")
     for ax in (left, right):
-        ax.set_xlabel("sequence length L")
+        _length_axis(ax, lengths, "sequence length L")
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
