@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 # Install the CPU build of torch first: a looser spec pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 PORT ?= 8888
+# JupyterLab refuses to start as root (containers, CI) unless told it may.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: course test build lint clean
 
@@ -23,7 +25,7 @@ $(VENV)/.dev-installed: $(VENV)/.course-installed
 
 ## Start JupyterLab on course/ (installs everything into .venv first).
 course: $(VENV)/.course-installed
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter lab --ServerApp.root_dir=course --port=$(PORT)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter lab --ServerApp.root_dir=course --port=$(PORT) $(ALLOW_ROOT)
 
 ## Install what the tests need and run the whole suite.
 test: $(VENV)/.dev-installed
