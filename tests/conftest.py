@@ -69,3 +69,17 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"  {'whole course':<22s} {sum(s for _, s in times):6.1f} s")
     for line in _ROWS["summary_line"]:
         terminalreporter.write_line(line)
+
+
+# The two longest tests (class of 40, whole course) start first, one on each worker:
+# pytest-xdist's worksteal mode hands each worker one contiguous half of the test list.
+_LONGEST = ["test_five_students_hand_in_the_whole_course", "test_a_class_of_40_through_the_exchange"]
+
+
+def pytest_collection_modifyitems(config, items):
+    longest = [item for name in _LONGEST for item in items if item.name == name]
+    if len(longest) != 2:
+        return
+    rest = [item for item in items if item not in longest]
+    half = len(items) // 2
+    items[:] = [longest[0], *rest[: half - 1], longest[1], *rest[half - 1 :]]

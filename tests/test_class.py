@@ -225,3 +225,82 @@ def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
     assert again.returncode in (0, 1), again.stderr[-2000:]
     for student in [s for s in roster if s.startswith("s2")]:
         assert instructor.scores(ZONE, student)[0] == first[student], student
+
+
+def _last_exercise(nb) -> tuple[str, float]:
+    """grade_id of the last graded code solution cell, and the points of the tests after it."""
+    cells = nb.cells
+    solutions = [i for i, c in enumerate(cells) if c.cell_type == "code"
+                 and c.metadata.get("nbgrader", {}).get("solution")]
+    last = solutions[-1]
+    after = sum(c.metadata["nbgrader"].get("points", 0) for c in cells[last + 1:]
+                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
+    return cells[last].metadata["nbgrader"]["grade_id"], float(after)
+
+
+def test_five_students_hand_in_the_whole_course(tmp_path, report_row):
+    """40 submissions of the full course (5 students x 8 zones) through the exchange:
+    every one is graded with the expected score, a kernel killed mid-notebook loses nothing
+    but that notebook, and grading an assignment twice gives the same grades."""
+    from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeSubmit
+
+    root = Path(__file__).resolve().parent.parent
+    zones = sorted(p.stem for p in (root / "solutions").glob("*/*.py") if p.stem == p.parent.name)
+    exchange = tmp_path / "exchange"
+    exchange.mkdir()
+    os.chmod(exchange, 0o777)
+    instructor = Course(tmp_path / "instructor", zones,
+                        extra_config=f'c.Exchange.root = "{exchange}"\n'
+                                     'c.CourseDirectory.course_id = "attnlab"\n')
+    instructor.generate()
+    expected: dict[tuple[str, str], float] = {}
+    for zone in zones:
+        instructor.nbgrader("release_assignment", zone, "--force")
+        solution = nbformat.read(instructor.source_notebook(zone), as_version=4)
+        release = nbformat.read(instructor.release_notebook(zone), as_version=4)
+        total = float(sum(c.metadata["nbgrader"].get("points", 0) for c in solution.cells
+                          if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")))
+        last, last_points = _last_exercise(solution)
+        stub = "raise NotImplementedError()\n"
+        students = {
+            "ada": (solution, total),
+            "bob": (replace_solution(solution, last, stub), total - last_points),
+            "cyd": (release, 0.0),
+            "dee": (replace_solution(solution, last, "import os\nos._exit(1)\n"), 0.0),
+            "eve": (replace_solution(solution, last, stub + "\ndef check(*a, **k):\n    print('passed')\n"),
+                    total - last_points),
+        }
+        for student, (nb, score) in students.items():
+            home = tmp_path / "students" / student
+            home.mkdir(parents=True, exist_ok=True)
+            _exchange(ExchangeFetchAssignment, home, exchange, zone)
+            nbformat.write(nbformat.from_dict(nb), home / zone / f"{zone}.ipynb")
+            _exchange(ExchangeSubmit, home, exchange, zone, student=student)
+            expected[(zone, student)] = score
+
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-m", "grader_tests.instructor", "--all", "--collect", "--no-progress",
+         "--course-dir", str(instructor.root)],
+        env=nbgrader_env(), capture_output=True, text=True, timeout=1500,
+    )
+    grading_s = time.perf_counter() - start
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    with open(instructor.root / "grades.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 40, f"grades.csv has {len(rows)} rows"
+    got = {(r["assignment"], r["student_id"]): float(r["score"]) for r in rows}
+    wrong = {key: (got.get(key), want) for key, want in expected.items() if got.get(key) != want}
+    assert not wrong, f"unexpected scores (got, expected): {wrong}"
+
+    again = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", "06_review", "--force", "--log-level=ERROR"],
+        cwd=instructor.root, env=nbgrader_env(), capture_output=True, text=True, timeout=900,
+    )
+    assert again.returncode in (0, 1), again.stderr[-2000:]
+    for student in ("ada", "bob", "cyd", "eve"):
+        assert instructor.scores("06_review", student)[0] == expected[("06_review", student)]
+    line = (f"whole course, 5 students x {len(zones)} zones = 40 submissions: attnlab-grade "
+            f"{grading_s:.0f} s = {40 / (grading_s / 60):.1f} submissions per minute")
+    print(line)
+    report_row("summary_line", line)
