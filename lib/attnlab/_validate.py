@@ -40,3 +40,19 @@ def require_same(name_a: str, a, name_b: str, b, what: str = "size") -> None:
     """Raise ValueError unless two sizes (or shapes) agree."""
     if a != b:
         raise ValueError(f"{name_a} and {name_b} must have the same {what}, got {a} and {b}")
+
+
+def as_qkv(q, k, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """q (..., Nq, d_k), k (..., Nk, d_k), v (..., Nk, d_v) as float arrays, shapes checked."""
+    q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
+    for name, arr in (("q", q), ("k", k), ("v", v)):
+        require_ndim(name, arr, 2)
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dimension d_k, got q {q.shape} and k {k.shape}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same number of keys (axis -2), got k {k.shape} and v {v.shape}"
+        )
+    return q, k, v

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._validate import as_float_array, require_ndim, require_positive_int
+from ._validate import as_float_array, as_qkv, require_positive_int
 from .functional import causal_mask
 
 __all__ = [
@@ -210,13 +210,7 @@ def block_sparse_attention(q, k, v, mask, block_size: int = 16) -> torch.Tensor:
 
 # ============================================================================ linear attention
 def _check_qkv(q, k, v, causal: bool):
-    q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
-    for name, arr in (("q", q), ("k", k), ("v", v)):
-        require_ndim(name, arr, 2)
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must have the same last dimension, got {q.shape} and {k.shape}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of keys, got {k.shape} and {v.shape}")
+    q, k, v = as_qkv(q, k, v)
     if causal and q.shape[-2] != k.shape[-2]:
         raise ValueError(
             f"causal linear attention needs as many queries as keys, got q {q.shape} and k {k.shape}"

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ._validate import as_float_array, require_divides, require_ndim, require_positive_int
+from ._validate import as_float_array, as_qkv, require_divides, require_ndim, require_positive_int
 
 __all__ = [
     "causal_mask",
@@ -94,17 +94,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
     gets zero weights and a zero output. NaN/inf in q, k, v, or scores that overflow the
     float range, raise ValueError.
     """
-    q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
-    for name, arr in (("q", q), ("k", k), ("v", v)):
-        require_ndim(name, arr, 2)
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must have the same last dimension d_k, got q {q.shape} and k {k.shape}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of keys (axis -2), got k {k.shape} and v {v.shape}"
-        )
+    q, k, v = as_qkv(q, k, v)
     for name, arr in (("q", q), ("k", k), ("v", v)):
         _require_finite(name, arr)  # to hide a key, use mask= rather than an inf
     dtype = np.result_type(q, k, v)

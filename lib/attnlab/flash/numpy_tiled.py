@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .._validate import as_float_array, require_ndim, require_positive_int
+from .._validate import as_float_array, as_qkv, require_ndim, require_positive_int
 
 __all__ = [
     "flash_attention_numpy",
@@ -74,17 +74,7 @@ def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
 
 def _check_qkv(q, k, v, block_size):
     """Validate and convert q (..., Nq, d), k (..., Nk, d), v (..., Nk, d_v) with equal leading dims."""
-    q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
-    for name, arr in (("q", q), ("k", k), ("v", v)):
-        require_ndim(name, arr, 2)
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(
-            f"q and k must have the same last dimension d_k, got q {q.shape} and k {k.shape}"
-        )
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of keys (axis -2), got k {k.shape} and v {v.shape}"
-        )
+    q, k, v = as_qkv(q, k, v)
     if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
         raise ValueError(
             "q, k and v must have the same leading (batch, head) dimensions, got "
