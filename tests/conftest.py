@@ -17,15 +17,10 @@ os.environ.setdefault("ATTNLAB_STATIC", "1")
 @pytest.fixture(autouse=True, scope="session")
 def _one_torch_thread():
     """Tiny models on a 2-core machine run fastest, and do not fight parallel test workers, on one thread."""
-    try:
-        import torch
-    except ImportError:
+    from attnlab.train import torch_threads
+
+    with torch_threads(1):
         yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 _ROWS: dict[str, list] = {"mutant": [], "notebook_seconds": [], "summary_line": []}
 

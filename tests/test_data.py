@@ -24,15 +24,6 @@ from attnlab.data import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; it also avoids thread thrashing on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_stdlib_text_is_deterministic_printable_and_capped():
     a, b = stdlib_source_text(50_000), stdlib_source_text(50_000)
     assert a == b and len(a) == 50_000

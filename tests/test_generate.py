@@ -5,16 +5,6 @@ import torch
 from attnlab import GPT, GPTConfig
 from attnlab.nn.gpt import sample_next_token
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; it also avoids thread thrashing on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 ATTENTION_KINDS = {"MHA": 6, "GQA": 2, "MQA": 1}
 
 

@@ -17,16 +17,6 @@ transformers = pytest.importorskip(
 import attnlab
 from attnlab import GPT, Encoder, GPTConfig
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; it also avoids thread thrashing on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TOL = {"atol": 1e-5, "rtol": 0}
 
 

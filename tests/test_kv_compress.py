@@ -148,12 +148,7 @@ def trained_gpt():
                                n_layers=2, n_heads=4)
     model = attnlab.GPT(config)
     config = attnlab.TrainConfig(steps=200, lr=1e-2, warmup_steps=20, eval_every=0, progress=False)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matrices: one thread is as fast and immune to oversubscription
-    try:
-        history = attnlab.Trainer(model, lambda g: corpus.batch(32, 64, g), config).fit()
-    finally:
-        torch.set_num_threads(threads)
+    history = attnlab.Trainer(model, lambda g: corpus.batch(32, 64, g), config).fit()  # 1 thread: conftest
     assert history["loss"][-1] < 0.6 * history["loss"][0]
     x, _ = corpus.batch(8, 64, torch.Generator().manual_seed(1), split="val")
     return model.eval(), x

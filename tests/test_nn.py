@@ -14,16 +14,6 @@ import torch
 from attnlab import GPT, Attention, GPTConfig, KVCache, TransformerBlock, TransformerConfig
 from attnlab.nn.layers import MLP, apply_rope_torch
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; it also avoids thread thrashing on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 POSITIONS = ["learned", "sinusoidal", "rope", "alibi", "none"]
 
 

@@ -10,15 +10,6 @@ from attnlab.data import CopyTask, LinearRegressionTask, stdlib_corpus, unigram_
 from attnlab.train import TrainConfig, Trainer, lr_at_step, masked_accuracy, train_model
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread; it also avoids thread thrashing on a shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_warmup_then_cosine_schedule():
     cfg = TrainConfig(steps=110, lr=1.0, min_lr=0.1, warmup_steps=10)
     lrs = [lr_at_step(s, cfg) for s in range(110)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import torch
@@ -18,12 +19,31 @@ from tqdm.auto import tqdm
 from ._validate import require_positive_int
 from .data import IGNORE
 
+
+@contextmanager
+def torch_threads(n: int | None = 1):
+    """Run torch on n threads inside the block, then restore the caller's setting (None: leave it).
+
+    Tiny models are fastest on one thread: more only wait on each other, and on a busy
+    2-core machine they oversubscribe the cores and run many times slower.
+    """
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(require_positive_int("n", n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
 __all__ = [
     "TrainConfig",
     "Trainer",
     "lr_at_step",
     "masked_accuracy",
     "next_token_loss",
+    "torch_threads",
     "train_model",
 ]
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from torch import nn
 from .._validate import require_positive_int
 from ..data import IGNORE, Task
 from ..nn import GPT, Encoder, EncoderConfig, GPTConfig, load_minilm
-from ..train import TrainConfig, Trainer, masked_accuracy
+from ..train import TrainConfig, Trainer, masked_accuracy, torch_threads
 
 __all__ = [
     "MODELS_INSTALL",
@@ -115,21 +114,6 @@ def recall_accuracy(model: nn.Module, task: DistanceRecallTask, distances, n_eva
     return np.array(accuracy)
 
 
-@contextmanager
-def _threads(n: int | None):
-    """Temporarily run torch on n threads (tiny models are fastest on one, and 2-core
-    machines shared with other work slow down badly when threads oversubscribe)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def recall_experiment(kinds=("gru", "attention"), max_distance: int = 64, steps: int = 150,
                       widths: dict | None = None, batch_size: int = 64, lr: float = 3e-3,
                       distances=None, seed: int = 0, progress: bool = True,
@@ -150,7 +134,7 @@ def recall_experiment(kinds=("gru", "attention"), max_distance: int = 64, steps:
     config = TrainConfig(steps=steps, lr=lr, warmup_steps=min(20, steps // 5), weight_decay=0.0,
                          eval_every=0, seed=seed, progress=progress)
     results = {}
-    with _threads(n_threads):
+    with torch_threads(n_threads):
         for kind in kinds:
             model = make_recall_model(kind, task, widths[kind], seed=seed)
             if progress:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from ..functional import GPT2_BLOCK_KEYS, score_variance
 from ..nn import GPTConfig, TransformerBlock
 from ..nn.gpt import gpt2_block_state_dict
 from ..positional import alibi_bias, apply_rope, sinusoidal_positional_encoding
+from ..train import torch_threads
 
 __all__ = [
     "gpt2_block_hf",
@@ -168,18 +168,6 @@ def relative_position_check(kind: str, n: int = 24, d: int = 16, seed: int = 0):
 
 
 # ============================================================================ gradients
-@contextmanager
-def _one_thread():
-    """Run tiny torch models on one thread: several threads only wait on each other there
-    (on a busy 2-core machine, 50x slower). The caller's setting is restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.5,
                            seed: int = 0) -> dict:
     """Gradient norm reaching the input of a deep stack of tanh layers, with and without residuals.
@@ -194,7 +182,7 @@ def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.
                for _ in range(n_layers)]
     x0 = torch.randn(1, width, generator=generator, dtype=torch.float64)
     norms = {}
-    with _one_thread():
+    with torch_threads(1):
         for name in ("plain", "residual"):
             x = x0.clone().requires_grad_(True)
             h = x
@@ -218,7 +206,7 @@ def gradient_norms_by_depth(prenorm: bool, n_layers: int = 12, d_model: int = 32
     the depth, and O(d sqrt(ln d / L)) for Pre-LN.
     """
     n_layers = require_positive_int("n_layers", n_layers)
-    with _one_thread(), torch.random.fork_rng():  # seeded, leaving the global generator alone
+    with torch_threads(1), torch.random.fork_rng():  # seeded, leaving the global generator alone
         return _gradient_norms(prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_size, seed)
 
 

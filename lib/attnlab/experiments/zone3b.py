@@ -271,24 +271,20 @@ def train_tiny_char_gpt(steps: int = 300, d_model: int = 64, n_layers: int = 2, 
 
     from ..data import stdlib_corpus
     from ..nn import GPT, GPTConfig
-    from ..train import TrainConfig, Trainer
+    from ..train import TrainConfig, Trainer, torch_threads
 
     corpus = stdlib_corpus(max_chars=200_000)
     config = GPTConfig.modern_style(vocab_size=corpus.vocab_size, context_length=context_length,
                                     d_model=d_model, n_layers=n_layers, n_heads=n_heads)
     torch.manual_seed(seed)
     model = GPT(config)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         history = Trainer(
             model,
             lambda g: corpus.batch(batch_size, context_length, g),
             TrainConfig(steps=steps, lr=3e-3, warmup_steps=max(1, steps // 10), eval_every=0,
                         seed=seed, progress=progress),
         ).fit()
-    finally:
-        torch.set_num_threads(threads)
     model.eval()
     return model, corpus, history
 
