@@ -546,7 +546,7 @@ class _TritonForward:
         filename = f"<your {self.name}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         scope = {"triton": triton, "tl": tl, "load_tile": kernels.load_tile,
-                 "visible": kernels.visible}
+                 "visible": kernels.visible, "score_block": kernels.score_block}
         exec(compile(self.source, filename, "exec"), scope)  # the learner's own code
         self.inner = triton.jit(scope[self.name])
         return self.inner
@@ -626,27 +626,22 @@ _TRITON_MUTANTS = {}
 
 def _build_triton_mutants():
     """The catalogued wrong inner loops, compiled on first use (triton is imported only then)."""
-    global triton, tl, load_tile, visible  # the kernels below read these as globals
+    global triton, tl, score_block  # the kernels below read these as globals
     if _TRITON_MUTANTS:
         return _TRITON_MUTANTS
     kernels = _triton_kernels()
     import triton
     import triton.language as tl
 
-    load_tile, visible = kernels.load_tile, kernels.visible
+    score_block = kernels.score_block  # loads a key/value block and scores it, as the library's loop
 
     @triton.jit
     def no_rescale(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
                    causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
         for start_n in range(lo, hi, BLOCK_N):
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            if MASKED:
-                keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-                s = tl.where(keep, s, float("-inf"))
+            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
+                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)
@@ -661,13 +656,8 @@ def _build_triton_mutants():
                        causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                        BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
         for start_n in range(lo, hi, BLOCK_N):
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            if MASKED:
-                keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-                s = tl.where(keep, s, float("-inf"))
+            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
+                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)
@@ -682,13 +672,8 @@ def _build_triton_mutants():
                     causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                     BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
         for start_n in range(lo, hi, BLOCK_N):
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            if MASKED:
-                keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-                s = tl.where(keep, s, float("-inf"))
+            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
+                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp(m_i - m_shift)  # mistake: exp, but the scores are in log2 units
@@ -703,13 +688,8 @@ def _build_triton_mutants():
                        causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                        BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
         for start_n in range(lo, hi, BLOCK_N):
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            if MASKED:
-                keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-                s = tl.where(keep, s, float("-inf"))
+            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
+                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             alpha = tl.exp2(m_i - m_new)  # mistake: -inf - (-inf) = NaN for a row with no key yet
             p = tl.exp2(s - m_new[:, None])
@@ -723,13 +703,8 @@ def _build_triton_mutants():
                       causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                       BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
         for start_n in range(lo, hi, BLOCK_N):
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            if MASKED:
-                keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-                s = tl.where(keep, s, float("-inf"))
+            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
+                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)

@@ -87,6 +87,22 @@ def visible(offs_q, offs_k, n_k, causal_offset, CAUSAL: tl.constexpr):
 # Forward
 # ----------------------------------------------------------------------------------------
 @triton.jit
+def score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset, qk_scale,
+                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
+                CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    """Load the key/value block at start_n; return its scores s (BLOCK_M, BLOCK_N), in log2
+    units with hidden keys at -inf, and its values v (BLOCK_N, BLOCK_D)."""
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
+    v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
+    s = tl.dot(q, tl.trans(k)) * qk_scale
+    if MASKED:
+        keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
+        s = tl.where(keep, s, float("-inf"))
+    return s, v
+
+
+@triton.jit
 def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
                    causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
                    BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
@@ -100,13 +116,8 @@ def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi,
     Returns the updated (acc, l_i, m_i): the same merge as attnlab.online_softmax_merge.
     """
     for start_n in range(lo, hi, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-        v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-        s = tl.dot(q, tl.trans(k)) * qk_scale  # (BLOCK_M, BLOCK_N) scores, log2 units
-        if MASKED:
-            keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-            s = tl.where(keep, s, float("-inf"))
+        s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
+                           qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
         m_new = tl.maximum(m_i, tl.max(s, 1))
         # A row that has seen no key yet keeps m = -inf: shift by 0 so exp2 gives 0, not NaN.
         m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
