@@ -98,6 +98,8 @@ class Exercise:
     diagnose: Callable | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     description: str = ""
+    # Set when the reference is not attnlab.<name> itself (e.g. an independent torch check).
+    reference_name: str = ""
 
 
 REGISTRY: dict[str, Exercise] = {}

@@ -731,10 +731,13 @@ def _triton_mutant(name):
     return wrong
 
 
-_triton_exercise = register(
+register(
     Exercise(
         name="flash_attention_triton_forward",
         reference=_sdpa_with_lse,
+        # The reference is torch's SDPA (independent of attnlab); the exercise is named after
+        # the attnlab function whose inner loop the learner writes.
+        reference_name="torch.nn.functional.scaled_dot_product_attention",
         points=4,
         cases=_triton_cases,
         rtol=1e-4,
@@ -775,9 +778,6 @@ _triton_exercise = register(
         ],
     )
 )
-# The reference is torch's SDPA (independent of attnlab); the exercise is named after the
-# attnlab function whose inner loop the learner writes.
-_triton_exercise.reference_name = "torch.nn.functional.scaled_dot_product_attention"
 
 # ================================================================ parallel_scan
 

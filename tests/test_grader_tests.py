@@ -145,7 +145,7 @@ def test_registry_names_are_attnlab_functions():
 
     for name, ex in REGISTRY.items():
         assert hasattr(attnlab, name), f"exercise {name} mirrors no attnlab function"
-        assert ex.reference is getattr(attnlab, name) or getattr(ex, "reference_name", None)
+        assert ex.reference is getattr(attnlab, name) or ex.reference_name
         if callable(ex.reference) and inspect.isfunction(ex.reference):
             assert inspect.signature(ex.reference) == inspect.signature(getattr(attnlab, name))
 
