@@ -23,9 +23,7 @@ c.Execute.interrupt_on_timeout = True
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Graded runs have no widget frontend: ask the notebooks' explorers for static figures.
-import os  # noqa: E402
-
-os.environ.setdefault("ATTNLAB_STATIC", "1")
-# Grading-time guards of grader_tests (see grader_tests/sandbox.py).
-os.environ.setdefault("ATTNLAB_GRADING", "1")
+# No environment variables are set here: this file is also read by the nbgrader extensions
+# of a learner's JupyterLab, and a learner's kernel must not run in grading mode. nbgrader
+# itself sets NBGRADER_EXECUTION ("validate" / "autograde") for the kernels it starts, and
+# attnlab reads that (static figures, grading mode); see grader_tests/sandbox.py.

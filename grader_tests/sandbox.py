@@ -34,8 +34,11 @@ _GUARD_INSTALLED = False
 
 
 def grading_mode() -> bool:
-    """True when notebooks are being graded (nbgrader with this course's config)."""
-    return os.environ.get("ATTNLAB_GRADING", "") == "1"
+    """True in a kernel started by nbgrader (validate/autograde) or by attnlab-grade's sandbox.
+
+    nbgrader sets NBGRADER_EXECUTION for the kernels it starts, never for a learner's own.
+    """
+    return bool(os.environ.get("NBGRADER_EXECUTION")) or os.environ.get("ATTNLAB_GRADING", "") == "1"
 
 
 # ----------------------------------------------------------------------------------------

@@ -14,8 +14,14 @@ __all__ = ["live", "widgets_available"]
 
 
 def widgets_available() -> bool:
-    """True inside a Jupyter kernel with ipywidgets, unless ATTNLAB_STATIC=1 asks for static output."""
+    """True inside a Jupyter kernel with ipywidgets, unless static output is asked for.
+
+    Static: ATTNLAB_STATIC=1, or a kernel started by nbgrader (NBGRADER_EXECUTION is set by
+    nbgrader validate/autograde) or by attnlab-grade (ATTNLAB_GRADING=1): no frontend there.
+    """
     if os.environ.get("ATTNLAB_STATIC", "") not in ("", "0"):
+        return False
+    if os.environ.get("NBGRADER_EXECUTION") or os.environ.get("ATTNLAB_GRADING") == "1":
         return False
     try:
         import ipywidgets  # noqa: F401
