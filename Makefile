@@ -7,6 +7,12 @@ PY := $(VENV)/bin/python
 # Install the CPU build of torch first: a looser spec pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 PORT ?= 8888
+# Extra `jupyter lab` arguments, e.g. `make course LAB_ARGS=--no-browser`.
+LAB_ARGS ?=
+# The learner's Lab (self-study): no instructor tools (formgrader, create assignment), no
+# Assignments/Courses tabs (no course exchange here), no news pop-up; Validate stays. These
+# config files come first on the config path, ahead of the venv's (sys-prefix) ones.
+LEARNER_CONFIG := $(abspath jupyter/learner)
 # JupyterLab refuses to start as root (containers, CI) unless told it may.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -25,7 +31,8 @@ $(VENV)/.dev-installed: $(VENV)/.course-installed
 
 ## Start JupyterLab on course/ (installs everything into .venv first).
 course: $(VENV)/.course-installed
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/jupyter lab --ServerApp.root_dir=course --port=$(PORT) $(ALLOW_ROOT)
+	PATH="$(abspath $(VENV))/bin:$$PATH" JUPYTER_CONFIG_PATH="$(LEARNER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(VENV)/bin/jupyter lab --ServerApp.root_dir=course --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## Install what the tests need and run the whole suite.
 test: $(VENV)/.dev-installed
