@@ -17,6 +17,15 @@ def _softmax_cases():
         Case("a (2, 3) batch of score rows", (np.array([[1.0, 2.0, 3.0], [0.5, 0.5, -1.0]]),)),
         Case("huge scores x = [1000.0, 1001.0, 1002.0]", (np.array([1000.0, 1001.0, 1002.0]),)),
         Case("a masked score: x = [1.0, 2.0, -inf, 3.0]", (np.array([1.0, 2.0, -np.inf, 3.0]),)),
+        Case(
+            "axis=0 on a (3, 2) matrix: each column sums to 1",
+            (np.array([[1.0, -1.0], [2.0, 0.0], [0.5, 3.0]]),),
+            {"axis": 0},
+        ),
+        Case(
+            "a (2, 4) batch whose second row is entirely -inf (that query may see nothing: all zeros)",
+            (np.array([[0.5, -np.inf, 1.5, 0.0], [-np.inf, -np.inf, -np.inf, -np.inf]]),),
+        ),
         Case("axis=0 on a (4, 5) matrix", (rng.normal(size=(4, 5)),), {"axis": 0}, hidden=True),
         Case(
             "a row that is entirely -inf (a query that may see nothing)",
@@ -122,6 +131,11 @@ QUICKSTART_X = np.array(
 )
 
 
+def _sdpa_visible_causal_rect():
+    rng = np.random.default_rng(11)  # its own generator: the hidden inputs stay as they were
+    return rng.normal(size=(3, 4)), rng.normal(size=(6, 4)), rng.normal(size=(6, 2))
+
+
 def _sdpa_cases():
     rng = np.random.default_rng(1)
     x = QUICKSTART_X
@@ -139,6 +153,11 @@ def _sdpa_cases():
         ),
         Case("causal=True on a batch (3, 4, 8)", (q4, k4, v4), {"causal": True}),
         Case("mask = [True, True, True, False] hides the last key", (q4, k4, v4), {"mask": hide_last}),
+        Case(
+            "causal=True with 3 queries and 6 keys: query i sees keys j <= i + 3 (bottom-right aligned)",
+            _sdpa_visible_causal_rect(),
+            {"causal": True},
+        ),
         Case("a (2, 3, 5, 8) batch of heads", (qb, kb, vb), hidden=True),
         Case(
             "causal=True with 2 queries and 5 keys (bottom-right aligned, as with a KV cache)",

@@ -58,6 +58,10 @@ def _perm_cases():
         ),
         Case("fn = running sum over the tokens (np.cumsum), perm = [2, 0, 1, 5, 3, 4]", (running_sum, x, swap)),
         Case(
+            "a batch of 3 sequences x (3, 6, 4): permute the token axis (-2), not the batch axis",
+            (attention_with_positions, np.random.default_rng(122).normal(size=(3, 6, 4)), swap),
+        ),
+        Case(
             "a batch of 6 sequences x (6, 6, 4): permute the token axis (-2), not the batch axis",
             (attention_with_positions, batch, shift),
             hidden=True,

@@ -20,6 +20,8 @@ def _hbm_cases():
         Case("n=8192, d=64, 100 KiB of SRAM, fp16", (8192, 64, A100_SRAM)),
         Case("n=1000, d=128, 192 KiB of SRAM, fp16 (the last K/V block is partial)",
              (1000, 128, 192 * 1024)),
+        Case("fp32: n=512, d=32, 64 KiB, bytes_per_element=4", (512, 32, 64 * 1024),
+             {"bytes_per_element": 4}),
         Case("fp32: n=4096, d=64, 100 KiB, bytes_per_element=4", (4096, 64, A100_SRAM),
              {"bytes_per_element": 4}, hidden=True),
         Case("SRAM holds the whole K and V: n=128, d=32, 1 MiB (one block, Tc = 1)",
@@ -133,6 +135,15 @@ def _empty_state(n_q, d_v, batch=()):
     return (np.full(batch + (n_q,), -np.inf), np.zeros(batch + (n_q,)), np.zeros(batch + (n_q, d_v)))
 
 
+def _with_empty_rows(state, rows):
+    """A copy of `state` in which the given query rows have seen no key yet."""
+    m, l, acc = (np.array(a, dtype=float) for a in state)
+    m[..., rows] = -np.inf
+    l[..., rows] = 0.0
+    acc[..., rows, :] = 0.0
+    return m, l, acc
+
+
 def _merge_cases():
     rng = np.random.default_rng(3)
     q = rng.normal(size=(3, 8))
@@ -153,6 +164,10 @@ def _merge_cases():
              _partial_state(q, k1, v1) + _partial_state(q, 4 * k2, v2)),
         Case("a batch of 2 heads, 3 queries, blocks of 6 keys",
              _partial_state(qb, kb1, vb1) + _partial_state(qb, kb2, vb2)),
+        Case("empty states: query 0 has seen no key in either block (its result stays empty, "
+             "no NaN), query 1 none in the first block",
+             _with_empty_rows(_partial_state(q, k1, v1), [0, 1])
+             + _with_empty_rows(_partial_state(q, k2, v2), [0])),
         Case("the first state is empty (m = -inf, l = 0, acc = 0): no key seen yet",
              _empty_state(3, 5) + _partial_state(q, k2, v2), hidden=True),
         Case("both states are empty (a query that sees no key at all)",
@@ -253,6 +268,11 @@ def _sparse_cases():
         Case("fixed, n=8, n_global=2", (8, "fixed"), {"n_global": 2}),
         Case("random, n=10, n_random=3, seed=5", (10, "random"), {"n_random": 3, "seed": 5}),
         Case("bigbird, n=12, window=1, n_global=1, n_random=2", (12, "bigbird"), {"window": 1}),
+        Case("local, n=7, window=2, causal=True (only keys j <= i)", (7, "local"),
+             {"window": 2, "causal": True}),
+        Case("random, n=7, n_random=2, seed=3, causal=True (row 0 can only pick key 0)",
+             (7, "random"), {"n_random": 2, "seed": 3, "causal": True}),
+        Case("random with n_random larger than n: n=4, n_random=6", (4, "random"), {"n_random": 6}),
         Case("local, n=9, window=2, causal=True", (9, "local"), {"window": 2, "causal": True},
              hidden=True),
         Case("random, n=8, n_random=3, causal=True (early rows have fewer than 3 keys to pick)",
@@ -390,6 +410,9 @@ def _linear_cases():
         Case("q, k, v of shape (6, 4)", (q, k, v)),
         Case("q, k, v of shape (6, 4), causal=True", (q, k, v), {"causal": True}),
         Case("3 queries, 5 keys, d_v = 2", (q3, k5, v5)),
+        Case("a (2, 5, 3) batch with d_v = 2, causal=True",
+             tuple(np.random.default_rng(105).normal(size=s) for s in ((2, 5, 3), (2, 5, 3), (2, 5, 2))),
+             {"causal": True}),
         Case("a (2, 3, 7, 4) batch of heads with d_v = 5, causal=True", (qb, kb, vb), {"causal": True},
              hidden=True),
         Case("strongly negative inputs (the exp branch of elu)", (q - 6, k - 6, v), hidden=True),
@@ -506,6 +529,8 @@ def _discretize_cases():
         Case("diagonal A = [-1, -2, -0.5], B = [1, 0.5, 2], delta = 0.1", (a_diag, b_diag, 0.1)),
         Case("the same with a large step delta = 1.0", (a_diag, b_diag, 1.0)),
         Case("dense A = [[-1, 0.5], [-0.3, -2]], B of shape (2, 1), delta = 0.5", (a_dense, b_dense, 0.5)),
+        Case("diagonal A = [-1, -3], B of shape (2, 2) = [[1, 2], [0.5, -1]], delta = 0.5",
+             (np.array([-1.0, -3.0]), np.array([[1.0, 2.0], [0.5, -1.0]]), 0.5)),
         Case("dense (3, 3) A, B of shape (3, 2), delta = 0.3", (a3, b3, 0.3), hidden=True),
         Case("diagonal A with B of shape (3, 2), delta = 2.0", (a_diag, np.stack([b_diag, -b_diag], 1), 2.0),
              hidden=True),
@@ -654,6 +679,8 @@ def _kernel_cases():
              (a, b, c, 6)),
         Case("dense A_bar = [[0.8, 0.1], [-0.2, 0.6]], B_bar = [1, 1], C = [1, -1], L = 5",
              (a_dense, np.array([1.0, 1.0]), np.array([1.0, -1.0]), 5)),
+        Case("diagonal A_bar = [0.7, -0.4], B_bar of shape (2, 1), C of shape (1, 2), L = 4",
+             (np.array([0.7, -0.4]), np.array([[1.0], [2.0]]), np.array([[0.5, 1.0]]), 4)),
         Case("L = 1 (the kernel is just C . B_bar)", (a, b, c, 1), hidden=True),
         Case("dense (3, 3) A_bar with B_bar of shape (3, 1) and C of shape (1, 3), L = 8",
              (a3, rng.normal(size=(3, 1)), rng.normal(size=(1, 3)), 8), hidden=True),
@@ -807,6 +834,8 @@ def _kv_cases():
         Case("Llama-2-7B (32 layers, 32 kv heads of 128) at 4096 tokens", (32, 32, 128, 4096)),
         Case("Mistral-7B (32 layers, 8 kv heads of 128) at 8192 tokens, batch 4", (32, 8, 128, 8192),
              {"batch": 4}),
+        Case("fp32 (bytes_per_element=4): 4 layers, 2 kv heads of 16, 10 tokens",
+             (4, 2, 16, 10), {"bytes_per_element": 4}),
         Case("fp32 (bytes_per_element=4): 6 layers, 4 kv heads of 32, 100 tokens, batch 2",
              (6, 4, 32, 100), {"batch": 2, "bytes_per_element": 4}, hidden=True),
         Case("Falcon-7B (MQA: 32 layers, 1 kv head of 64) at 2048 tokens, batch 8", (32, 1, 64, 2048),

@@ -181,16 +181,20 @@ register(
 
 def _gqa_cases():
     rng = np.random.default_rng(41)
+    extra = np.random.default_rng(141)  # the visible cases added later: the hidden inputs stay as they were
 
-    def qkv(lead, h, h_kv, n_q, n_k, d, scale=1.0):
-        q = scale * rng.normal(size=lead + (h, n_q, d))
-        k = scale * rng.normal(size=lead + (h_kv, n_k, d))
-        return q, k, rng.normal(size=lead + (h_kv, n_k, d))
+    def qkv(lead, h, h_kv, n_q, n_k, d, scale=1.0, gen=None):
+        gen = gen or rng
+        q = scale * gen.normal(size=lead + (h, n_q, d))
+        k = scale * gen.normal(size=lead + (h_kv, n_k, d))
+        return q, k, gen.normal(size=lead + (h_kv, n_k, d))
 
     return [
         Case("H=4 query heads sharing H_kv=2 key/value heads, N=5, d=8", qkv((), 4, 2, 5, 5, 8)),
         Case("multi-query attention: H=4 query heads, one key/value head", qkv((), 4, 1, 5, 5, 8)),
         Case("causal=True, H=6 query heads, H_kv=3, N=7", qkv((), 6, 3, 7, 7, 4), {"causal": True}),
+        Case("causal with 2 queries and 5 keys: query i sees keys j <= i + 3 (bottom-right aligned)",
+             qkv((), 4, 2, 2, 5, 8, gen=extra), {"causal": True}),
         Case("H_kv = H = 3 (plain multi-head attention)", qkv((), 3, 3, 4, 4, 5), hidden=True),
         Case("a batch of 2, H=8, H_kv=2, N=6, causal", qkv((2,), 8, 2, 6, 6, 4), {"causal": True},
              hidden=True),
@@ -311,10 +315,12 @@ def memory_limited(fn):
 
 def _flash_cases():
     rng = np.random.default_rng(42)
+    extra = np.random.default_rng(142)  # the visible cases added later: the hidden inputs stay as they were
 
-    def qkv(lead, n_q, n_k, d, d_v=None, scale=1.0):
-        return (scale * rng.normal(size=lead + (n_q, d)), scale * rng.normal(size=lead + (n_k, d)),
-                rng.normal(size=lead + (n_k, d_v or d)))
+    def qkv(lead, n_q, n_k, d, d_v=None, scale=1.0, gen=None):
+        gen = gen or rng
+        return (scale * gen.normal(size=lead + (n_q, d)), scale * gen.normal(size=lead + (n_k, d)),
+                gen.normal(size=lead + (n_k, d_v or d)))
 
     big = 2048
     return [
@@ -324,6 +330,12 @@ def _flash_cases():
              {"causal": True, "block_size": 4}),
         Case("a batch (2, 3 heads) of 9 tokens, d=8, block_size=3", qkv((2, 3), 9, 9, 8),
              {"block_size": 3}),
+        Case("causal, 6 queries and 11 keys, block_size=4 (bottom-right aligned: query i sees keys "
+             "j <= i + 5)", qkv((), 6, 11, 4, gen=extra), {"causal": True, "block_size": 4}),
+        Case("causal, 10 queries and 4 keys: the first 6 queries see no key (their output is 0)",
+             qkv((), 10, 4, 4, gen=extra), {"causal": True, "block_size": 3}),
+        Case("huge scores (q and k scaled by 40)", qkv((), 9, 9, 4, scale=40.0, gen=extra),
+             {"block_size": 4}),
         Case(f"causal, {big} queries and keys, d=4, block_size=32, with memory measured: a full "
              f"({big}, {big}) score matrix (32 MiB) must never be built", qkv((), big, big, 4),
              {"causal": True, "block_size": 32}),
@@ -600,17 +612,22 @@ _sdpa_with_lse.__signature__ = inspect.signature(attnlab.flash_attention_triton_
 
 def _triton_cases():
     rng = np.random.default_rng(43)
+    extra = np.random.default_rng(143)  # the visible cases added later: the hidden inputs stay as they were
 
-    def qkv(b, h, n_q, n_k, d, scale=1.0):
+    def qkv(b, h, n_q, n_k, d, scale=1.0, gen=None):
+        gen = gen or rng
+
         def normal(n):
-            return (scale * rng.normal(size=(b, h, n, d))).astype(np.float32)
+            return (scale * gen.normal(size=(b, h, n, d))).astype(np.float32)
 
-        return normal(n_q), normal(n_k), rng.normal(size=(b, h, n_k, d)).astype(np.float32)
+        return normal(n_q), normal(n_k), gen.normal(size=(b, h, n_k, d)).astype(np.float32)
 
     return [
         Case("B=1, H=2, 19 queries and keys, d=16 (two key blocks of 16, the second partial)",
              qkv(1, 2, 19, 19, 16)),
         Case("causal=True, B=2, H=1, 19 tokens, d=16", qkv(2, 1, 19, 19, 16), {"causal": True}),
+        Case("causal, 20 queries and 7 keys: the first 13 queries see no key (out 0, lse -inf)",
+             qkv(1, 1, 20, 7, 16, gen=extra), {"causal": True}),
         Case("causal, 23 queries and 9 keys: the first 14 queries see no key (out 0, lse -inf)",
              qkv(1, 1, 23, 9, 16), {"causal": True}, hidden=True),
         Case("causal decoding: 1 query and 21 keys", qkv(1, 2, 1, 21, 16), {"causal": True},

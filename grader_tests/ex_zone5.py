@@ -24,6 +24,8 @@ def _power_law_cases():
              (n_exact, 406.4 * n_exact**-0.34)),
         Case("five measured losses of tiny models (n = 2e3 .. 8e4, about 9 * n**-0.12 with noise)",
              (n_tiny, noisy)),
+        Case("Python lists: n = [10, 100, 1000], loss = [5.0, 3.1, 2.0]",
+             ([10, 100, 1000], [5.0, 3.1, 2.0])),
         Case("only two points, n = [10, 1000], loss = [4.0, 2.0]",
              (np.array([10.0, 1000.0]), np.array([4.0, 2.0])), hidden=True),
         Case("Kaplan's law loss = (8.8e13 / n)**0.076 at six sizes from 1e5 to 1e9",

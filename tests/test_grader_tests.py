@@ -46,6 +46,25 @@ def test_mutant_is_caught_and_named(name, mutant, report_row):
     )
 
 
+# The quiz parts show only their worked example: their hidden cases are the questions themselves.
+QUIZ_PARTS = {"quiz_mechanism", "quiz_order", "quiz_efficiency"}
+VISIBLE_MUTANTS = [(n, m) for n, m in MUTANTS if n not in QUIZ_PARTS]
+
+
+@pytest.mark.parametrize(
+    "name, mutant", VISIBLE_MUTANTS, ids=[f"{n}::{m.name}" for n, m in VISIBLE_MUTANTS]
+)
+def test_mutant_is_caught_and_named_by_the_visible_cases(name, mutant):
+    """Every rule the notebook states is exercised by a visible case, so a learner sees the
+    mistake (and its hint) before submitting; the hidden cases test the same rules again."""
+    failures = run_check(name, mutant.fn, hidden=False)
+    assert failures, f"{name}: the mistake '{mutant.name}' passes every visible check"
+    assert mutant.hint in failures[0], (
+        f"{name}: the mistake '{mutant.name}' is caught by the visible checks but its hint is "
+        f"not shown:\n{failures[0]}"
+    )
+
+
 def test_check_raises_assertion_error_with_actionable_message():
     def softmax(x, axis=-1):
         e = np.exp(np.asarray(x, dtype=float))
