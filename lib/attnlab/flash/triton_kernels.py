@@ -34,6 +34,51 @@ __all__ = [
 # True when the kernels below were built for Triton's CPU interpreter (TRITON_INTERPRET=1).
 INTERPRET = bool(triton.knobs.runtime.interpret)
 
+
+def _fix_interpreter_scalar_index() -> bool:
+    """Let the interpreter of Triton <= 3.6 use runtime scalars as loop bounds under NumPy >= 2.4.
+
+    The interpreter keeps a scalar (an argument such as N_K, or `hi` computed from it) as a
+    NumPy array of shape (1,) and turns it into a Python int with int(array), which NumPy 2.4
+    refuses ("only 0-dimensional arrays can be converted to Python scalars"). Every
+    `range(lo, hi, BLOCK_N)` with a runtime bound then fails (triton-lang/triton#9171; later
+    Triton squeezes the array first). This wraps the interpreter's patching of tl.tensor to
+    do the same, and only where a probe shows the bug. Returns True if it patched.
+    """
+    import operator
+
+    import numpy as np
+    from triton.runtime import interpreter
+
+    patch = getattr(interpreter, "_patch_lang_tensor", None)
+    if patch is None or getattr(patch, "attnlab_fixed", False):
+        return False
+    try:  # probe: does __index__ of a scalar tensor work with this Triton and NumPy?
+        scope = interpreter._LangPatchScope()
+        patch(tl.tensor, scope)
+        try:
+            handle = interpreter.TensorHandle(np.array([1], dtype=np.int32), tl.int32)
+            operator.index(tl.tensor(handle, tl.int32))
+            return False
+        except TypeError:
+            pass
+        finally:
+            scope.restore()
+    except Exception:  # interpreter internals changed: leave them alone
+        return False
+
+    def patch_lang_tensor(tensor, scope):
+        patch(tensor, scope)
+        scope.set_attr(tensor, "__index__", lambda self: int(self.handle.data.squeeze()))
+
+    patch_lang_tensor.attnlab_fixed = True
+    interpreter._patch_lang_tensor = patch_lang_tensor
+    return True
+
+
+if INTERPRET:
+    _fix_interpreter_scalar_index()
+
 # log2(e): exp(x) = exp2(x * log2(e)). Kernels may only read globals declared as constexpr.
 LOG2E = tl.constexpr(1.4426950408889634)
 
