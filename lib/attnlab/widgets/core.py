@@ -1,14 +1,15 @@
 """Interactive controls that degrade to a static figure when no widget frontend is present.
 
-In JupyterLab `live(draw, d_k=IntSlider(...))` shows sliders and redraws on every change.
-Run headless (nbgrader, nbconvert, CI: environment variable ATTNLAB_STATIC=1) or outside
-a Jupyter kernel, it calls `draw` once with each control's current value, so the notebook
-still carries a figure.
+In JupyterLab `live(draw, d_k=IntSlider(...))` shows the given controls above one output
+area and redraws into it on every change. Run headless (nbgrader, nbconvert, CI: environment
+variable ATTNLAB_STATIC=1) or outside a Jupyter kernel, it calls `draw` once with each
+control's current value, so the notebook still carries a figure.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 
 __all__ = ["live", "widgets_available"]
 
@@ -32,19 +33,45 @@ def widgets_available() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+_DRAWING = threading.Lock()
+
+
+def _split(controls: dict) -> tuple[dict, dict]:
+    """(widgets, constants): the controls to show, and the fixed values passed as they are.
+
+    A control is shown when it is an ipywidgets widget (slider, toggle, dropdown, ...);
+    `ipywidgets.fixed(x)` and plain values are constants and show nothing.
+    """
+    try:
+        from ipywidgets import Widget
+    except ImportError:  # no ipywidgets: nothing can be shown anyway
+        Widget = ()
+    shown = {name: c for name, c in controls.items() if isinstance(c, Widget)}
+    constants = {name: getattr(c, "value", c) for name, c in controls.items() if name not in shown}
+    return shown, constants
+
+
 def live(draw, **controls):
     """Show `draw(**values)` with interactive `controls` (ipywidgets), or once, statically.
 
     `controls` maps each argument of `draw` to an ipywidgets control (slider, toggle, ...)
-    or to a fixed value. The controls are displayed here, so this returns None (returning
-    the widget would make Jupyter display it a second time as the cell's result).
+    or to a fixed value (`ipywidgets.fixed(x)` or plain `x`). Live, exactly the given widgets
+    are shown, stacked above one Output area; every change clears that area and calls `draw`
+    again, so the figure is replaced, never stacked. Arguments of `draw` that are not named
+    here keep their defaults and get no control. The controls are displayed here, so this
+    returns None (returning the widget would make Jupyter display it a second time).
     """
+    shown, constants = _split(controls)
     if widgets_available():
         import ipywidgets
         from IPython.display import display
 
-        display(ipywidgets.interactive(draw, **controls))
+        def redraw(**values):
+            with _DRAWING:  # pyplot is not thread-safe: one redraw at a time
+                draw(**constants, **values)
+
+        output = ipywidgets.interactive_output(redraw, shown)
+        display(ipywidgets.VBox([*shown.values(), output]))
         return None
-    values = {name: getattr(control, "value", control) for name, control in controls.items()}
-    draw(**values)
+    draw(**constants, **{name: control.value for name, control in shown.items()})
     return None

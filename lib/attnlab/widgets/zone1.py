@@ -44,7 +44,7 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
     rows = print_fossil_table(n, d, k)
     names = [r["layer"].replace(" (", "\n(") for r in rows]
     colors = ["tab:red", "tab:orange", "tab:olive", "tab:blue"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
     for ax, key, title in zip(
         axes,
         ("ops", "sequential", "path"),
@@ -52,27 +52,46 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
     ):
         values = [r[key] for r in rows]
         bars = ax.bar(names, values, color=colors)
-        ax.set_yscale("log")
+        _plain_log_axis(ax)
         ax.set_ylim(0.5, max(values) * 8)
         ax.set_title(title)
         ax.tick_params(axis="x", labelsize=8)
         for bar, value in zip(bars, values):
             ax.text(bar.get_x() + bar.get_width() / 2, value * 1.3, f"{value:,.3g}", ha="center", fontsize=8)
     fig.suptitle(f"The fossils in numbers: n = {n}, d = {d} (Vaswani et al. 2017, Table 1)")
-    fig.tight_layout()
     plt.show()
 
 
 def fossil_explorer(n: int = 512, d: int = 512, k: int = 3):
-    """draw_fossils with a slider over the sequence length n and one over the width d."""
+    """draw_fossils with two sliders: "n tokens" (sequence length n) and "d width" (width d).
+
+    The CNN's kernel width k stays fixed (no control).
+    """
     import ipywidgets as w
 
     return live(
         draw_fossils,
-        n=w.SelectionSlider(options=N_STEPS, value=n, description="N tokens", continuous_update=False),
-        d=w.SelectionSlider(options=D_STEPS, value=d, description="d", continuous_update=False),
+        n=w.SelectionSlider(options=N_STEPS, value=n, description="n tokens", continuous_update=False),
+        d=w.SelectionSlider(options=D_STEPS, value=d, description="d width", continuous_update=False),
         k=w.fixed(k),
     )
+
+
+def _plain_log_axis(ax, which: str = "y", ticks=None) -> None:
+    """Log scale on ax's `which` ("x" or "y") axis with plain tick labels ("0.001", "256").
+
+    Matplotlib's default log labels are mathtext ("$10^{-3}$"); typesetting them inside a
+    redraw can fail (a ParseException from the layout step), so the explorers avoid them.
+    `ticks`: the values to label, on a base-2 scale (default: powers of 10).
+    """
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    getattr(ax, f"set_{which}scale")("log", base=10 if ticks is None else 2)
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    if ticks is not None:
+        axis.set_ticks(list(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def plot_qkv(tokens, x, q, k, v, weights) -> None:
@@ -110,7 +129,7 @@ def draw_scaling(d_k: int = 256, scaled: bool = False, n_keys: int = 64, seed: i
     print(f"  softmax gradient    {stats['grad_norm']:9.3g}   (‖∂a/∂s‖_F)")
     print("  (weight, entropy and gradient are medians over the queries)")
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.3))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.3), layout="constrained")
     other = scaling_statistics(d_k, scaled=not scaled, n_keys=n_keys, seed=seed)
     edge = max(np.abs(stats["scores"]).max(), np.abs(other["scores"]).max())
     bins = np.linspace(-edge, edge, 81)
@@ -126,13 +145,12 @@ def draw_scaling(d_k: int = 256, scaled: bool = False, n_keys: int = 64, seed: i
             ax.plot(sweep["d_k"], sweep[key], "o-", ms=3, color=color,
                     label="scaled" if flag else "unscaled")
         ax.plot([d_k], [stats[key]], "k*", ms=14, label="this setting")
-        ax.set_xscale("log", base=2)
+        _plain_log_axis(ax, "x", ticks=[1, 4, 16, 64, 256, 1024])
         if key == "grad_norm":
-            ax.set_yscale("log")
+            _plain_log_axis(ax)
         ax.set_xlabel("d_k")
         ax.set_title(title)
     axes[1].legend(fontsize=8)
-    fig.tight_layout()
     plt.show()
     return stats
 
@@ -149,7 +167,8 @@ def _sweep(scaled: bool, n_keys: int, seed: int) -> dict:
 
 
 def scaling_explorer(d_k: int = 256, scaled: bool = False):
-    """draw_scaling with a d_k slider (1 .. 1024, log-ish steps) and a scaled/unscaled toggle."""
+    """draw_scaling with a "d_k" slider (1 .. 1024, log-ish steps) and a "scores" toggle
+    (unscaled / scaled by 1/sqrt(d_k)); n_keys and seed keep their defaults (no control)."""
     import ipywidgets as w
 
     return live(

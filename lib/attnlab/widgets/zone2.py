@@ -71,7 +71,9 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
     """Attention of one layer: every head in a grid (head="all") or one head, large.
 
     weights: (n_layers, n_heads, N, N); layer and head count from 1. If `query` names a token,
-    prints where that token looks in the chosen layer (top three keys per head).
+    prints where that token looks in the chosen layer (top three keys per head). The figure
+    has the same size for every layer and head (the grid's size), so an explorer's output
+    does not jump when the head menu changes.
     """
     import matplotlib.pyplot as plt
 
@@ -89,10 +91,11 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
         for h in heads:
             top = np.argsort(w[h - 1, i])[::-1][:3]
             print(f"  head {h:2d}: " + ",  ".join(f"{tokens[j]} {w[h - 1, i, j]:.2f}" for j in top))
+    cols = 4 if n_heads % 4 == 0 else min(n_heads, 6)
+    rows = -(-n_heads // cols)
+    figsize = (3.2 * cols, 3.0 * rows)
     if head == "all":
-        cols = 4 if n_heads % 4 == 0 else min(n_heads, 6)
-        rows = -(-n_heads // cols)
-        fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=False, layout="constrained")
         for h, ax in enumerate(axes.flat):
             if h >= n_heads:
                 ax.axis("off")
@@ -102,17 +105,19 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
             ax.set_xticks(range(len(tokens)), labels=tokens, rotation=90, fontsize=6)
             ax.set_yticks(range(len(tokens)), labels=tokens, fontsize=6)
         fig.suptitle(f"{title}: layer {layer}, all heads (rows: queries, columns: keys)")
-        fig.tight_layout()
     else:
-        size = 1.5 + 0.45 * len(tokens)
-        _, ax = plt.subplots(figsize=(size + 1.5, size))
+        _, ax = plt.subplots(figsize=figsize, layout="constrained")
         plot_attention(w[int(head) - 1], x_labels=tokens, y_labels=tokens, ax=ax, annotate=False,
                        title=f"{title}: layer {layer}, head {head}")
     plt.show()
 
 
 def attention_heads_explorer(tokens, weights, layer: int = 1, head="all", query=None, title: str = ""):
-    """draw_attention_heads with a layer slider, a head menu ("all" or one) and a query menu."""
+    """draw_attention_heads with a "layer" slider, a "head" menu ("all" or one head) and a
+    "query" menu (the token whose top keys are printed; None prints nothing).
+
+    weights: (n_layers, n_heads, N, N); tokens and title are fixed (no control).
+    """
     import ipywidgets as w
 
     weights = np.asarray(weights)

@@ -97,7 +97,7 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
     print("  same curves measured from position 100 instead of 0: max difference "
           f"{max(np.abs(sin_sim - sin_sim_later).max(), np.abs(rope_sim - rope_sim_later).max()):.1e}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
     axes[0].plot(dist, sin_sim, color="tab:blue")
     axes[0].set_title("sinusoidal: cos(PE[p], PE[p+k])")
     axes[1].plot(dist, rope_sim, color="tab:orange")
@@ -112,20 +112,21 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
         ax.set_xlabel("distance k")
         ax.axhline(0.0, color="gray", linewidth=0.5)
     axes[0].set_ylabel("similarity")
-    fig.tight_layout()
     plt.show()
 
 
 def positional_encoding_explorer():
-    """Sliders for draw_positional_similarity: d_model, RoPE base, distance range, ALiBi heads."""
+    """Sliders for draw_positional_similarity: "d_model", "RoPE base", "max k" (the distance
+    range drawn) and "ALiBi heads"; the random RoPE vector's seed is fixed (no control)."""
     import ipywidgets as w
 
+    slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_positional_similarity,
-        d_model=w.IntSlider(value=64, min=4, max=512, step=4, description="d_model"),
-        rope_base=w.FloatLogSlider(value=10000.0, base=10, min=1, max=6, description="RoPE base"),
-        max_distance=w.IntSlider(value=128, min=16, max=1024, step=16, description="max k"),
-        alibi_heads=w.IntSlider(value=8, min=1, max=16, description="ALiBi heads"),
+        d_model=w.IntSlider(value=64, min=4, max=512, step=4, description="d_model", **slow),
+        rope_base=w.FloatLogSlider(value=10000.0, base=10, min=1, max=6, description="RoPE base", **slow),
+        max_distance=w.IntSlider(value=128, min=16, max=1024, step=16, description="max k", **slow),
+        alibi_heads=w.IntSlider(value=8, min=1, max=16, description="ALiBi heads", **slow),
         seed=w.fixed(0),
     )
 
@@ -165,7 +166,7 @@ def draw_mask(pattern: str = "full", n: int = 12, causal: bool = True, window: i
           f"largest weight on a forbidden key: {weights[~mask].max(initial=0.0):.1f}; "
           f"row sums: {weights.sum(axis=1).min():.3f} .. {weights.sum(axis=1).max():.3f}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.9))
+    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.9), layout="constrained")
     axes[0].imshow(mask, cmap="viridis", vmin=0, vmax=1)
     axes[0].set_title("boolean mask (yellow = may attend)")
     axes[1].imshow(np.where(mask, 0.0, 1.0), cmap="Greys", vmin=0, vmax=1)
@@ -174,21 +175,22 @@ def draw_mask(pattern: str = "full", n: int = 12, causal: bool = True, window: i
     for ax in axes[:2]:
         ax.set_xlabel("key j")
         ax.set_ylabel("query i")
-    fig.tight_layout()
     plt.show()
 
 
 def mask_explorer(n: int = 12):
-    """Causal / sparse mask explorer: pattern, causal on/off, n, window, stride (attnlab.live)."""
+    """Causal / sparse mask explorer (attnlab.live): "pattern" menu, "n" tokens, "causal" on/off,
+    "window" (local keys) and "stride" (strided / fixed patterns); the scores' seed is fixed."""
     import ipywidgets as w
 
+    slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_mask,
         pattern=w.Dropdown(options=list(MASK_PATTERNS), value="full", description="pattern"),
-        n=w.IntSlider(value=n, min=4, max=48, description="n"),
+        n=w.IntSlider(value=n, min=4, max=48, description="n", **slow),
         causal=w.Checkbox(value=True, description="causal"),
-        window=w.IntSlider(value=3, min=0, max=12, description="window"),
-        stride=w.IntSlider(value=4, min=1, max=12, description="stride"),
+        window=w.IntSlider(value=3, min=0, max=12, description="window", **slow),
+        stride=w.IntSlider(value=4, min=1, max=12, description="stride", **slow),
         seed=w.fixed(0),
     )
 

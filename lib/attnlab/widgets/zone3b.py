@@ -44,7 +44,7 @@ def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, str
     print(f"  entries computed: {counted} (closed form {formula}) of {full} "
           f"for full attention -> density {counted / full:.3f}")
     print(f"  keys per query: min {mask.sum(axis=1).min()}, max {mask.sum(axis=1).max()}")
-    _, ax = plt.subplots(figsize=(4.2, 4.2))
+    _, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
     ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
     ax.set_xlabel("key j")
     ax.set_ylabel("query i")
@@ -53,23 +53,25 @@ def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, str
 
 
 def sparse_mask_explorer(n: int = 32):
-    """Interactive sparse / causal mask explorer: pattern, window, stride, globals, random keys, causal.
+    """Interactive sparse / causal mask explorer: "pattern", "n", "window", "stride", "n_global"
+    (global tokens), "n_random" (random keys per query), "causal" and "seed" (which random keys).
 
     In JupyterLab every control redraws the mask and reprints its counts; headless it draws
     the default BigBird mask once.
     """
     import ipywidgets as w
 
+    slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_sparse_mask,
         pattern=w.Dropdown(options=list(SPARSE_PATTERNS), value="bigbird", description="pattern"),
-        n=w.IntSlider(value=n, min=8, max=128, step=8, description="n"),
-        window=w.IntSlider(value=2, min=0, max=16, description="window"),
-        stride=w.IntSlider(value=4, min=1, max=16, description="stride"),
-        n_global=w.IntSlider(value=1, min=0, max=8, description="n_global"),
-        n_random=w.IntSlider(value=2, min=0, max=8, description="n_random"),
+        n=w.IntSlider(value=n, min=8, max=128, step=8, description="n", **slow),
+        window=w.IntSlider(value=2, min=0, max=16, description="window", **slow),
+        stride=w.IntSlider(value=4, min=1, max=16, description="stride", **slow),
+        n_global=w.IntSlider(value=1, min=0, max=8, description="n_global", **slow),
+        n_random=w.IntSlider(value=2, min=0, max=8, description="n_random", **slow),
         causal=w.Checkbox(value=False, description="causal"),
-        seed=w.IntSlider(value=0, min=0, max=9, description="seed"),
+        seed=w.IntSlider(value=0, min=0, max=9, description="seed", **slow),
     )
 
 

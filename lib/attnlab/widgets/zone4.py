@@ -69,7 +69,7 @@ def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_
     print(f"n_q={n}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles")
     print(f"  skipped {counts['skipped']}, full (no mask) {counts['full']}, masked {counts['masked']}")
     print(f"  score entries computed: {100 * counts['computed_fraction']:.1f}% of {n * n_k}")
-    _, ax = plt.subplots(figsize=(4.4, 4.4))
+    _, ax = plt.subplots(figsize=(4.4, 4.4), layout="constrained")
     cmap = ListedColormap(["#eeeeee", "#4c72b0", "#dd8452"])
     ax.imshow(counts["grid"], cmap=cmap, vmin=0, vmax=2, extent=(0, n_k, n, 0))
     ax.set_xlabel("key j")
@@ -79,13 +79,15 @@ def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_
 
 
 def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True):
-    """Interactive tile map: sequence length, block size and causal masking."""
+    """Interactive tile map of a square (N, N) score matrix: sliders "N" (sequence length) and
+    "block size", and a "causal" checkbox. n_k is not a control: keys = queries here."""
     import ipywidgets as w
 
+    slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_flash_tiles,
-        n=w.IntSlider(value=n, min=16, max=1024, step=16, description="N"),
-        block_size=w.IntSlider(value=block_size, min=8, max=256, step=8, description="block"),
+        n=w.IntSlider(value=n, min=16, max=1024, step=16, description="N", **slow),
+        block_size=w.IntSlider(value=block_size, min=8, max=256, step=8, description="block size", **slow),
         causal=w.Checkbox(value=causal, description="causal"),
     )
 

@@ -90,7 +90,7 @@ def draw_attention_head(maps, labels, layer: int = 0, head: int = 0):
           f"{s['entropy']:.2f} nats, looks back {s['distance']:.1f} characters on average, "
           f"weight on the previous character {s['previous']:.2f}")
     size = 0.22 * len(labels) + 2
-    _, ax = plt.subplots(figsize=(size, size * 0.85))
+    _, ax = plt.subplots(figsize=(size, size * 0.85), layout="constrained")
     shown = [repr(c)[1:-1] if c != " " else "␣" for c in labels]
     plot_attention(w, x_labels=shown, y_labels=shown, ax=ax, annotate=False,
                    title=f"layer {layer}, head {head}")
@@ -99,14 +99,19 @@ def draw_attention_head(maps, labels, layer: int = 0, head: int = 0):
 
 
 def attention_head_explorer(maps, labels, layer: int = 0, head: int = 0):
-    """Layer and head sliders over maps (n_layers, n_heads, N, N) of the text `labels`."""
+    """"layer" and "head" sliders (counted from 0) over maps (n_layers, n_heads, N, N) of the
+    text `labels` (one character per query/key)."""
     import ipywidgets as w
 
     maps = np.asarray(maps)
     return live(
-        lambda layer, head: draw_attention_head(maps, labels, layer, head),
-        layer=w.IntSlider(value=layer, min=0, max=maps.shape[0] - 1, description="layer"),
-        head=w.IntSlider(value=head, min=0, max=maps.shape[1] - 1, description="head"),
+        draw_attention_head,
+        maps=w.fixed(maps),
+        labels=w.fixed(labels),
+        layer=w.IntSlider(value=layer, min=0, max=maps.shape[0] - 1, description="layer",
+                          continuous_update=False),
+        head=w.IntSlider(value=head, min=0, max=maps.shape[1] - 1, description="head",
+                         continuous_update=False),
     )
 
 

@@ -74,7 +74,7 @@ def plot_lecture_map(highlight: str | None = None):
     tops = [sum(heights[:i]) for i in range(len(threads))]
     total = sum(heights)
 
-    fig, ax = plt.subplots(figsize=(16, 0.58 * total + 1.2))
+    fig, ax = plt.subplots(figsize=(16, 0.58 * total + 1.2), layout="constrained")
     col_w = 1.0
     for j, zone in enumerate(zones):
         name, title = ZONE_TITLES[zone].split(" — ")
@@ -113,7 +113,6 @@ def plot_lecture_map(highlight: str | None = None):
     if highlight is not None:
         title += f" — thread: {THREADS[highlight]}"
     ax.set_title(title, fontsize=11)
-    fig.tight_layout()
     return fig
 
 
@@ -134,7 +133,7 @@ def draw_lecture_map(thread: str = "all") -> None:
 
 
 def lecture_map_explorer(thread: str = "all"):
-    """draw_lecture_map with a dropdown over the threads (static: the given thread)."""
+    """draw_lecture_map with a "thread" menu ("all threads" or one; static: the given thread)."""
     import ipywidgets as w
 
     options = [("all threads", "all")] + [(label, key) for key, label in THREADS.items()]
