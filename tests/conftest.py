@@ -8,10 +8,38 @@ import os
 
 import pytest
 
+# The environment pytest was started with, before the defaults below: the browser test starts
+# `make course` with it, as a learner's shell would (no ATTNLAB_STATIC, no MPLBACKEND=Agg).
+USER_ENVIRON = dict(os.environ)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("ATTNLAB_STATIC", "1")
+
+
+def _choose_triton_mode() -> None:
+    """Triton kernels run natively on a CUDA GPU and in Triton's CPU interpreter otherwise.
+
+    The mode is fixed when triton is first imported (by a test module, by attnlab's kernels or
+    by transformers), so it is chosen here, before any test module is imported. An explicit
+    TRITON_INTERPRET (1 to use the interpreter on a GPU machine) is left as it is.
+    """
+    if "TRITON_INTERPRET" in os.environ:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+
+_choose_triton_mode()
+
+
+@pytest.fixture(scope="session")
+def user_environ() -> dict[str, str]:
+    """A copy of the environment pytest was started with (see USER_ENVIRON)."""
+    return dict(USER_ENVIRON)
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -10,11 +10,20 @@ import sys
 from pathlib import Path
 
 import pytest
+from course_lock import course_dir_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "course"
 SOURCES = sorted(p for p in (ROOT / "solutions").glob("*/*.py") if p.stem == p.parent.name)
 RELEASED = sorted(COURSE.glob("*/*.ipynb"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _course_dir_not_being_modified():
+    """The browser test saves into course/ while it runs (and restores it): read course/ only
+    outside that window (tests/course_lock.py)."""
+    with course_dir_lock(exclusive=False):
+        yield
 
 
 @pytest.fixture(scope="module")
