@@ -157,6 +157,12 @@ def test_kv_model_shapes_match_transformers_configs():
         if getattr(cfg, "multi_query", False):
             n_kv = 1
         assert shape["n_kv_heads"] == n_kv, name
+        assert shape["sliding_window"] == getattr(cfg, "sliding_window", None), name
+        # the defaults of LlamaConfig (2048, LLaMA-1's) and MistralConfig (131072) are not the
+        # published contexts of Llama-2-7B (4096) and Mistral-7B-v0.1 (32768)
+        if name in ("GPT-2 small", "Falcon-7B"):
+            context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+            assert shape["context_length"] == context, name
 
 
 def test_kv_cache_table_rows():
@@ -167,6 +173,10 @@ def test_kv_cache_table_rows():
     assert gpt2["bytes_at_1024"] == 2 * 12 * 12 * 64 * 1024 * 2 * 2
     assert rows["Mistral-7B"]["kind"] == "GQA" and rows["Falcon-7B"]["kind"] == "MQA"
     assert rows["Mistral-7B"]["mha_bytes_at_1024"] == 4 * rows["Mistral-7B"]["bytes_at_1024"]
+    # a sliding window caps what is kept; without one every token is kept
+    long = {r["name"]: r for r in attnlab.kv_cache_table(seq_lens=(32768,))}
+    assert long["Mistral-7B"]["kept_bytes_at_32768"] == long["Mistral-7B"]["bytes_at_32768"] * 4096 // 32768
+    assert long["Llama-3.1-8B"]["kept_bytes_at_32768"] == long["Llama-3.1-8B"]["bytes_at_32768"]
 
 
 def test_kv_cache_bytes_equals_a_real_hugging_face_cache():

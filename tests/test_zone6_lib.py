@@ -161,6 +161,8 @@ def test_kv_cache_bytes_from_the_transformers_configs():
     gpt2 = transformers.GPT2Config()  # defaults are GPT-2 small
     head = gpt2.n_embd // gpt2.n_head
     assert attnlab.quiz_efficiency("c1") == 2 * gpt2.n_layer * gpt2.n_head * head * 1024 * 2
+    # c2 asks for Llama-3.1-8B: 32 layers, 8 key/value heads of 128 (the same shapes as
+    # Mistral-7B, whose config is in transformers), and no sliding window, so every token is kept
     mistral = transformers.MistralConfig()  # defaults are Mistral-7B
     head = mistral.hidden_size // mistral.num_attention_heads
     assert attnlab.quiz_efficiency("c2") == (

@@ -79,9 +79,10 @@ np.set_printoptions(precision=3, suppress=True)
 # - a **GRU** (Cho et al. 2014, `torch.nn.GRU`): embedding → GRU → linear;
 # - a one-layer, two-head **attention** model (`attnlab.GPT`, causal).
 #
-# $d$ is drawn from 1…64 during training; afterwards we measure accuracy separately at each
-# distance on fresh sequences. The default run takes a few seconds per model on a laptop CPU;
-# set `FULL_RUN = True` to train ten times longer on distances up to 128.
+# $d$ is drawn from 1 to `max_distance` during training; afterwards we measure accuracy
+# separately at each distance on fresh sequences. The default run takes a few seconds per model
+# on a laptop CPU; set `FULL_RUN = True` to train longer on longer distances (the numbers are in
+# the cell, and the printout repeats them).
 
 # %% nbgrader={"grade": false, "grade_id": "recall-example", "locked": true, "schema_version": 3, "solution": false, "task": false}
 example = attnlab.DistanceRecallTask(max_distance=12, seed=3)
@@ -95,11 +96,9 @@ for seq, target in zip(xs.tolist(), ys[:, -1].tolist()):
 # %% nbgrader={"grade": false, "grade_id": "recall-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
 FULL_RUN = False  # True: 1500 steps, distances up to 128 (a few minutes)
 
-recall = attnlab.recall_experiment(
-    steps=1500 if FULL_RUN else 150,
-    max_distance=128 if FULL_RUN else 64,
-    seed=0,
-)
+recall_steps, recall_max_distance = (1500, 128) if FULL_RUN else (150, 64)
+recall = attnlab.recall_experiment(steps=recall_steps, max_distance=recall_max_distance, seed=0)
+print(f"{recall_steps} training steps each, distances 1 to {recall_max_distance}")
 attnlab.plot_recall(recall)
 print(f"{'distance d':>10s} " + " ".join(f"{d:>5d}" for d in recall["gru"]["distances"]))
 for kind, r in recall.items():
@@ -109,7 +108,7 @@ for kind, r in recall.items():
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "recall-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Read the two curves. The attention model's query scores every earlier token directly, so
-# a key 64 tokens back is as close as one 1 token back: learning "attend to the key" once
+# a key far back is as close as one 1 token back: learning "attend to the key" once
 # solves every distance. The GRU must learn to *keep* the key in its state through $d$ noisy
 # updates, and its gradient for that reaches back through $d$ steps, so it learns short
 # distances first and long ones later. With `FULL_RUN = True` the GRU gets further — this task
@@ -276,12 +275,24 @@ show_head("the head that most prefers 'street' in the 'wide' sentence",
           *np.unravel_index(np.argmax(street["wide"] - animal["wide"]), moved.shape))
 right = (animal["tired"] > street["tired"]) & (street["wide"] > animal["wide"])
 print(f"\nheads whose 'it' prefers the right noun in both sentences: {int(right.sum())} of {n_heads_total}"
-      + "".join(f"\n  layer {l + 1}, head {h + 1}: tired {animal['tired'][l, h]:.2f} vs {street['tired'][l, h]:.2f}, "
-                f"wide {street['wide'][l, h]:.2f} vs {animal['wide'][l, h]:.2f}" for l, h in np.argwhere(right)))
+      + "".join(f"\n  layer {l + 1}, head {h + 1}: 'tired': animal {animal['tired'][l, h]:.3f} > street {street['tired'][l, h]:.3f};  "
+                f"'wide': street {street['wide'][l, h]:.3f} > animal {animal['wide'][l, h]:.3f}" for l, h in np.argwhere(right)))
 layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# All heads of that layer for the "tired" sentence (rows: queries, columns: keys), with the
+# **Reading the numbers.** Compare the two lines of the first head. The weights do move
+# between the two sentences — one word changed where "it" looks, which a convolution's fixed
+# kernel could never do. But check in the "wide" line whether "street" actually gets more
+# weight than "animal": if not, this head has shifted, not resolved the reference. Then look
+# at the two heads picked sentence by sentence: a head that prefers the same noun in *both*
+# sentences is not reading "tired" or "wide" at all. Two more cautions. We picked that head *after* looking at all of them, as the best of the count
+# printed above: with that many tries, some head is bound to move a lot, so the choice is
+# itself selection, not evidence. The count of heads that prefer the right noun in both
+# sentences is the fairer summary. And a single attention weight is not an explanation of
+# what the model computes (Jain and Wallace 2019, *Attention is not Explanation*): the value
+# vectors, the other heads and the later layers all take part.
+#
+# All heads of the first head's layer for the "tired" sentence (rows: queries, columns: keys), with the
 # three keys each head's "it" looks at most. In JupyterLab, pick any layer, one head, or
 # another query word. Typical patterns to look for: heads that look at the previous or next
 # token, heads that park attention on `[CLS]` or `[SEP]` (a "no-op"), and a few that link
@@ -297,7 +308,7 @@ for ax, name in zip(axes, sentences):
     tokens, weights = maps[name]
     attnlab.plot_attention(weights[layer - 1, head - 1], x_labels=tokens, y_labels=tokens, ax=ax,
                            annotate=False, title=f"'...too {name}': layer {layer}, head {head}")
-fig.suptitle(f"One word changes where 'it' looks ({source})")
+fig.suptitle(f"'it' in both sentences, the head that moves most ({source})")
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "free-question", "locked": true, "schema_version": 3, "solution": false, "task": false}

@@ -483,8 +483,11 @@ print(f"with positions: max |MHA(Px) - P MHA(x)| = {attnlab.permutation_check(mh
 # \omega_i = \frac{1}{10000^{2i/d_{\text{model}}}}, \qquad p = 0, 1, \dots$$
 #
 # Pair $i$ is a point turning on a circle at angular speed $\omega_i$: pair 0 turns once every
-# $2\pi \approx 6.3$ positions, the last pairs take nearly $2\pi\cdot 10000$ positions per turn.
-# Like the hands of a clock, fast and slow pairs together give every position a distinct vector.
+# $2\pi$ positions, and the slowest pair, $i = d_{\text{model}}/2 - 1$, once every
+# $2\pi \cdot 10000^{(d_{\text{model}} - 2)/d_{\text{model}}}$ positions, which approaches
+# $2\pi \cdot 10000$ only as $d_{\text{model}}$ grows (the cell after the exercise prints both ends
+# for $d_{\text{model}} = 32$). Like the hands of a clock, fast and slow pairs together give every
+# position a distinct vector.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sinusoidal_positional_encoding-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Exercise 4 — `sinusoidal_positional_encoding` (2 points)
@@ -519,7 +522,7 @@ check("sinusoidal_positional_encoding", sinusoidal_positional_encoding, hidden=T
 pe = attnlab.sinusoidal_positional_encoding(64, 32)
 omega = 10000.0 ** (-np.arange(0, 32, 2) / 32)
 print(f"d_model = 32: wavelengths 2 pi / omega_i from {2 * np.pi / omega[0]:.1f} to "
-      f"{2 * np.pi / omega[-1]:,.0f} positions")
+      f"{2 * np.pi / omega[-1]:,.0f} positions (= 2 pi 10000^(30/32); 2 pi 10000 would be {2 * np.pi * 1e4:,.0f})")
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
 im = axes[0].imshow(pe.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
 axes[0].set_xlabel("position p")
@@ -796,7 +799,7 @@ except NotImplementedError:
 #
 # | | where | parameters | score depends only on $m-n$? | beyond the training length | used by |
 # | --- | --- | --- | --- | --- | --- |
-# | learned absolute | added to $x$ at the input | $N_{\max} \times d_{\text{model}}$ | no | impossible: no vector for $p \ge N_{\max}$ | GPT-2, BERT |
+# | learned absolute | added to $x$ at the input | $N_{\max} \times d_{\text{model}}$ | no | undefined: the table has no row for $p \ge N_{\max}$; rows that exist but were never trained on hold their random initial values | GPT-2, BERT |
 # | sinusoidal | added to $x$ at the input | none | no (only through $A(k)$, which the model must learn to use) | defined, but quality drops (Press et al. 2022) | original Transformer |
 # | RoPE | rotates $q, k$ in every layer | none | **yes** | degrades unless rescaled (position interpolation, NTK / YaRN scaling) | LLaMA, Mistral, Qwen, GPT-NeoX |
 # | ALiBi | bias on the scores in every layer | none (fixed slopes) | **yes** | good: "train short, test long" (Press et al. 2022) | BLOOM, MPT |
@@ -805,7 +808,11 @@ except NotImplementedError:
 # and one fixed key token at every position (random projections, $d = 16$) and reports the
 # scores' spread *along* diagonals (0 means: a function of $m - n$ only) and *between*
 # diagonals (0 means: no position information at all). Zone 5 measures the fifth column by
-# training models short and testing them long.
+# training models short and testing them long. To test a learned table there at all, Zone 5
+# gives it a row for every test position and trains only on the first ones; the rows it never
+# trains stay small and random, so past the training length that model is left with almost no
+# position signal (Zone 5 prints their size). A pretrained GPT-2 has no such rows: its table
+# stops at its context length.
 
 # %% nbgrader={"grade": false, "grade_id": "compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
 print(f"{'encoding':>11s} {'spread along diagonals':>23s} {'spread between diagonals':>25s}")

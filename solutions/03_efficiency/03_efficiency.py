@@ -61,8 +61,8 @@ np.set_printoptions(precision=4, suppress=True)
 #
 # ### 1.1 Where the time goes: memory traffic
 #
-# A GPU has two memories. The A100 has 40–80 GB of **HBM** (high-bandwidth memory) at
-# 1.5–2.0 TB/s, and 192 KB of **SRAM** on each of its 108 streaming multiprocessors at about
+# A GPU has two memories. The A100 has 40 or 80 GiB of **HBM** (high-bandwidth memory) at
+# 1.5–2.0 TB/s, and 192 KiB of **SRAM** on each of its 108 streaming multiprocessors at about
 # 19 TB/s (Dao et al. 2022, *FlashAttention*, arXiv:2205.14135, §2.1). Arithmetic happens in
 # SRAM. Attention's softmax does little arithmetic per element, so its speed is set by how many
 # elements travel between HBM and SRAM, not by FLOPs.
@@ -127,8 +127,8 @@ check("hbm_traffic", hbm_traffic, hidden=True)
 # %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Your formula at 2K and 8K context
 #
-# One head of width $d = 64$ in fp16, with $M$ of about 100 KB, the value the paper uses when it
-# discusses Theorem 2. The table comes from **your** function.
+# One head of width $d = 64$ in fp16, with 100 KiB of SRAM (the paper's "around 100KB" when it
+# discusses Theorem 2). The table comes from **your** function (MB here are $10^6$ bytes).
 
 # %% nbgrader={"grade": false, "grade_id": "hbm-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
 D_HEAD, SRAM = 64, 100 * 1024
@@ -527,6 +527,18 @@ for row in attnlab.time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d=32):
 # similarity, and linear attention's associativity applies: $O(N m d)$. The estimate's error falls like
 # $1/\sqrt m$. Both claims are checked below: the kernel by Monte Carlo, and the attention error vs
 # $m$ measured on $N = 128$ tokens (averaged over 6 draws of the features, i.i.d. and orthogonal).
+#
+# **What is unbiased, and what is not.** Each *kernel* value $\phi(q_i)^\top\phi(k_j)$ is an unbiased
+# estimate of $e^{q_i \cdot k_j/\sqrt d}$. The attention *output* is a ratio of two such estimates,
+# $\sum_j \phi(q_i)^\top\phi(k_j)\, v_j \,/\, \sum_j \phi(q_i)^\top\phi(k_j)$, and the expectation of a ratio
+# is not the ratio of the expectations: Performer's attention is biased, with a bias that shrinks
+# as $m$ grows. **How noisy** one feature is follows from the same moment generating function
+# (Choromanski et al. 2021, Lemma 1): its variance is
+#
+# $$\operatorname{Var}_\omega\!\left[\phi_\omega(x)\,\phi_\omega(y)\right] = e^{2x^\top y}\left(e^{\lVert x + y \rVert^2} - 1\right),$$
+#
+# the squared kernel times $e^{\lVert x + y \rVert^2} - 1$; averaging $m$ features divides it by $m$. The
+# relative error therefore grows exponentially with $\lVert x + y \rVert^2$. The cell checks this too.
 
 # %% nbgrader={"grade": false, "grade_id": "performer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 rng = np.random.default_rng(5)
@@ -535,6 +547,9 @@ for m in (100, 10_000, 1_000_000):
     omega = attnlab.random_feature_matrix(8, m, seed=6)
     estimate = attnlab.performer_features(x[None], omega)[0] @ attnlab.performer_features(y[None], omega)[0]
     print(f"m = {m:>9,}: phi(x).phi(y) = {estimate:.5f}   exp(x.y) = {np.exp(x @ y):.5f}   relative error {abs(estimate / np.exp(x @ y) - 1):.1e}")
+one_feature = m * attnlab.performer_features(x[None], omega)[0] * attnlab.performer_features(y[None], omega)[0]
+print(f"variance of one feature / exp(x.y)^2: measured over {m:,} draws {one_feature.var() / np.exp(x @ y) ** 2:.2f}, "
+      f"Lemma 1: exp(|x + y|^2) - 1 = {np.exp(np.sum((x + y) ** 2)) - 1:.2f}  (heavy-tailed: the measurement converges slowly)")
 
 curve = attnlab.performer_error_curve(n=128, d=16, ms=(8, 32, 128, 512, 2048))
 for m, e_iid, e_orth in zip(curve["m"], curve["iid"], curve["orthogonal"]):
@@ -544,9 +559,10 @@ attnlab.plot_performer_error(curve)
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "ssm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# The errors are large at small $m$: the estimator's variance grows like $e^{\lVert x \rVert^2 + \lVert y \rVert^2}$,
-# which is why the check uses small queries and keys (standard deviation 0.5). Try
-# `attnlab.performer_error_curve(qk_std=1.0)` to see it struggle.
+# The errors are large at small $m$: the relative variance of each feature is $e^{\lVert x + y \rVert^2} - 1$
+# (Lemma 1 above), which grows fast with the size of the queries and keys. That is why the check
+# uses small ones (standard deviation 0.5). Try `attnlab.performer_error_curve(qk_std=1.0)` to see
+# it struggle.
 #
 # ## 4. State space models
 #
@@ -557,8 +573,11 @@ plt.show()
 #
 # $$h'(t) = A\,h(t) + B\,u(t), \qquad y(t) = C\,h(t).$$
 #
-# Tokens arrive at steps of length $\Delta$. **Zero-order hold**: assume $u$ is constant, $= u_k$, during
-# a step. **Claim** (S4: Gu et al. 2022):
+# Tokens arrive at steps of length $\Delta$. **Zero-order hold** (ZOH): assume $u$ is constant, $= u_k$,
+# during a step. This is the textbook rule of control theory; among sequence models, S4D (Gu et al.
+# 2022, "On the Parameterization and Initialization of Diagonal State Space Models") and Mamba
+# (Gu and Dao 2023) use it. S4 itself (Gu, Goel and Ré 2022) used the bilinear transform
+# $\bar A = (I - \tfrac{\Delta}{2}A)^{-1}(I + \tfrac{\Delta}{2}A)$ instead. **Claim:**
 #
 # $$h_k = \bar A\, h_{k-1} + \bar B\, u_k, \qquad \bar A = e^{\Delta A}, \qquad
 # \bar B = (\Delta A)^{-1}\left(e^{\Delta A} - I\right) \Delta B ,$$
@@ -806,7 +825,9 @@ print(f"3. frozen delta, B, C: max |selective scan - LTI convolution| = {np.abs(
 #
 # Multi-head attention has $H_{kv} = H$. **Multi-query attention** (Shazeer 2019) shares one key/value
 # head among all query heads, $H_{kv} = 1$; **grouped-query attention** (Ainslie et al. 2023) shares each
-# among a group, $1 < H_{kv} < H$. Compute is the same; the cache shrinks by $H / H_{kv}$.
+# among a group, $1 < H_{kv} < H$. The cache shrinks by $H / H_{kv}$, and so do the key and value
+# projections ($W_K, W_V$ have $H_{kv}\,d_{\text{head}}$ columns instead of $H\,d_{\text{head}}$). The
+# attention arithmetic itself, $QK^\top$ and $AV$ for every query head, stays the same.
 #
 # ## Exercise 8 — `kv_cache_bytes` (2 points)
 #
@@ -831,17 +852,39 @@ check("kv_cache_bytes", kv_cache_bytes, hidden=True)
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kv-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Real models.** Shapes from the published `config.json` of each model on the Hugging Face Hub
 # (`openai-community/gpt2`, `meta-llama/Llama-2-7b-hf`, `mistralai/Mistral-7B-v0.1`,
-# `meta-llama/Llama-2-70b-hf`, `tiiuae/falcon-7b`; they are `attnlab.KV_MODEL_SHAPES`), in fp16, batch 1.
+# `meta-llama/Llama-3.1-8B`, `meta-llama/Llama-2-70b-hf`, `tiiuae/falcon-7b`; they are
+# `attnlab.KV_MODEL_SHAPES`), in fp16, batch 1. The table applies the formula as it stands: every
+# token kept. One model keeps less. Mistral-7B's config sets `sliding_window`: each layer attends
+# only to the most recent tokens (Jiang et al. 2023, *Mistral 7B*), so a **rolling cache** holding
+# just those tokens is enough, and its size stops growing at the window. The lines under the table
+# print what it really keeps. Llama-3.1-8B has the same shapes and no window: it keeps everything.
 # Then the formula meets reality: a tiny Hugging Face Mistral model (random weights, float32, so
 # 4 bytes per element) runs a forward pass with its cache on, and we add up the bytes of the tensors
 # it actually cached.
 
 # %% nbgrader={"grade": false, "grade_id": "kv-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print(f"{'model':>12} | kind | layers | heads | kv heads | head dim | {'KB / token':>10} | {'GB at 4K':>8} | {'GB at 32K':>9} | vs MHA")
-for row in attnlab.kv_cache_table(seq_lens=(4096, 32768)):
+print("every token kept (the formula above, ignoring any sliding window); KiB = 1024 bytes, GiB = 2^30 bytes;")
+print("(in brackets: longer than the context the model was trained for)")
+print(f"{'model':>12} | kind | layers | heads | kv heads | head dim | {'context':>7} | {'KiB / token':>11} | "
+      f"{'GiB at 4K':>9} | {'GiB at 32K':>10} | vs MHA")
+kv_rows = attnlab.kv_cache_table(seq_lens=(4096, 32768))
+
+
+def gib(row, length):
+    text = f"{row[f'bytes_at_{length}'] / 2**30:.2f}"
+    return text if length <= row["context_length"] else f"({text})"
+
+
+for row in kv_rows:
     print(f"{row['name']:>12} | {row['kind']:>4} | {row['n_layers']:>6} | {row['n_heads']:>5} | {row['n_kv_heads']:>8} | "
-          f"{row['head_dim']:>8} | {row['bytes_per_token'] / 1024:10.0f} | {row['bytes_at_4096'] / 2**30:8.2f} | "
-          f"{row['bytes_at_32768'] / 2**30:9.2f} | " + ("-" if row["kind"] == "MHA" else f"{row['mha_bytes_at_4096'] / row['bytes_at_4096']:.0f}x smaller"))
+          f"{row['head_dim']:>8} | {row['context_length']:>7,} | {row['bytes_per_token'] / 1024:11.0f} | "
+          f"{gib(row, 4096):>9} | {gib(row, 32768):>10} | "
+          + ("-" if row["kind"] == "MHA" else f"{row['mha_bytes_at_4096'] / row['bytes_at_4096']:.0f}x smaller"))
+for row in kv_rows:
+    if row["sliding_window"] is not None:
+        print(f"\n{row['name']} has sliding_window = {row['sliding_window']}: its rolling cache keeps "
+              f"{row['kept_bytes_at_4096'] / 2**30:.2f} GiB at 4K and still {row['kept_bytes_at_32768'] / 2**30:.2f} GiB "
+              f"at 32K tokens, not {row['bytes_at_32768'] / 2**30:.2f} GiB")
 
 try:
     shape = {"n_layers": 2, "n_kv_heads": 2, "head_dim": 16, "seq_len": 10, "batch": 3}

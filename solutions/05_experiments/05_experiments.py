@@ -85,14 +85,14 @@ FULL_RUN = False  # True: bigger models, more steps, longer sequences (10-30 min
 #
 # $$L = -\frac{1}{T}\sum_{t=1}^{T} \log p_\theta(c_{t+1} \mid c_1, \dots, c_t) \quad \text{(nats per character).}$$
 #
-# Two reference points make the number meaningful: guessing uniformly among the 96 characters
-# costs $\log 96 \approx 4.56$ nats; the best model that ignores context pays the entropy of the
-# character frequencies (printed below). Anything lower is learned from context.
+# Two reference points make the number meaningful: guessing uniformly among the $V$ characters
+# of the vocabulary costs $\log V$ nats; the best model that ignores context pays the entropy of
+# the character frequencies. Both are printed below. Anything lower is learned from context.
 # `attnlab.Trainer` runs AdamW with warmup and a cosine schedule and shows a progress bar.
 
 # %% nbgrader={"grade": false, "grade_id": "gpt-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
 corpus = attnlab.stdlib_corpus(max_chars=600_000 if FULL_RUN else 150_000)
-print(f"{corpus}; uniform guess {np.log(corpus.vocab_size):.2f} nats/char, "
+print(f"{corpus}; uniform guess over V = {corpus.vocab_size} characters: log V = {np.log(corpus.vocab_size):.2f} nats/char, "
       f"unigram entropy {attnlab.unigram_entropy(corpus.train_data, corpus.vocab_size):.2f} nats/char")
 
 torch.manual_seed(0)
@@ -178,10 +178,14 @@ attnlab.attention_head_explorer(maps, text, layer=best["layer"], head=best["inde
 #
 # **The experiment** (Press et al. 2022, "Train Short, Test Long", ran it at scale): five
 # identical GPTs — same size, seed, batches and learning rate, only `pos` differs — are trained on
-# windows of **32** characters and then evaluated on windows of 32, 64, 128 and 256 characters of
-# held-out text. Positions beyond 31 never occurred in training. A learned position vector there
-# was never trained (it keeps its small random initial value); sinusoidal and RoPE meet angles (combinations of phases) they never saw;
-# ALiBi's bias is the same rule at every distance; with no encoding there is nothing new to meet.
+# short windows of `train_len` characters and then evaluated on longer windows of held-out text
+# (the lengths are printed with the table). Positions from `train_len` on never occur in
+# training. For the learned encoding the model's table has a row for every position up to the
+# longest evaluation window, but the rows past `train_len` never receive a gradient: they keep
+# their small random initial values (shrunk a little by weight decay; the cell prints their
+# length). A real GPT-2 could not be tested this way: its table stops at its context length.
+# Sinusoidal and RoPE meet angles (combinations of phases) they never saw; ALiBi's bias is the
+# same rule at every distance; with no encoding there is nothing new to meet.
 # A longer window gives each character *more* context, so a model that copes with the length
 # should not get worse — watch which ones do.
 
@@ -195,7 +199,8 @@ for pos, losses in extrapolation["loss"].items():
     per_position = extrapolation["position_loss"][pos]
     rows.append({"pos": pos, **{f"L={n}": loss for n, loss in zip(extrapolation["eval_lens"], losses)},
                  "beyond": per_position[train_len:].mean(), "within": per_position[:train_len].mean()})
-print(f"validation loss (nats/char) by evaluation length; trained on {train_len} characters")
+print(f"validation loss (nats/char) by evaluation length; trained for {extrapolation['steps']} steps "
+      f"on windows of {train_len} characters")
 attnlab.print_table(rows, [("pos", "pos", "s")]
                     + [(f"L={n}", f"L={n}", ".3f") for n in extrapolation["eval_lens"]]
                     + [(f"loss at positions < {train_len}", "within", ".3f"),
@@ -204,6 +209,10 @@ attnlab.print_table(rows, [("pos", "pos", "s")]
 attnlab.plot_loss_curves(extrapolation["history"], title=f"training on windows of {train_len} characters")
 attnlab.plot_extrapolation(extrapolation)
 plt.show()
+if "learned_table" in extrapolation:
+    table = extrapolation["learned_table"]
+    print(f"learned table, mean length of a position vector: {table['trained']:.3f} at the trained positions, "
+          f"{table['untrained']:.3f} at the never-trained ones; token vectors: {table['tokens']:.3f}")
 ranked = sorted(rows, key=lambda r: r["beyond"] - r["within"])
 print("smallest penalty past the training length in this run: "
       + ", ".join(f"{r['pos']} ({r['beyond'] - r['within']:+.3f})" for r in ranked))
@@ -215,9 +224,12 @@ print("smallest penalty past the training length in this run: "
 # training length while ALiBi keeps its quality (and even improves) out to several times that
 # length; part of ALiBi's advantage is its built-in preference for nearby tokens. Two caveats
 # for this tiny run: the models are undertrained (their in-distribution losses differ too — the
-# `L=32` column), and a character model mostly needs the last few characters, which makes every
-# encoding look better than it would on a task that needs far-away context. `FULL_RUN = True`
-# trains longer and tests out to 512.
+# first column), and a character model mostly needs the last few characters, which makes every
+# encoding look better than it would on a task that needs far-away context. That is also why the
+# learned encoding can look good here: past `train_len` it adds only short random vectors (compare
+# the printed lengths), which leaves the model close to the `none` model, which still has the
+# order the causal mask implies. It is not extrapolating what it learned about positions; it is
+# getting by without them. `FULL_RUN = True` trains longer and tests longer windows.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "scaling-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 3. Scaling laws in miniature
@@ -265,13 +277,14 @@ check("fit_power_law", fit_power_law, hidden=True)
 ### END HIDDEN TESTS
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sweep-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
-# **Your own scaling law.** Five GPTs from under a thousand to about a hundred thousand
-# non-embedding parameters, each trained on the same batches for the same number of steps
+# **Your own scaling law.** Five GPTs of growing size (their parameter counts are in the
+# table), each trained on the same batches for the same number of steps
 # (`attnlab.model_size_sweep`), then your `fit_power_law` through their validation losses.
 
 # %% nbgrader={"grade": false, "grade_id": "sweep", "locked": true, "schema_version": 3, "solution": false, "task": false}
 sizes = ((8, 1), (16, 1), (32, 2), (64, 2), (128, 4)) if FULL_RUN else ((8, 1), (16, 1), (32, 2), (48, 2), (64, 2))
 sweep = attnlab.model_size_sweep(corpus, sizes=sizes, steps=1500 if FULL_RUN else 200)
+print(f"every size trained for {sweep[0]['steps']} steps on the same batches")
 attnlab.print_table(sweep, [("d_model", "d_model", "d"), ("layers", "n_layers", "d"),
                             ("params", "params", ",d"), ("non-embedding N", "non_embedding_params", ",d"),
                             ("tokens D", "tokens", ",d"), ("D / N", lambda r: r["tokens"] / r["non_embedding_params"], ".0f"),
@@ -296,9 +309,9 @@ plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sweep-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Your exponent is not Kaplan's, and should not be: these models see characters rather than
-# word pieces, and every size got the same few thousand steps, so the larger ones are further from
-# convergence (look at the $D/N$ column: the smallest models saw far more tokens per parameter
-# than the largest). A bend in your points at the large end is exactly that
+# word pieces, and every size got the same small number of steps (printed above the table), so
+# the larger ones are further from convergence (look at the $D/N$ column: the smallest models saw far more tokens per parameter
+# than the largest). A bend in your points at the large end is most likely that
 # data limit — Kaplan et al. model it with a joint law $L(N, D)$. The lesson that carries over
 # is the method: measure a few sizes, fit a line in log–log space, and extrapolate with care.
 #
@@ -565,7 +578,7 @@ plt.show()
 # processes **one** token and attends over the $t$ cached keys: $O(T)$ token computations and
 # $O(T^2)$ for attention (Zone 4 checked both give the same tokens). The speed-up should grow
 # about linearly with $T$. The model is timed with random weights (speed does not depend on what
-# it learned) and a context of 520 positions; greedy decoding, best of two runs.
+# it learned) and a context long enough for the longest run; greedy decoding, best of two runs.
 
 # %% nbgrader={"grade": false, "grade_id": "kv-speed", "locked": true, "schema_version": 3, "solution": false, "task": false}
 torch.manual_seed(0)

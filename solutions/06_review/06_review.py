@@ -250,8 +250,9 @@ check("quiz_order", quiz_order, hidden=True)
 # **c1.** How many bytes does the KV cache of GPT-2 small take (12 layers, 12 heads of width 64,
 # every head with its own keys and values) for 1024 tokens, batch 1, in fp16? One integer.
 #
-# **c2.** The same for Mistral-7B (32 layers, 32 query heads and 8 key/value heads of width 128,
-# grouped-query attention) for 32 768 tokens, batch 1, fp16. One integer.
+# **c2.** The same for Llama-3.1-8B (32 layers, 32 query heads and 8 key/value heads of width
+# 128, grouped-query attention, no sliding window: every token stays in the cache) for 32 768
+# tokens, batch 1, fp16. One integer.
 #
 # **c3.** One attention head with $N = 8192$ tokens and $d = 64$, in fp16, on a GPU with 192 KiB
 # of SRAM ($192 \times 1024$ bytes). By what factor is the HBM traffic of standard attention

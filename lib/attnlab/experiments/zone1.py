@@ -44,12 +44,17 @@ def fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
     One row per layer type, each a dict with
       "layer": name, "complexity": the paper's O(.) per layer,
       "ops": multiply-adds of one layer on the whole sequence,
+      "ops_with_projections": the same, counting everything the layer computes: for
+              self-attention 2 n^2 d plus the 4 n d^2 of the projections W_Q, W_K, W_V, W_O
+              (equal to "ops" for the other layers, whose counts already hold all their work),
       "sequential": operations that must run one after another,
       "path": maximum path length, the number of layers (or recurrent steps) a signal
               crosses to connect the first and the last token.
     Counts: RNN h_t = tanh(x_t W_x + h_{t-1} W_h) is 2 d^2 per token; a causal convolution
     is k d^2 per token; self-attention is Q K^T plus A V, 2 n^2 d (the projections W_Q, W_K,
-    W_V, W_O, 4 n d^2 more, are left out as in the paper's table). n >= 2, k >= 2.
+    W_V, W_O, 4 n d^2 more, are left out of "ops" as in the paper's table, and counted in
+    "ops_with_projections"). So attention / RNN is n / d in "ops" and n / d + 2 with the
+    projections. n >= 2, k >= 2.
     """
     n = require_positive_int("n", n)
     d = require_positive_int("d", d)
@@ -58,7 +63,7 @@ def fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
         raise ValueError(f"n must be >= 2 (a path joins two different tokens), got n={n}")
     if k < 2:
         raise ValueError(f"k must be >= 2 (a width-1 convolution never mixes tokens), got k={k}")
-    return [
+    rows = [
         {"layer": "RNN", "complexity": "O(n·d²)", "ops": 2 * n * d * d,
          "sequential": n, "path": n - 1},
         {"layer": f"CNN (k={k})", "complexity": "O(k·n·d²)", "ops": k * n * d * d,
@@ -68,6 +73,10 @@ def fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
         {"layer": "self-attention", "complexity": "O(n²·d)", "ops": 2 * n * n * d,
          "sequential": 1, "path": 1},
     ]
+    for row in rows:
+        row["ops_with_projections"] = row["ops"]
+    rows[-1]["ops_with_projections"] += 4 * n * d * d  # W_Q, W_K, W_V, W_O on n tokens
+    return rows
 
 
 def scaling_statistics(d_k: int, scaled: bool = True, n_queries: int = 256, n_keys: int = 64,

@@ -177,22 +177,34 @@ def mamba_selective_inputs(tokens, d_model: int = 16, d_state: int = 8, vocab_si
 # ============================================================================ KV cache
 # Shapes from the published config.json files on the Hugging Face Hub (and the defaults of
 # transformers' GPT2Config / LlamaConfig / MistralConfig / FalconConfig, which reproduce them):
-#   openai-community/gpt2:        n_layer 12, n_head 12, n_embd 768 (head_dim 64)
-#   meta-llama/Llama-2-7b-hf:     32 layers, 32 heads, 32 key/value heads, hidden 4096 (head_dim 128)
-#   meta-llama/Llama-2-70b-hf:    80 layers, 64 heads, 8 key/value heads, hidden 8192 (head_dim 128)
-#   mistralai/Mistral-7B-v0.1:    32 layers, 32 heads, 8 key/value heads, hidden 4096 (head_dim 128)
+#   openai-community/gpt2:        n_layer 12, n_head 12, n_embd 768 (head_dim 64), n_positions 1024
+#   meta-llama/Llama-2-7b-hf:     32 layers, 32 heads, 32 key/value heads, hidden 4096 (head_dim 128),
+#                                 max_position_embeddings 4096
+#   mistralai/Mistral-7B-v0.1:    32 layers, 32 heads, 8 key/value heads, hidden 4096 (head_dim 128),
+#                                 max_position_embeddings 32768, sliding_window 4096: each layer
+#                                 attends to the last 4096 tokens only, and its rolling cache
+#                                 keeps only those (Jiang et al. 2023)
+#   meta-llama/Llama-3.1-8B:      32 layers, 32 heads, 8 key/value heads, hidden 4096 (head_dim 128),
+#                                 no sliding window, max_position_embeddings 131072
+#   meta-llama/Llama-2-70b-hf:    80 layers, 64 heads, 8 key/value heads, hidden 8192 (head_dim 128),
+#                                 max_position_embeddings 4096
 #   tiiuae/falcon-7b:             32 layers, 71 heads, multi_query (1 key/value head), hidden 4544 (head_dim 64)
+# context_length: the longest context the model was trained for (n_positions or
+# max_position_embeddings; Falcon-7B was trained on 2048 tokens, transformers' FalconConfig
+# default). sliding_window is None for a model whose every layer attends to the whole context.
 KV_MODEL_SHAPES = {
     "GPT-2 small": {"n_layers": 12, "n_heads": 12, "n_kv_heads": 12, "head_dim": 64,
-                    "source": "openai-community/gpt2 config.json"},
+                    "context_length": 1024, "sliding_window": None, "source": "openai-community/gpt2 config.json"},
     "Llama-2-7B": {"n_layers": 32, "n_heads": 32, "n_kv_heads": 32, "head_dim": 128,
-                   "source": "meta-llama/Llama-2-7b-hf config.json"},
+                   "context_length": 4096, "sliding_window": None, "source": "meta-llama/Llama-2-7b-hf config.json"},
     "Mistral-7B": {"n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "head_dim": 128,
-                   "source": "mistralai/Mistral-7B-v0.1 config.json"},
+                   "context_length": 32768, "sliding_window": 4096, "source": "mistralai/Mistral-7B-v0.1 config.json"},
+    "Llama-3.1-8B": {"n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "head_dim": 128,
+                     "context_length": 131072, "sliding_window": None, "source": "meta-llama/Llama-3.1-8B config.json"},
     "Llama-2-70B": {"n_layers": 80, "n_heads": 64, "n_kv_heads": 8, "head_dim": 128,
-                    "source": "meta-llama/Llama-2-70b-hf config.json"},
+                    "context_length": 4096, "sliding_window": None, "source": "meta-llama/Llama-2-70b-hf config.json"},
     "Falcon-7B": {"n_layers": 32, "n_heads": 71, "n_kv_heads": 1, "head_dim": 64,
-                  "source": "tiiuae/falcon-7b config.json"},
+                  "context_length": 2048, "sliding_window": None, "source": "tiiuae/falcon-7b config.json"},
 }
 
 
@@ -206,8 +218,11 @@ def kv_cache_table(seq_lens=(2048, 8192), batch: int = 1, bytes_per_element: int
     """KV cache size of each model in KV_MODEL_SHAPES, via attnlab.kv_cache_bytes.
 
     One dict per model: name, kind (MHA / GQA / MQA), the shape numbers, bytes_per_token
-    (one token, all layers) and bytes_at_<L> for each L in seq_lens, and mha_bytes_at_<L>
-    (the same model with one key/value head per query head).
+    (one token, all layers) and bytes_at_<L> for each L in seq_lens (every token kept, as in
+    full attention, ignoring any sliding window), mha_bytes_at_<L> (the same, with one
+    key/value head per query head) and kept_bytes_at_<L>: what the model really keeps, the
+    last min(L, sliding_window) tokens for a model with a sliding window (a rolling cache),
+    bytes_at_<L> otherwise.
     """
     rows = []
     for name, shape in KV_MODEL_SHAPES.items():
@@ -221,6 +236,11 @@ def kv_cache_table(seq_lens=(2048, 8192), batch: int = 1, bytes_per_element: int
             row[f"mha_bytes_at_{length}"] = kv_cache_bytes(shape["n_layers"], shape["n_heads"],
                                                            shape["head_dim"], length, batch,
                                                            bytes_per_element)
+            window = shape["sliding_window"]
+            kept = length if window is None else min(length, window)
+            row[f"kept_bytes_at_{length}"] = kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"],
+                                                            shape["head_dim"], kept, batch,
+                                                            bytes_per_element)
         rows.append(row)
     return rows
 
@@ -426,7 +446,7 @@ def efficiency_map(n: int = 4096, d: int = 64, window: int = 64, n_random: int =
         {"method": "linear (elu+1)", "cost": 2 * n * d * d, "train_memory": d * d + d,
          "decode_state": d * d + d, "exact": "another kernel, not softmax", "hops": full_hops},
         {"method": f"Performer m={m}", "cost": 2 * n * m * d + 2 * n * m * d, "train_memory": n * m,
-         "decode_state": m * d + m, "exact": "unbiased estimate of softmax", "hops": full_hops},
+         "decode_state": m * d + m, "exact": "random-feature estimate (kernel unbiased, output not)", "hops": full_hops},
         {"method": f"SSM / Mamba (d_state={d_state})", "cost": 3 * n * d * d_state,
          "train_memory": d * d_state, "decode_state": d * d_state,
          "exact": "a different model (fixed-size memory)", "hops": full_hops},

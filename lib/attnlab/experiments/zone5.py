@@ -104,13 +104,16 @@ def length_extrapolation(
     same n_windows validation windows for every model.
     Returns {"eval_lens", "train_len", "loss": {encoding: [mean loss at each eval length]},
     "position_loss": {encoding: (max_len,) mean loss at each position of the longest windows},
-    "history": {encoding: the Trainer history}}.
+    "history": {encoding: the Trainer history}, "steps": steps}, and, when "learned" is among
+    the encodings, "learned_table": the mean Euclidean length of the learned position vectors
+    at the trained positions (< train_len, key "trained") and at the never-trained ones
+    (key "untrained"), and of the token embeddings (key "tokens"), for scale.
     """
     train_len = require_positive_int("train_len", train_len)
     eval_lens = [require_positive_int("eval_lens", int(n)) for n in eval_lens]
     max_len = max(eval_lens)
     result = {"eval_lens": eval_lens, "train_len": train_len, "loss": {}, "position_loss": {},
-              "history": {}}
+              "history": {}, "steps": steps}
     for pos in encodings:
         torch.manual_seed(seed)
         config = GPTConfig(vocab_size=corpus.vocab_size, context_length=max_len, d_model=d_model,
@@ -129,6 +132,14 @@ def length_extrapolation(
         result["position_loss"][pos] = (
             _window_losses(model, corpus, max_len, n_windows, seed + 1).mean(0).numpy()
         )
+        if pos == "learned":
+            with torch.no_grad():
+                lengths = model.pos_emb.table.weight.norm(dim=-1)
+                result["learned_table"] = {
+                    "trained": float(lengths[:train_len].mean()),
+                    "untrained": float(lengths[train_len:].mean()) if max_len > train_len else float("nan"),
+                    "tokens": float(model.tok_emb.weight.norm(dim=-1).mean()),
+                }
     return result
 
 
@@ -163,7 +174,7 @@ def model_size_sweep(
 
     Every model sees the same batches (D = steps * batch_size * block_size tokens); the number
     of heads is n_heads, or fewer so that each head is at least 8 wide. Returns one
-    dict per size: d_model, n_layers, params, non_embedding_params (N), tokens (D),
+    dict per size: d_model, n_layers, params, non_embedding_params (N), steps, tokens (D),
     flops (6 N D, Kaplan et al. 2020), val_loss (nats per character) and the training history.
     """
     rows = []
@@ -183,8 +194,8 @@ def model_size_sweep(
         n = non_embedding_parameters(model)
         tokens = steps * batch_size * block_size
         rows.append({"d_model": d_model, "n_layers": n_layers, "params": model.num_parameters(),
-                     "non_embedding_params": n, "tokens": tokens, "flops": 6.0 * n * tokens,
-                     "val_loss": trainer.evaluate(), "history": history})
+                     "non_embedding_params": n, "steps": steps, "tokens": tokens,
+                     "flops": 6.0 * n * tokens, "val_loss": trainer.evaluate(), "history": history})
     return rows
 
 

@@ -234,8 +234,12 @@ def _causal_choice() -> str:
 
 
 def _model_kv_bytes(name: str, seq_len: int) -> int:
+    """Bytes the model really caches for seq_len tokens (fp16, batch 1): with a sliding window,
+    only the last `sliding_window` tokens are kept."""
     shape = KV_MODEL_SHAPES[name]
-    return kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"], shape["head_dim"], seq_len)
+    window = shape["sliding_window"]
+    kept = seq_len if window is None else min(seq_len, window)
+    return kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"], shape["head_dim"], kept)
 
 
 def _hbm_ratio(n: int, d: int, sram_bytes: int) -> float:
@@ -331,12 +335,13 @@ QUIZ: dict[str, dict[str, QuizQuestion]] = {
             exact=True,
         ),
         "c2": QuizQuestion(
-            "bytes of the KV cache of Mistral-7B (32 layers, 32 query heads, 8 key/value heads of "
-            "width 128) for 32768 tokens, batch 1, fp16, one number",
-            lambda: _model_kv_bytes("Mistral-7B", 32768),
+            "bytes of the KV cache of Llama-3.1-8B (32 layers, 32 query heads, 8 key/value heads "
+            "of width 128, no sliding window) for 32768 tokens, batch 1, fp16, one number",
+            lambda: _model_kv_bytes("Llama-3.1-8B", 32768),
             "With grouped-query attention only the 8 key/value heads are cached, not the 32 query "
             "heads: 2 x 32 layers x 8 kv heads x 128 x 32768 tokens x 2 bytes, a quarter of what "
-            "multi-head attention would need (Ainslie et al. 2023; Zone 3b, section 5).",
+            "multi-head attention would need. Every one of the 32768 tokens is kept: Llama-3.1-8B "
+            "has no sliding window (Ainslie et al. 2023; Zone 3b, section 5).",
             exact=True,
         ),
         "c3": QuizQuestion(
