@@ -27,3 +27,16 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # of a learner's JupyterLab, and a learner's kernel must not run in grading mode. nbgrader
 # itself sets NBGRADER_EXECUTION ("validate" / "autograde") for the kernels it starts, and
 # attnlab reads that (static figures, grading mode); see grader_tests/sandbox.py.
+
+# Autograde runs each submission in a bubblewrap sandbox and decides the hidden tests
+# outside it (grader_tests/autograde.py): nbgrader's Execute step is replaced, the rest of
+# its pipeline is nbgrader's own.
+c.Autograde.autograde_preprocessors = [
+    "grader_tests.autograde.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]

@@ -10,8 +10,8 @@ in the `# %%` headers) this writes the instructor's source notebook
 in a throw-away course directory whose source folder holds only notebooks and assets —
 never the `.py`, which contains the solutions — and copies the release into
 `course/NN_name/`. Released notebooks carry no solutions, hidden tests, outputs or
-jupytext metadata. Hidden checks written as `check("name", fn, hidden=True)` are turned
-into the tamper-resistant `check_isolated("name", fn)` (see tools/harden_hidden_tests.py).
+jupytext metadata. Hidden checks are written `check("name", fn, hidden=True)`: in the
+grading sandbox they record the learner's outputs, and the grader outside judges them.
 """
 
 from __future__ import annotations
@@ -27,9 +27,6 @@ from pathlib import Path
 
 import jupytext
 import nbformat
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harden_hidden_tests import harden
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -51,7 +48,7 @@ def zone_sources(only: list[str] | None = None) -> list[Path]:
 
 def source_notebook(py_path: Path) -> nbformat.NotebookNode:
     """Read a jupytext percent source into a clean nbgrader source notebook."""
-    nb = jupytext.reads(harden(py_path.read_text(encoding="utf-8")), fmt="py:percent")
+    nb = jupytext.reads(py_path.read_text(encoding="utf-8"), fmt="py:percent")
     nb.metadata.pop("jupytext", None)
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
