@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 import dis
-import math
+import os
+import re
 import signal
 import threading
 import traceback
@@ -55,10 +56,25 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 20.0
+NOT_IMPLEMENTED = "not implemented yet."  # how a failure for NotImplementedError begins, after the name
+MAX_ERROR_CHARS = 240  # of a learner's exception text in a message
+_GRADER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# Frames of these are not the learner's line: report the learner's own call instead.
+_LIBRARY_PATHS = ("/numpy/", "/site-packages/", "/attnlab/", "<__array_function__")
+_SHAPE_ERROR = re.compile(
+    r"mismatch|not aligned|could not be broadcast|cannot reshape|shapes? .*(differ|incompatible)"
+    r"|dimension",
+    re.IGNORECASE,
+)
+_DIGITS = re.compile(r"\d+")
 
 
 class GradingError(AssertionError):
     """A failed check: the message says which input, expected vs got, and the likely mistake."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: the message alone, no grader internals."""
+        return str(self).splitlines() or [type(self).__name__]
 
 
 @dataclass
@@ -120,15 +136,59 @@ def register(exercise: Exercise) -> Exercise:
 _SCALARS = (int, float, bool, _generic)
 
 
+MAX_DIFFS_SHOWN = 3
+MAX_VALUES_SHOWN = 6
+
+
+def _num(v) -> str:
+    """One number, short: 4 significant digits, booleans and integers as they are."""
+    if isinstance(v, (bool, _bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    try:
+        return f"{float(v):.4g}"
+    except (TypeError, ValueError):
+        return repr(v)
+
+
+def _values(x) -> str:
+    """The first few entries of an array, flattened: "[0.09, 0.2447, ...]"."""
+    flat = x.reshape(-1)
+    shown = ", ".join(_num(v) for v in flat[:MAX_VALUES_SHOWN])
+    return f"[{shown}{', ...' if flat.size > MAX_VALUES_SHOWN else ''}]"
+
+
 def _fmt(x) -> str:
-    """Short printable form of a value (arrays are abbreviated)."""
+    """Short printable form of a value: arrays as shape, dtype and their first few values."""
     if type(x) is _ndarray:
-        text = _array2string(x, precision=4, threshold=24, edgeitems=3, suppress_small=True)
-        return f"{text}  (shape {x.shape}, dtype {x.dtype})"
+        if x.ndim == 0:
+            return f"{_num(x[()])} (dtype {x.dtype})"
+        return f"shape {x.shape}, dtype {x.dtype}, values {_values(x)}"
     if isinstance(x, tuple):
-        return "(" + ", ".join(_fmt(v) for v in x) + ")"
+        return "(" + ", ".join(_fmt(v) if type(v) is not _ndarray else f"array {v.shape}" for v in x) + ")"
+    if isinstance(x, (float, _floating)):
+        return _num(x)
     text = repr(x)
-    return text if len(text) < 300 else text[:300] + "..."
+    return text if len(text) < 120 else text[:120] + "..."
+
+
+def _index(idx: tuple) -> str:
+    return "[" + ", ".join(str(int(i)) for i in idx) + "]"
+
+
+def _differences(exp, arr, bad) -> list[str]:
+    """Expected vs got on both arrays, and at the first few differing entries."""
+    lines = [f"  expected: {_fmt(exp)}", f"  got:      {_fmt(arr)}"]
+    if exp.ndim == 0:
+        return lines
+    where = np.argwhere(bad)
+    for idx in where[:MAX_DIFFS_SHOWN]:
+        idx = tuple(idx)
+        lines.append(f"  at {_index(idx)}: expected {_num(exp[idx])}, got {_num(arr[idx])}")
+    if len(where) > MAX_DIFFS_SHOWN:
+        lines.append(f"  ... and {len(where) - MAX_DIFFS_SHOWN} more")
+    return lines
 
 
 def _as_plain_array(got, where: str):
@@ -190,33 +250,42 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
         if arr.shape != exp.shape:
             return f"{where}: shape: expected {exp.shape}, got {arr.shape}"
         if not _array_equal(arr, exp):
-            n_bad = int((arr != exp).sum())
-            return f"{where}: {n_bad} of {exp.size} entries differ"
+            bad = arr != exp
+            return "\n".join([f"{where}: {int(bad.sum())} of {exp.size} entries differ"]
+                             + _differences(exp, arr, bad))
         return None
     if not (_issubdtype(arr.dtype, _number) or arr.dtype == _bool_):
         return f"{where}: expected numbers, got dtype {arr.dtype}"
     if arr.shape != exp.shape:
-        return f"{where}: shape: expected {exp.shape}, got {arr.shape}"
+        return f"{where}: shape: expected {exp.shape}, got {arr.shape} (dtype {arr.dtype})"
     if check_dtype and _issubdtype(exp.dtype, _floating) and arr.dtype != exp.dtype:
         return (
             f"{where}: dtype: expected {exp.dtype} (the input's dtype), got {arr.dtype}; "
             "keep the input's floating type"
         )
+    shown = arr
     arr = arr.astype(float)
     expf = exp.astype(float)
-    if _any(_isnan(arr)) and not _any(_isnan(expf)):
-        return f"{where}: contains NaN where the correct result has none"
     same_inf = (_isinf(expf) & (arr == expf)) | (_isnan(expf) & _isnan(arr))
-    diff = _abs(arr - expf)
-    ok = same_inf | (diff <= atol + rtol * _abs(expf))
-    if not _all(ok):
-        bad = ~ok
-        worst = float(diff[bad & _isfinite(diff)].max()) if _any(bad & _isfinite(diff)) else math.inf
-        return (
-            f"{where}: {int(bad.sum())} of {expf.size} values differ "
-            f"(largest difference {worst:.3g}, tolerance rtol={rtol:g}, atol={atol:g})"
-        )
-    return None
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = _abs(arr - expf)
+        ok = same_inf | (diff <= atol + rtol * _abs(expf))
+    if _all(ok):
+        return None
+    bad = ~ok
+    tolerance = f"tolerance rtol={rtol:g}, atol={atol:g}"
+    new_nan = _isnan(arr) & ~_isnan(expf)
+    if _any(new_nan):
+        headline = (f"{where}: {int(new_nan.sum())} of {expf.size} values are NaN where the "
+                    "correct result has none")
+    elif expf.ndim == 0:
+        return f"{where}: expected {_num(exp[()])}, got {_num(shown[()])} ({tolerance})"
+    else:
+        finite = bad & _isfinite(diff)
+        worst = f"{float(diff[finite].max()):.3g}" if _any(finite) else "inf"
+        headline = (f"{where}: {int(bad.sum())} of {expf.size} values differ "
+                    f"(largest difference {worst}; {tolerance})")
+    return "\n".join([headline] + _differences(exp, shown, bad))
 
 
 # ----------------------------------------------------------------------------------------
@@ -258,19 +327,21 @@ def _call_with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout_s: float
 def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
     if isinstance(exc, NotImplementedError):
         return (
-            f"{name}: not implemented yet. Replace `raise NotImplementedError()` with your code, "
+            f"{name}: {NOT_IMPLEMENTED} Replace `raise NotImplementedError()` with your code, "
             "then run this cell again."
         )
-    frames = traceback.extract_tb(exc.__traceback__)
-    learner_frames = [f for f in frames if "grader_tests" not in f.filename]
-    where = ""
-    if learner_frames:
-        last = learner_frames[-1]
-        where = f" (in {last.name}, line {last.lineno}: {last.line!s})"
-    return (
-        f"{name} raised {type(exc).__name__}: {exc}{where}\n"
-        f"  on input: {case.label}"
-    )
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith(_GRADER_DIR)]
+    # The learner's own line, not NumPy's or the library's internals, when there is one.
+    own = [f for f in frames if not any(part in f.filename for part in _LIBRARY_PATHS)]
+    text = str(exc)
+    if len(text) > MAX_ERROR_CHARS:
+        text = text[:MAX_ERROR_CHARS] + " ..."
+    lines = [f"{name} raised {type(exc).__name__} on input: {case.label}", f"  {text}"]
+    if own or frames:
+        last = (own or frames)[-1]
+        lines.append(f"  in {last.name}, line {last.lineno}: {(last.line or '').strip()}")
+    return "\n".join(lines)
 
 
 def _uses_reference(fn: Callable, ex: Exercise) -> bool:
@@ -354,12 +425,9 @@ def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bo
         problem = _compare(expected, got, rtol, atol, ex.check_dtype)
         if problem is None:
             continue
-        lines = [
-            f"{name}: wrong result on input: {case.label}",
-            f"  {problem}",
-            f"  expected: {_fmt(expected)}",
-            f"  got:      {_fmt(got)}",
-        ]
+        # `problem` (from compare) already says which part differs: shapes, dtypes, a few values.
+        lines = [f"{name}: wrong result on input: {case.label}"]
+        lines += [f"  {line}" for line in problem.splitlines()]
         hints = _mutant_hints(mutants, case, got, rtol, atol)
         if diagnose is not None and not hints:
             try:
@@ -392,18 +460,32 @@ def _mutant_hints(mutants: list, case: Case, got, rtol: float, atol: float) -> l
     return hints
 
 
+def _is_shape_error(exc: BaseException) -> bool:
+    return isinstance(exc, ValueError) and _SHAPE_ERROR.search(str(exc)) is not None
+
+
 def _mutant_hints_for_exception(mutants: list, case: Case, exc: BaseException) -> list[str]:
-    """Hints of catalogued mistakes that fail on this case with the same error as the learner's."""
-    hints = []
+    """Hints of catalogued mistakes that fail on this case with the same error as the learner's.
+
+    The same error is first the same type and text. A learner's code rarely fails with exactly
+    the mutant's text (np.dot instead of @, other operands in the expression), so when no mutant
+    matches exactly, a shape error (a ValueError about mismatched or unbroadcastable shapes)
+    matches a mutant that fails with a shape error on the same input.
+    """
+    exact, similar, shape = [], [], []
     for mutant in mutants:
         args, kwargs = _copy_args(case.args, case.kwargs)
         try:
             with np.errstate(all="ignore"):
                 mutant.fn(*args, **kwargs)
         except Exception as wrong:
-            if type(wrong) is type(exc) and str(wrong) == str(exc) and mutant.hint not in hints:
-                hints.append(mutant.hint)
-    return hints
+            if type(wrong) is type(exc) and str(wrong) == str(exc):
+                exact.append(mutant.hint)
+            elif type(wrong) is type(exc) and _DIGITS.sub("#", str(wrong)) == _DIGITS.sub("#", str(exc)):
+                similar.append(mutant.hint)  # the same error on other sizes
+            elif _is_shape_error(wrong) and _is_shape_error(exc):
+                shape.append(f"(your code fails with a shape error, as this mistake does) {mutant.hint}")
+    return list(dict.fromkeys(exact or similar or shape))
 
 
 def check(name: str, fn: Callable, hidden: bool = False) -> None:
@@ -418,6 +500,57 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
     with np.errstate(all="ignore"):
         failures = run_check(name, fn, hidden=hidden)
     if failures:
+        if not hidden and _not_solved_yet(name, failures) and not _grading():
+            show_not_solved(name)  # a learner's own session: Run All goes on to the demos below
+            return None
         raise GradingError("\n".join(failures))
     kind = "hidden" if hidden else "visible"
     print(f"{name}: all {kind} checks passed.")
+
+
+# ----------------------------------------------------------------------------------------
+# "Not solved yet": an exercise still at `raise NotImplementedError()`
+# ----------------------------------------------------------------------------------------
+
+
+def _not_solved_yet(name: str, failures: list[str]) -> bool:
+    return bool(failures) and failures[0].startswith(f"{name}: {NOT_IMPLEMENTED}")
+
+
+def _grading() -> bool:
+    """True in a grading kernel (nbgrader validate/autograde, attnlab's sandbox)."""
+    from .sandbox import grading_mode
+
+    return grading_mode()
+
+
+def not_solved_text(name: str) -> str:
+    return (
+        f"{name}: not solved yet. Replace `raise NotImplementedError()` in the exercise cell "
+        "above with your code, run that cell, then this one again. Until then this exercise "
+        "scores 0; the rest of the notebook still runs."
+    )
+
+
+def show_not_solved(name: str) -> None:
+    """A box saying exercise `name` is not solved yet (HTML in IPython, plain text elsewhere)."""
+    import html
+
+    text = not_solved_text(name)
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        get_ipython = None
+    if get_ipython is None or get_ipython() is None:
+        print(text)
+        return
+    box = (
+        '<div style="border: 2px solid #d9a400; background: #fff8dc; color: #333; '
+        'padding: 0.6em 0.9em; border-radius: 4px; margin: 0.3em 0;">'
+        f"<b>&#9203; <code>{html.escape(name)}</code>: not solved yet.</b> "
+        "Replace <code>raise NotImplementedError()</code> in the exercise cell above with your "
+        "code, run that cell, then this one again.<br>Until then this exercise scores 0; the rest "
+        "of the notebook still runs.</div>"
+    )
+    display({"text/plain": text, "text/html": box}, raw=True)

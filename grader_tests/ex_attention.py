@@ -235,6 +235,16 @@ def _sdpa_causal(causal_fn):
     return wrong
 
 
+def _sdpa_causal_ignored(q, k, v, mask=None, causal=False):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    return _attend(q, k, v, s, _allowed(q, k, mask, False))
+
+
+def _sdpa_k_dot_T(q, k, v, mask=None, causal=False):
+    s = q @ k.T / np.sqrt(q.shape[-1])  # k.T reverses every axis: right only for 2-D k
+    return _attend(q, k, v, s, _allowed(q, k, mask, causal))
+
+
 def _sdpa_inverted_mask(q, k, v, mask=None, causal=False):
     s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
     inverted = None if mask is None else ~np.asarray(mask)
@@ -279,6 +289,18 @@ register(
                 _sdpa_softmax_queries,
                 "softmax over the wrong axis: each query's weights over the keys (the last "
                 "axis) must sum to 1.",
+            ),
+            Mutant(
+                "causal ignored",
+                _sdpa_causal_ignored,
+                "causal=True was ignored: every query sees every key. With causal=True, also set "
+                "the scores where attnlab.causal_mask(n_q, n_k) is False to -inf.",
+            ),
+            Mutant(
+                "k.T on batched input",
+                _sdpa_k_dot_T,
+                "k.T reverses ALL the axes of a batched k (..., N_k, d_k), not just the last two: "
+                "use np.swapaxes(k, -1, -2) so that q @ k^T works with leading batch axes.",
             ),
             Mutant(
                 "causal mask top-left aligned",

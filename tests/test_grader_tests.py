@@ -78,12 +78,115 @@ def test_check_raises_assertion_error_with_actionable_message():
     assert "Subtract the maximum" in msg
 
 
-def test_not_implemented_message():
-    def softmax(x, axis=-1):
-        raise NotImplementedError()
+def _unsolved_softmax(x, axis=-1):
+    raise NotImplementedError()
 
+
+@pytest.fixture
+def learner_session(monkeypatch):
+    """A learner's own kernel: neither nbgrader nor attnlab's grading sandbox."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("ATTNLAB_GRADING", raising=False)
+
+
+@pytest.mark.parametrize("variable", ["NBGRADER_EXECUTION", "ATTNLAB_GRADING"])
+def test_not_implemented_fails_in_a_grading_kernel(monkeypatch, variable):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("ATTNLAB_GRADING", raising=False)
+    monkeypatch.setenv(variable, "autograde" if variable == "NBGRADER_EXECUTION" else "1")
     with pytest.raises(AssertionError, match="not implemented yet"):
-        check("softmax", softmax)
+        check("softmax", _unsolved_softmax)
+
+
+def test_not_implemented_in_a_learner_session_shows_a_box_and_does_not_raise(learner_session, capsys):
+    assert check("softmax", _unsolved_softmax) is None  # Run All goes on to the cells below
+    out = capsys.readouterr().out
+    assert "softmax: not solved yet" in out and "raise NotImplementedError()" in out
+
+
+def test_not_solved_box_is_html_in_ipython(learner_session, monkeypatch):
+    import IPython
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython, "get_ipython", lambda: object())
+    monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+    check("scaled_dot_product_attention", lambda q, k, v, mask=None, causal=False: 1 / 0
+          if False else (_ for _ in ()).throw(NotImplementedError()))
+    (bundle,) = shown
+    assert "not solved yet" in bundle["text/html"] and "scaled_dot_product_attention" in bundle["text/html"]
+    assert bundle["text/plain"].startswith("scaled_dot_product_attention: not solved yet")
+
+
+def test_other_failures_still_raise_in_a_learner_session(learner_session):
+    with pytest.raises(GradingError, match="wrong result"):
+        check("softmax", REGISTRY["softmax"].mutants[0].fn)
+
+
+def test_grading_error_renders_as_its_message_alone():
+    """IPython shows _render_traceback_ instead of a traceback: no grader frames."""
+    with pytest.raises(GradingError) as info:
+        check("softmax", REGISTRY["softmax"].mutants[0].fn)
+    lines = info.value._render_traceback_()
+    assert lines == str(info.value).splitlines()
+    assert lines[0].startswith("softmax: wrong result on input:")
+    assert not any("Traceback" in line or "core.py" in line for line in lines)
+
+
+def test_failure_message_summarises_arrays():
+    """A wrong 3-D result: shape, dtype, how many differ, a few differing entries; no dumps."""
+
+    def sdpa_causal_ignored(q, k, v, mask=None, causal=False):
+        scores = np.matmul(q, np.swapaxes(k, -1, -2)) / np.sqrt(q.shape[-1])
+        if mask is not None:
+            scores = np.where(mask, scores, -1e9)
+        w = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        w = w / w.sum(axis=-1, keepdims=True)
+        return w @ v, w
+
+    (msg,) = run_check("scaled_dot_product_attention", sdpa_causal_ignored)
+    lines = msg.splitlines()
+    assert len(lines) <= 12, msg
+    assert "causal=True" in lines[0]
+    assert "values differ" in msg and "shape (3, 4, 8), dtype float64" in msg
+    assert "at [0, 0, 1]: expected" in msg
+    assert "[[" not in msg  # no array printouts
+    assert REGISTRY["scaled_dot_product_attention"].mutants[4].hint in msg  # causal ignored
+    assert "causal=True was ignored" in msg
+
+
+def test_k_dot_T_on_batched_input_gets_its_hint():
+    hint = next(m.hint for m in REGISTRY["scaled_dot_product_attention"].mutants
+                if m.name == "k.T on batched input")
+
+    def with_matmul(q, k, v, mask=None, causal=False):
+        d_k = q.shape[-1]
+        weights = np.exp(np.matmul(q, k.T) / d_k**0.5)  # passes on 2-D inputs, fails on batches
+        if causal:
+            weights = weights * np.tril(np.ones(weights.shape[-2:]), k=k.shape[-2] - q.shape[-2])
+        if mask is not None:
+            weights = weights * mask
+        weights = weights / weights.sum(axis=-1, keepdims=True)
+        return weights @ v, weights
+
+    def with_dot(q, k, v, mask=None, causal=False):  # np.dot: another error, in another place
+        scores = np.dot(q, k.T) / np.sqrt(q.shape[-1])
+        if causal:
+            scores = np.where(np.tril(np.ones(scores.shape[-2:], bool), k.shape[-2] - q.shape[-2]),
+                              scores, -np.inf)
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        w = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        w = w / w.sum(axis=-1, keepdims=True)
+        return w @ v, w
+
+    for fn in (with_matmul, with_dot):
+        (msg,) = run_check("scaled_dot_product_attention", fn)
+        assert "raised ValueError" in msg and "batch (3, 4, 8)" in msg.splitlines()[0], msg
+        assert hint in msg, msg
+        assert len(msg.splitlines()) <= 12, msg
+    (msg,) = run_check("scaled_dot_product_attention", with_matmul)
+    assert "line" in msg and "k.T" in msg  # the learner's own line, not NumPy's
 
 
 def test_learner_exception_is_reported_not_raised():
