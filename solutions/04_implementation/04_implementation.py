@@ -307,8 +307,8 @@ print(inspect.getsource(attnlab.Trainer.train_step))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "train-run-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # The default run is small so that the notebook stays quick on a laptop CPU; set `FULL_RUN = True`
-# for a bigger model trained ten times longer (several minutes), whose samples start to look like
-# Python.
+# for a bigger model trained for many more steps (several minutes; the numbers are in the cell
+# and in its printout), whose samples start to look like Python.
 
 # %% nbgrader={"grade": false, "grade_id": "train-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
 FULL_RUN = False  # True: d_model 128, 4 layers, 1500 steps (a few minutes on a CPU)
@@ -334,7 +334,7 @@ trainer = attnlab.Trainer(lm, lambda g: corpus.batch(16, 64, g), train_config,
 history = trainer.fit()
 attnlab.plot_training(history, title=f"{lm.num_parameters():,}-parameter GPT on stdlib source")
 plt.show()
-print(f"loss: first batch {history['loss'][0]:.2f}, last batch {history['loss'][-1]:.2f}, "
+print(f"{train_config.steps} steps; loss: first batch {history['loss'][0]:.2f}, last batch {history['loss'][-1]:.2f}, "
       f"validation {history['eval_loss'][-1]:.2f} nats/char "
       f"({unigram - history['eval_loss'][-1]:.2f} below the unigram entropy: learned from context)")
 torch.manual_seed(1)
