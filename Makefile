@@ -16,7 +16,7 @@ LEARNER_CONFIG := $(abspath jupyter/learner)
 # JupyterLab refuses to start as root (containers, CI) unless told it may.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: course test build lint clean
+.PHONY: course test test-triton-oldest build lint clean
 
 $(VENV)/.course-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ course: $(VENV)/.course-installed
 test: $(VENV)/.dev-installed
 	./tools/ensure_chromium.sh
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 --dist worksteal
+
+## The Triton tests again with the oldest Triton that pyproject's triton extra allows (CI step):
+## installed on its own into $(VENV)/triton-$(TRITON_OLDEST), which shadows .venv's on PYTHONPATH.
+TRITON_OLDEST ?= 3.6.0
+test-triton-oldest: $(VENV)/.dev-installed
+	test -d $(VENV)/triton-$(TRITON_OLDEST)/triton || $(PY) -m pip install --no-deps --target $(VENV)/triton-$(TRITON_OLDEST) "triton==$(TRITON_OLDEST)"
+	PYTHONPATH="$(abspath $(VENV))/triton-$(TRITON_OLDEST)" $(PY) -c "import triton; assert triton.__version__ == '$(TRITON_OLDEST)', triton.__version__"
+	PYTHONPATH="$(abspath $(VENV))/triton-$(TRITON_OLDEST)" $(PY) -m pytest tests/test_flash_triton.py
 
 ## Rebuild course/ from the jupytext sources in solutions/.
 build: $(VENV)/.course-installed
