@@ -8,13 +8,20 @@ shows a progress bar, prints a summary table, and — where nbgrader alone would
 submission (a kernel killed by `os._exit` or a crash makes nbgrader remove that student's
 autograded folder and report an error) — records the submission as graded 0 in the
 gradebook, says why, and goes on. It writes `grades.csv` (nbgrader's export) and
-`grading_report.csv` (one row per submission, with the reason for every 0 it had to give).
+`grading_report.csv` (one row per submission, with the reason for every 0 it had to give
+and the review flags of the sandboxed grading), both atomically at the end.
+
+Every submission runs in a bubblewrap sandbox (grader_tests/sandbox.py, autograde.py);
+without bubblewrap the command refuses, unless `--unsafe-no-sandbox` is given. A submission
+folder that holds a symbolic link is not run at all (graded 0, with the reason): a link
+could make the instructor's own process read another student's work or the solutions.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
 import subprocess
@@ -48,22 +55,67 @@ class GradeResult:
     max_score: float
     status: str  # "graded" or "graded 0"
     reason: str = ""
+    flags: str = ""  # for review: reference use in disguise, read from the sandbox and the source
 
 
 def _env() -> dict:
     """nbgrader runs alembic as a subprocess: this interpreter's bin folder goes on PATH."""
     env = dict(os.environ)
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("ATTNLAB_STATIC", "1")
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures stay in the notebook
     return env
+
+
+SANDBOX_PIPELINE = (  # nbgrader's autograde pipeline with the sandboxed execution step
+    "grader_tests.autograde.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+)
+
+
+def _sandbox_args(unsafe: bool) -> list[str]:
+    """Command-line config that makes `nbgrader autograde` sandboxed whatever the course's config."""
+    args = ["--Autograde.autograde_preprocessors=" + repr(list(SANDBOX_PIPELINE))]
+    if unsafe:
+        args.append("--SandboxedExecute.unsafe_no_sandbox=True")
+    return args
 
 
 def _nbgrader(course_dir: Path, *args: str, log_level: str = "WARN") -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args, f"--log-level={log_level}"],
-        cwd=course_dir, env=_env(), capture_output=True, text=True,
+        cwd=course_dir, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
     )
+
+
+def _links_in(folder: Path) -> list[str]:
+    """Symbolic links anywhere in a submission folder (relative paths)."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink())
+
+
+def _flags(course_dir: Path, assignment: str, student: str) -> str:
+    """Review flags the sandboxed grading left beside the autograded notebooks."""
+    flags = []
+    for path in sorted((course_dir / "autograded" / student / assignment).glob("*.verdicts.json")):
+        try:
+            report = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        flags += report.get("flags", [])
+        for verdict in report.get("verdicts", []):
+            flags += [f for f in verdict.get("flags", []) if f not in flags]
+    return "; ".join(dict.fromkeys(flags))
+
+
+def _write_atomically(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        write(fh)
+    os.replace(tmp, path)
 
 
 def _reason(log_lines: list[str]) -> str:
@@ -99,7 +151,7 @@ def _scores(course_dir: Path, assignment: str, student: str) -> tuple[float, flo
 
 
 def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
-                     progress: bool = True) -> list[GradeResult]:
+                     progress: bool = True, unsafe_no_sandbox: bool = False) -> list[GradeResult]:
     """Collect (optionally) and autograde every submission of `assignment`; never lose one."""
     from tqdm.auto import tqdm
 
@@ -111,14 +163,19 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
     students = sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{assignment}") if p.is_dir())
     if not students:
         return []
+    linked = {s: _links_in(course_dir / "submitted" / s / assignment) for s in students}
+    linked = {s: links for s, links in linked.items() if links}
     cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--create",
-           "--log-level=INFO"]
+           "--log-level=INFO", *_sandbox_args(unsafe_no_sandbox)]
+    if linked:
+        cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted(linked)))
     proc = subprocess.Popen(cmd, cwd=course_dir, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
     failed: dict[str, list[str]] = {}
     recent: list[str] = []
     seen: set[str] = set()
-    with tqdm(total=len(students), desc=f"autograde {assignment}", unit="sub", disable=not progress) as bar:
+    with tqdm(total=len(students) - len(linked), desc=f"autograde {assignment}", unit="sub",
+              disable=not progress) as bar:
         for line in proc.stdout:
             recent = (recent + [line])[-40:]
             start = _START.search(line)
@@ -134,14 +191,20 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
     results = []
     for student in students:
         notebook_dir = course_dir / "autograded" / student / assignment
-        if student in failed or not notebook_dir.is_dir():
+        if student in linked:
+            _ensure_zero_submission(course_dir, assignment, student)
+            _, max_score = _scores(course_dir, assignment, student)
+            reason = "the submission holds symbolic links, which are not graded: " + ", ".join(linked[student][:5])
+            results.append(GradeResult(assignment, student, 0.0, max_score, "graded 0", reason))
+        elif student in failed or not notebook_dir.is_dir():
             _ensure_zero_submission(course_dir, assignment, student)
             reason = _reason(failed.get(student, []))
             _, max_score = _scores(course_dir, assignment, student)
             results.append(GradeResult(assignment, student, 0.0, max_score, "graded 0", reason))
         else:
             score, max_score = _scores(course_dir, assignment, student)
-            results.append(GradeResult(assignment, student, score, max_score, "graded"))
+            results.append(GradeResult(assignment, student, score, max_score, "graded", "",
+                                       _flags(course_dir, assignment, student)))
     return results
 
 
@@ -168,7 +231,17 @@ def main(argv=None) -> int:
     parser.add_argument("--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory")
     parser.add_argument("--collect", action="store_true", help="run `nbgrader collect` first (exchange)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run submissions without the bubblewrap sandbox (only for code you trust)")
     args = parser.parse_args(argv)
+    if not args.unsafe_no_sandbox:
+        from .sandbox import SandboxUnavailable, check_bwrap_works
+
+        try:
+            check_bwrap_works()
+        except SandboxUnavailable as exc:
+            print(f"attnlab-grade: {exc}", file=sys.stderr)
+            return 2
     course_dir = args.course_dir.resolve()
     assignments = list(args.assignments)
     if args.all:
@@ -179,21 +252,30 @@ def main(argv=None) -> int:
     results: list[GradeResult] = []
     for assignment in assignments:
         results += grade_assignment(course_dir, assignment, collect=args.collect,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress,
+                                    unsafe_no_sandbox=args.unsafe_no_sandbox)
     elapsed = time.perf_counter() - start
-    export = _nbgrader(course_dir, "export")
+    export_tmp = course_dir / ".grades.csv.tmp"
+    export = _nbgrader(course_dir, "export", f"--to={export_tmp}")
     if export.returncode != 0:
         print(f"nbgrader export failed:\n{export.stderr[-2000:]}", file=sys.stderr)
-    with open(course_dir / "grading_report.csv", "w", newline="") as fh:
+    else:
+        os.replace(export_tmp, course_dir / "grades.csv")
+
+    def write_report(fh) -> None:
         writer = csv.writer(fh)
-        writer.writerow(["assignment", "student", "score", "max_score", "status", "reason"])
+        writer.writerow(["assignment", "student", "score", "max_score", "status", "reason", "flags"])
         for r in results:
-            writer.writerow([r.assignment, r.student, r.score, r.max_score, r.status, r.reason])
+            writer.writerow([r.assignment, r.student, r.score, r.max_score, r.status, r.reason, r.flags])
+
+    _write_atomically(course_dir / "grading_report.csv", write_report)
     print(_table(results))
     zeros = sum(1 for r in results if r.status != "graded")
     rate = len(results) / (elapsed / 60) if elapsed > 0 else float("nan")
+    flagged = sum(1 for r in results if r.flags)
     print(f"\n{len(results)} submissions graded in {elapsed:.0f} s ({rate:.1f} per minute); "
-          f"{zeros} recorded as 0 because nbgrader could not run them.")
+          f"{zeros} recorded as 0 because they could not be run; {flagged} flagged for review "
+          "(see the flags column of grading_report.csv).")
     print(f"grades: {course_dir / 'grades.csv'}   report: {course_dir / 'grading_report.csv'}")
     return 0
 
