@@ -340,7 +340,8 @@ def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
     lines = [f"{name} raised {type(exc).__name__} on input: {case.label}", f"  {text}"]
     if own or frames:
         last = (own or frames)[-1]
-        lines.append(f"  in {last.name}, line {last.lineno}: {(last.line or '').strip()}")
+        code = (last.line or "").strip()
+        lines.append(f"  in {last.name}, line {last.lineno}" + (f": {code}" if code else ""))
     return "\n".join(lines)
 
 
