@@ -7,16 +7,23 @@ flash backend and the fraction of the GPU's dense fp16/bf16 peak. FLOPs: forward
 forward (five matmuls instead of two).
 Targets (issue 4): forward >= 0.9x SDPA-flash at d = 64, N >= 4096; backward >= 0.7x.
 
-One command on a GPU machine (the first run of each shape spends time autotuning):
+One command on a GPU machine:
     python bench/flash_gpu.py                 # full sweep
     python bench/flash_gpu.py --quick         # d = 64, 128 at N = 4096, 8192, float16
-    python bench/flash_gpu.py --out results.md
+    python bench/flash_gpu.py --out results.md --configs-out configs.json
+
+The first run of each shape compiles and times the few autotuning candidates of its head-dim
+class (attnlab.flash.triton_kernels.CONFIGS); compiled kernels and autotuning timings are
+cached on disk under TRITON_CACHE_DIR (default ~/.triton/cache), so a second run on the same
+machine skips both. The configurations the autotuner chose are listed after the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from datetime import date
 
 import attnlab
@@ -99,7 +106,22 @@ def check_correctness(dtype) -> None:
     print(f"# correctness vs SDPA ({dtype}): ok")
 
 
+def chosen_configs() -> list[dict]:
+    """The configuration the autotuner chose for each kernel and tuning key, in this process."""
+    from attnlab.flash import triton_kernels
+
+    rows = []
+    for name, kernel in zip(("fwd", "dkdv", "dq"), triton_kernels.autotuned()):
+        for key, cfg in kernel.cache.items():
+            n_q, n_k, d, causal, *dtypes = key
+            rows.append({"kernel": name, "N_Q": n_q, "N_K": n_k, "d": d, "causal": causal,
+                         "dtype": dtypes[0] if dtypes else None, **cfg.kwargs,
+                         "num_warps": cfg.num_warps, "num_stages": cfg.num_stages})
+    return rows
+
+
 def main() -> None:
+    started = time.time()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--heads", type=int, default=32)
@@ -113,6 +135,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="GPU dense fp16 peak, if its name is not in the built-in table")
     parser.add_argument("--out", default=None, help="also write the markdown table here")
+    parser.add_argument("--configs-out", default=None,
+                        help="write the autotuned configurations here as JSON")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         sys.exit("flash_gpu.py needs a CUDA GPU (for the CPU use bench/flash_cpu.py)")
@@ -188,9 +212,21 @@ def main() -> None:
              f"{'PASS' if worst_bwd >= 0.7 else 'FAIL'}"),
         ]
         print("\n".join(lines[-3:]))
+    configs = chosen_configs()
+    lines += ["", "Autotuned configurations (kernel, N_Q, N_K, d, causal, dtype -> BLOCK_M, "
+              "BLOCK_N, num_warps, num_stages):", ""]
+    lines += [f"- {c['kernel']} {c['N_Q']} {c['N_K']} {c['d']} {c['causal']} {c['dtype']} -> "
+              f"{c['BLOCK_M']} {c['BLOCK_N']} {c['num_warps']} {c['num_stages']}"
+              for c in configs]
+    lines += ["", f"Total time {time.time() - started:.0f} s (compiling and autotuning included)."]
+    print("\n".join(lines[-len(configs) - 5:]), flush=True)
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")
+    if args.configs_out:
+        with open(args.configs_out, "w") as f:
+            json.dump({"device": name, "torch": torch.__version__, "triton": triton.__version__,
+                       "configs": configs}, f, indent=1)
 
 
 if __name__ == "__main__":
