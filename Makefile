@@ -36,7 +36,7 @@ course: $(VENV)/.course-installed
 
 ## Install what the tests need and run the whole suite.
 test: $(VENV)/.dev-installed
-	./tools/ensure_chromium.sh
+	./tools/ensure_system_packages.sh
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 --dist worksteal
 
 ## The Triton tests again with the oldest Triton that pyproject's triton extra allows (CI step):
