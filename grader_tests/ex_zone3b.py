@@ -832,7 +832,7 @@ def _kv_cases():
     return [
         Case("GPT-2 small (12 layers, 12 kv heads of 64) at 1024 tokens", (12, 12, 64, 1024)),
         Case("Llama-2-7B (32 layers, 32 kv heads of 128) at 4096 tokens", (32, 32, 128, 4096)),
-        Case("Mistral-7B (32 layers, 8 kv heads of 128) at 8192 tokens, batch 4", (32, 8, 128, 8192),
+        Case("Llama-3.1-8B (32 layers, 8 kv heads of 128, no sliding window) at 8192 tokens, batch 4", (32, 8, 128, 8192),
              {"batch": 4}),
         Case("fp32 (bytes_per_element=4): 4 layers, 2 kv heads of 16, 10 tokens",
              (4, 2, 16, 10), {"bytes_per_element": 4}),
