@@ -30,10 +30,10 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Float, Integer
+from traitlets import Bool, Float, Integer, Unicode
 
 from .core import REGISTRY
-from .sandbox import Limits, run_notebook_sandboxed
+from .sandbox import Limits, SandboxResult, run_notebook_sandboxed
 from .verdict import Verdict, judge_record
 
 __all__ = ["SandboxedExecute", "hidden_checks", "source_flags"]
@@ -141,6 +141,17 @@ def _error_output(message: str) -> NotebookNode:
                                   traceback=message.splitlines())
 
 
+def _how_it_ended(result: SandboxResult, wall_seconds: float) -> str:
+    """A sentence for the report when the notebook did not run to its end ('' when it did)."""
+    if result.timed_out:
+        return f"the notebook was stopped at the wall-clock limit ({wall_seconds:g} s)"
+    if result.notebook is None:
+        reason = result.log.strip().splitlines()[-1][:200] if result.log.strip() else ""
+        return "the sandbox ended before the notebook finished" + (f": {reason}" if reason else
+                                                                  " (killed, or out of memory)")
+    return ""
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute, run in a bubblewrap sandbox, with hidden-test verdicts decided outside."""
 
@@ -148,6 +159,25 @@ class SandboxedExecute(Execute):
     wall_seconds = Float(900.0, help="Wall-clock limit for one notebook, in seconds.").tag(config=True)
     address_space_gib = Float(12.0, help="Address-space limit per process, GiB.").tag(config=True)
     slot = Integer(0, help="Sandbox number (its uid offset when grading as root).").tag(config=True)
+    cache_dir = Unicode("", help="Course folder whose .attnlab-grading cache holds runs done in "
+                                 "parallel by attnlab-grade (class_grading.py); empty: run here.").tag(config=True)
+
+    def _cached(self, nb: NotebookNode, resources: dict) -> SandboxResult | None:
+        """The outcome attnlab-grade's parallel runs stored for exactly this notebook, if any."""
+        from .class_grading import cache_folder, cached_outcome, notebook_key
+
+        info = resources.get("nbgrader", {})
+        if not self.cache_dir or not info.get("student"):
+            return None
+        folder = cache_folder(Path(self.cache_dir), info.get("assignment", ""), info["student"],
+                              info.get("notebook", ""), notebook_key(nb))
+        outcome = cached_outcome(folder)
+        if outcome is None:
+            return None
+        executed = folder / "executed.ipynb"
+        return SandboxResult(int(outcome.get("returncode") or 0), bool(outcome.get("timed_out")),
+                             float(outcome.get("wall_s") or 0.0), executed if executed.is_file() else None,
+                             folder / "results", str(outcome.get("error") or ""))
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         folder = Path(resources.get("metadata", {}).get("path") or ".")
@@ -156,7 +186,7 @@ class SandboxedExecute(Execute):
                         address_space_bytes=int(self.address_space_gib * 2**30))
         work_root = Path(tempfile.mkdtemp(prefix="attnlab-grade-"))
         try:
-            result = run_notebook_sandboxed(
+            result = self._cached(nb, resources) or run_notebook_sandboxed(
                 nbformat.writes(nb), _submission_files(folder, notebook_name), work_root / "w",
                 limits=limits, slot=self.slot, unsafe_no_sandbox=self.unsafe_no_sandbox,
             )
@@ -173,6 +203,7 @@ class SandboxedExecute(Execute):
             "notebook": notebook_name,
             "sandboxed": not self.unsafe_no_sandbox,
             "timed_out": result.timed_out,
+            "ended": _how_it_ended(result, self.wall_seconds),
             "wall_s": round(result.wall_s, 2),
             "verdicts": [{"exercise": v.exercise, "passed": v.passed, "message": v.message,
                           "flags": v.flags} for v in verdicts],

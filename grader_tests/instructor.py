@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .sandbox import Limits
+
 __all__ = ["GradeResult", "grade_assignment", "main"]
 
 _START = re.compile(r"Autograding (?P<path>.*?)/autograded/(?P<student>[^/]+)/(?P<assignment>[^/]+)/")
@@ -150,10 +152,44 @@ def _scores(course_dir: Path, assignment: str, student: str) -> tuple[float, flo
         return float(sub.score), float(sub.max_score)
 
 
+def sandbox_limits(workers: int) -> Limits:
+    """Default limits, with the address space shared out among `workers` parallel sandboxes."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 16 * 2**30
+    share = int(total * 0.9 / max(1, workers))
+    return Limits(address_space_bytes=max(6 * 2**30, min(Limits().address_space_bytes, share)))
+
+
+def _log_line(course_dir: Path):
+    """A per-submission line in .attnlab-grading/grading.log for each sandboxed run."""
+    from .class_grading import CACHE
+
+    log = course_dir / CACHE / "grading.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(task, outcome: dict) -> None:
+        ended = ("timed out" if outcome.get("timed_out") else outcome.get("error")
+                 or f"exit {outcome.get('returncode')}")
+        with open(log, "a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {task.assignment}  {task.student}  "
+                     f"{task.notebook}  {float(outcome.get('wall_s') or 0):.1f} s  {ended}\n")
+
+    return write
+
+
 def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
-                     progress: bool = True, unsafe_no_sandbox: bool = False) -> list[GradeResult]:
-    """Collect (optionally) and autograde every submission of `assignment`; never lose one."""
+                     progress: bool = True, unsafe_no_sandbox: bool = False, workers: int = 1,
+                     scheduler: str | None = None) -> list[GradeResult]:
+    """Collect (optionally) and autograde every submission of `assignment`; never lose one.
+
+    The notebooks run first, `workers` at a time (or on a Dask cluster at `scheduler`), each
+    in its own sandbox, cached per submission; then nbgrader grades them in one process.
+    """
     from tqdm.auto import tqdm
+
+    from .class_grading import plan_tasks, run_tasks
 
     course_dir = Path(course_dir).resolve()
     if collect:
@@ -165,8 +201,13 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
         return []
     linked = {s: _links_in(course_dir / "submitted" / s / assignment) for s in students}
     linked = {s: links for s, links in linked.items() if links}
+    tasks = plan_tasks(course_dir, assignment, [s for s in students if s not in linked],
+                       sandbox_limits(workers), unsafe_no_sandbox)
+    run_tasks(course_dir, tasks, workers=workers, scheduler=scheduler, progress=progress,
+              on_done=_log_line(course_dir))
     cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--create",
-           "--log-level=INFO", *_sandbox_args(unsafe_no_sandbox)]
+           "--log-level=INFO", *_sandbox_args(unsafe_no_sandbox),
+           f"--SandboxedExecute.cache_dir={course_dir}"]
     if linked:
         cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted(linked)))
     proc = subprocess.Popen(cmd, cwd=course_dir, env=_env(), stdout=subprocess.PIPE,
@@ -231,6 +272,10 @@ def main(argv=None) -> int:
     parser.add_argument("--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory")
     parser.add_argument("--collect", action="store_true", help="run `nbgrader collect` first (exchange)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="notebooks run side by side, each in its own sandbox (default: the number of cores)")
+    parser.add_argument("--scheduler", default=None,
+                        help="run the notebooks on a Dask distributed cluster, e.g. tcp://host:8786")
     parser.add_argument("--unsafe-no-sandbox", action="store_true",
                         help="run submissions without the bubblewrap sandbox (only for code you trust)")
     args = parser.parse_args(argv)
@@ -253,7 +298,8 @@ def main(argv=None) -> int:
     for assignment in assignments:
         results += grade_assignment(course_dir, assignment, collect=args.collect,
                                     progress=not args.no_progress,
-                                    unsafe_no_sandbox=args.unsafe_no_sandbox)
+                                    unsafe_no_sandbox=args.unsafe_no_sandbox,
+                                    workers=args.workers, scheduler=args.scheduler)
     elapsed = time.perf_counter() - start
     export_tmp = course_dir / ".grades.csv.tmp"
     export = _nbgrader(course_dir, "export", f"--to={export_tmp}")
