@@ -215,9 +215,21 @@ def _goto_lab(page, lab, path: str = "") -> None:
 
 
 def _open(page, lab, path: str) -> None:
+    """Open a notebook and wait until its kernel is started, connected and idle (a Run All sent
+    while the kernel is still connecting is dropped by JupyterLab)."""
     _goto_lab(page, lab, path)
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        sessions = [s for s in _api(lab, "GET", "/api/sessions") if s["path"] == path]
+        kernel = sessions[0]["kernel"] if sessions else {}
+        status_bar = page.locator("#jp-main-statusbar").text_content() or ""
+        if kernel.get("execution_state") == "idle" and kernel.get("connections", 0) > 0 and "| Idle" in status_bar:
+            page.wait_for_timeout(1000)
+            return
+        page.wait_for_timeout(500)
+    pytest.fail(f"{path}: the kernel did not become ready: {kernel}, status bar {status_bar!r}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -260,6 +272,8 @@ def _run_all(page, name: str) -> tuple[float, float | None]:
     """Run All Cells and wait until the kernel has finished: (seconds, the time.monotonic() at
     which the first explorer figure showed, or None). Every code cell must have run: a cell
     that raised stops Run All."""
+    initial = page.evaluate(_PROMPTS_JS)
+    assert initial["done"] == 0, f"{name}: the notebook opened with executed cells: {initial}"
     page.click(".lm-MenuBar-itemLabel:text-is('Run')")
     page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
     started = time.monotonic()
@@ -269,6 +283,9 @@ def _run_all(page, name: str) -> tuple[float, float | None]:
         now = time.monotonic()
         if state["explorer"] and first_explorer is None:
             first_explorer = now
+        if state["done"] == 0 and state["busy"] == 0 and now - started > 60:
+            page.screenshot(path=str(ARTIFACTS / f"{name}_run_all_ignored.png"))
+            pytest.fail(f"{name}: Run All started no cell in 60 s: {state}")
         finished = state["busy"] == 0 and state["status"] == "idle" and state["done"] > 0
         if state["done"] == state["total"] and finished:
             break
