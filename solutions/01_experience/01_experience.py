@@ -61,7 +61,9 @@ np.set_printoptions(precision=3, suppress=True)
 # work per layer, **sequential operations** (what cannot be parallelised) and **maximum path
 # length** (how many steps a signal crosses between two tokens; shorter paths make long-range
 # dependencies easier to learn). `attnlab.fossil_table` evaluates those formulas for concrete
-# $n$ and $d$. Move the sliders (in JupyterLab) and watch the three bars.
+# $n$ and $d$. Move the sliders (in JupyterLab) and watch the three bars: **n tokens** sets the
+# sequence length $n$ (8 to 65 536 tokens), **d width** the width $d$ of each token (64 to 2048);
+# the CNN's kernel width stays $k = 3$.
 
 # %% nbgrader={"grade": false, "grade_id": "fossils", "locked": true, "schema_version": 3, "solution": false, "task": false}
 attnlab.fossil_explorer(n=512, d=512)
@@ -263,7 +265,9 @@ for d_k, mean, std, std_scaled in rows:
 # - the **softmax gradient size** $\lVert \operatorname{diag}(a) - a a^\top \rVert_F$
 #   (`attnlab.softmax_jacobian`), on a log scale.
 #
-# The curves show both settings for every $d_k$; the star is the current one.
+# The curves show both settings for every $d_k$; the star is the current one. The controls:
+# **d_k** sets the width of queries and keys (1 to 1024); **scores** switches between the raw
+# scores $q \cdot k$ ("unscaled") and $q \cdot k / \sqrt{d_k}$ ("scaled by 1/√d_k").
 
 # %% nbgrader={"grade": false, "grade_id": "explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 attnlab.scaling_explorer(d_k=256, scaled=False)

@@ -293,8 +293,9 @@ layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 # vectors, the other heads and the later layers all take part.
 #
 # All heads of the first head's layer for the "tired" sentence (rows: queries, columns: keys), with the
-# three keys each head's "it" looks at most. In JupyterLab, pick any layer, one head, or
-# another query word. Typical patterns to look for: heads that look at the previous or next
+# three keys each head's "it" looks at most. In JupyterLab, **layer** picks the layer (1 is next
+# to the input), **head** shows all heads of that layer or one of them large, and **query**
+# picks the word whose three most-attended keys are printed (None prints none). Typical patterns to look for: heads that look at the previous or next
 # token, heads that park attention on `[CLS]` or `[SEP]` (a "no-op"), and a few that link
 # words by meaning.
 

@@ -829,7 +829,10 @@ for kind in ("none", "sinusoidal", "rope", "alibi"):
 # $k$ positions later, divided by $|q|^2$; right, the factor $e^{-m_h k}$ ALiBi puts on a weight.
 # The printed line "measured from position 100" confirms that none of the curves depends on
 # where you start. Try a small RoPE base (fast rotations: similarity oscillates quickly) and a
-# small `d_model` (few frequencies: the curves become periodic).
+# small `d_model` (few frequencies: the curves become periodic). The controls: **d_model** is the
+# width ($d/2$ frequencies), **RoPE base** the base $b$ of RoPE's frequencies $\theta_i = b^{-2i/d}$,
+# **max k** the largest distance drawn, and **ALiBi heads** the number of heads, each with its
+# own slope $m_h$.
 
 # %% nbgrader={"grade": false, "grade_id": "explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 attnlab.positional_encoding_explorer()
@@ -1115,7 +1118,10 @@ except NotImplementedError:
 # BigBird mixes local, global and random keys. Choose a pattern, toggle `causal`, and watch the
 # three views: the boolean mask, the additive mask, and the weights it produces on random
 # scores. The printout confirms that no weight ever lands on a forbidden key. Zone 3b counts
-# what these patterns save.
+# what these patterns save. The controls: **pattern** picks the mask, **n** the number of
+# tokens, **causal** also hides the future, **window** is how many neighbours on each side a
+# local (and BigBird) query sees, and **stride** the spacing of the far keys of the strided and
+# fixed patterns.
 
 # %% nbgrader={"grade": false, "grade_id": "mask-explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
 attnlab.mask_explorer()

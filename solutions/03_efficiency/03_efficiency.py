@@ -377,8 +377,9 @@ check("sparse_mask", sparse_mask, hidden=True)
 # ### The patterns, drawn and counted
 #
 # Yellow = computed. Below, the four patterns on 32 tokens ($w = 2$, $s = 4$, $g = 1$, $r = 2$), then
-# the **mask explorer**: in JupyterLab, change the pattern, the window, the stride, the global and
-# random tokens and the causal switch; it redraws the mask and reprints its cost (entries counted
+# the **mask explorer**: in JupyterLab, change the **pattern**, the number of tokens **n**, the
+# **window** $w$, the **stride** $s$, the number of global tokens **n_global** ($g$), of random keys
+# per query **n_random** ($r$), the **causal** switch and the **seed** that draws the random keys; it redraws the mask and reprints its cost (entries counted
 # in the drawn mask, and the closed form of the table above, which must agree).
 
 # %% nbgrader={"grade": false, "grade_id": "sparse-draw", "locked": true, "schema_version": 3, "solution": false, "task": false}

@@ -379,7 +379,9 @@ for label, options in (("greedy", dict(temperature=0.0)), ("sampled, T=0.8, top-
 # the block, $r_1 - 1$, sees the most keys: all $j < r_1 + (N_k - N_q)$. Key blocks starting at or
 # beyond that are invisible to the whole query block — skip them (about half the tiles).
 #
-# Explore which tiles are computed, which need a mask and which are skipped:
+# Explore which tiles are computed, which need a mask and which are skipped: **N** is the
+# sequence length (as many keys as queries), **block size** the side of a tile, and **causal**
+# switches the causal mask on and off.
 
 # %% nbgrader={"grade": false, "grade_id": "flash-tiles", "locked": true, "schema_version": 3, "solution": false, "task": false}
 attnlab.flash_tile_explorer(n=256, block_size=32, causal=True)

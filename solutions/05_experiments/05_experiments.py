@@ -142,8 +142,9 @@ for start in ("def ", "import ", "    if "):
 #
 # The last row of the table is the reference: a head that spreads each query evenly over its
 # past. In a character model you may find heads that read the last character or two, and heads
-# in which every space of an indentation looks back at the newline that began the line. The overview shows every head; the explorer below it has a slider for the layer and the
-# head (it starts at the head with the largest previous-character weight, and prints its numbers).
+# in which every space of an indentation looks back at the newline that began the line. The overview shows every head; the explorer below it has a slider for the
+# **layer** and one for the **head**, both counted from 0 (it starts at the head with the largest
+# previous-character weight, and prints its numbers).
 
 # %% nbgrader={"grade": false, "grade_id": "heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
 text = "    def forward(self, x):\n        return self.out(x) + x\n"

@@ -49,8 +49,8 @@ np.set_printoptions(precision=4, suppress=True)
 #
 # Some lines are long. The recurrence thread starts with the fossils (the RNN's path length in
 # Zone 1), loses a race against attention (Zone 2), and comes back as state space models and
-# Mamba (Zones 3b–5). In JupyterLab, pick a thread in the menu to see it alone, with its ideas
-# printed zone by zone.
+# Mamba (Zones 3b–5). In JupyterLab, pick a **thread** in the menu to see it alone, with its
+# ideas printed zone by zone ("all threads" shows the whole map).
 
 # %% nbgrader={"grade": false, "grade_id": "map", "locked": true, "schema_version": 3, "solution": false, "task": false}
 attnlab.lecture_map_explorer(thread="all")
