@@ -36,6 +36,22 @@ def widgets_available() -> bool:
 _DRAWING = threading.Lock()
 
 
+def subplots(*args, **kwargs):
+    """plt.subplots(*args, **kwargs) for an explorer: constrained layout, fixed size.
+
+    Returns (fig, axes) like plt.subplots. The inline backend crops each figure to what is
+    drawn (bbox_inches="tight"), so a redraw with longer tick labels or a smaller image would
+    give a picture of another size and the explorer's output would jump; counting the
+    figure's background in that box keeps every redraw at the figsize given here.
+    Constrained layout (instead of fig.tight_layout()) also leaves room for titles and labels.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(*args, layout="constrained", **kwargs)
+    fig.patch.set_in_layout(True)
+    return fig, axes
+
+
 def _split(controls: dict) -> tuple[dict, dict]:
     """(widgets, constants): the controls to show, and the fixed values passed as they are.
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..experiments.zone1 import D_K_STEPS, fossil_table, scaling_statistics, scaling_sweep
 from ..viz import plot_attention
-from .core import live
+from .core import live, subplots
 
 __all__ = [
     "draw_fossils",
@@ -44,7 +44,7 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
     rows = print_fossil_table(n, d, k)
     names = [r["layer"].replace(" (", "\n(") for r in rows]
     colors = ["tab:red", "tab:orange", "tab:olive", "tab:blue"]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(13, 3.4))
     for ax, key, title in zip(
         axes,
         ("ops", "sequential", "path"),
@@ -129,7 +129,7 @@ def draw_scaling(d_k: int = 256, scaled: bool = False, n_keys: int = 64, seed: i
     print(f"  softmax gradient    {stats['grad_norm']:9.3g}   (‖∂a/∂s‖_F)")
     print("  (weight, entropy and gradient are medians over the queries)")
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.3), layout="constrained")
+    _, axes = subplots(1, 4, figsize=(16, 3.3))
     other = scaling_statistics(d_k, scaled=not scaled, n_keys=n_keys, seed=seed)
     edge = max(np.abs(stats["scores"]).max(), np.abs(other["scores"]).max())
     bins = np.linspace(-edge, edge, 81)

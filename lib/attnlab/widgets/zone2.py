@@ -7,7 +7,7 @@ import numpy as np
 
 from ..functional import permutation_check
 from ..viz import plot_attention
-from .core import live
+from .core import live, subplots
 
 __all__ = ["attention_heads_explorer", "draw_attention_heads", "plot_permutation_check", "plot_recall"]
 
@@ -71,7 +71,8 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
     """Attention of one layer: every head in a grid (head="all") or one head, large.
 
     weights: (n_layers, n_heads, N, N); layer and head count from 1. If `query` names a token,
-    prints where that token looks in the chosen layer (top three keys per head). The figure
+    prints where that token looks in the chosen layer (top three keys per head) and outlines
+    its row (red) in the heatmaps. The figure
     has the same size for every layer and head (the grid's size), so an explorer's output
     does not jump when the head menu changes.
     """
@@ -95,7 +96,8 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
     rows = -(-n_heads // cols)
     figsize = (3.2 * cols, 3.0 * rows)
     if head == "all":
-        fig, axes = plt.subplots(rows, cols, figsize=figsize, squeeze=False, layout="constrained")
+        fig, axes = subplots(rows, cols, figsize=figsize, squeeze=False)
+        drawn = list(axes.flat)[:n_heads]
         for h, ax in enumerate(axes.flat):
             if h >= n_heads:
                 ax.axis("off")
@@ -106,15 +108,21 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
             ax.set_yticks(range(len(tokens)), labels=tokens, fontsize=6)
         fig.suptitle(f"{title}: layer {layer}, all heads (rows: queries, columns: keys)")
     else:
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
+        _, ax = subplots(figsize=figsize)
         plot_attention(w[int(head) - 1], x_labels=tokens, y_labels=tokens, ax=ax, annotate=False,
                        title=f"{title}: layer {layer}, head {head}")
+        drawn = [ax]
+    if query is not None:  # outline the query's row: the weights printed above
+        from matplotlib.patches import Rectangle
+
+        for ax in drawn:
+            ax.add_patch(Rectangle((-0.5, i - 0.5), len(tokens), 1, fill=False, edgecolor="red", lw=1.5))
     plt.show()
 
 
 def attention_heads_explorer(tokens, weights, layer: int = 1, head="all", query=None, title: str = ""):
     """draw_attention_heads with a "layer" slider, a "head" menu ("all" or one head) and a
-    "query" menu (the token whose top keys are printed; None prints nothing).
+    "query" menu (the token whose row is outlined and whose top keys are printed; None: neither).
 
     weights: (n_layers, n_heads, N, N); tokens and title are fixed (no control).
     """

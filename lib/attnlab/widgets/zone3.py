@@ -14,7 +14,7 @@ from ..efficient import sparse_mask
 from ..experiments.zone3 import positional_similarity
 from ..functional import causal_mask, gelu, silu, softmax
 from ..viz import plot_attention
-from .core import live
+from .core import live, subplots
 
 __all__ = [
     "MASK_PATTERNS",
@@ -97,7 +97,7 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
     print("  same curves measured from position 100 instead of 0: max difference "
           f"{max(np.abs(sin_sim - sin_sim_later).max(), np.abs(rope_sim - rope_sim_later).max()):.1e}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), layout="constrained")
+    _, axes = subplots(1, 3, figsize=(13, 3.4))
     axes[0].plot(dist, sin_sim, color="tab:blue")
     axes[0].set_title("sinusoidal: cos(PE[p], PE[p+k])")
     axes[1].plot(dist, rope_sim, color="tab:orange")
@@ -166,7 +166,8 @@ def draw_mask(pattern: str = "full", n: int = 12, causal: bool = True, window: i
           f"largest weight on a forbidden key: {weights[~mask].max(initial=0.0):.1f}; "
           f"row sums: {weights.sum(axis=1).min():.3f} .. {weights.sum(axis=1).max():.3f}")
 
-    fig, axes = plt.subplots(1, 3, figsize=(12.5, 3.9), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(12.5, 3.9))
+    fig.suptitle(f"{pattern}, n = {n}, causal = {causal}  (window = {window}, stride = {stride})", fontsize=10)
     axes[0].imshow(mask, cmap="viridis", vmin=0, vmax=1)
     axes[0].set_title("boolean mask (yellow = may attend)")
     axes[1].imshow(np.where(mask, 0.0, 1.0), cmap="Greys", vmin=0, vmax=1)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..efficient import SPARSE_PATTERNS, sparse_mask, sparse_mask_nnz
 from ..flash import hbm_traffic
-from .core import live
+from .core import live, subplots
 
 __all__ = [
     "draw_sparse_mask",
@@ -44,11 +44,12 @@ def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, str
     print(f"  entries computed: {counted} (closed form {formula}) of {full} "
           f"for full attention -> density {counted / full:.3f}")
     print(f"  keys per query: min {mask.sum(axis=1).min()}, max {mask.sum(axis=1).max()}")
-    _, ax = plt.subplots(figsize=(4.2, 4.2), layout="constrained")
+    _, ax = subplots(figsize=(4.2, 4.2))
     ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
     ax.set_xlabel("key j")
     ax.set_ylabel("query i")
-    ax.set_title(f"{pattern}: {counted} of {full} entries")
+    ax.set_title(f"{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
+                 f"n_global {n_global}, n_random {n_random}, seed {seed})", fontsize=9)
     plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validate import require_positive_int
 from ..functional import causal_mask
-from .core import live
+from .core import live, subplots
 
 __all__ = [
     "draw_flash_tiles",
@@ -69,7 +69,7 @@ def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_
     print(f"n_q={n}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles")
     print(f"  skipped {counts['skipped']}, full (no mask) {counts['full']}, masked {counts['masked']}")
     print(f"  score entries computed: {100 * counts['computed_fraction']:.1f}% of {n * n_k}")
-    _, ax = plt.subplots(figsize=(4.4, 4.4), layout="constrained")
+    _, ax = subplots(figsize=(4.4, 4.4))
     cmap = ListedColormap(["#eeeeee", "#4c72b0", "#dd8452"])
     ax.imshow(counts["grid"], cmap=cmap, vmin=0, vmax=2, extent=(0, n_k, n, 0))
     ax.set_xlabel("key j")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..viz import plot_attention
-from .core import live
+from .core import live, subplots
 
 __all__ = [
     "attention_head_explorer",
@@ -90,7 +90,7 @@ def draw_attention_head(maps, labels, layer: int = 0, head: int = 0):
           f"{s['entropy']:.2f} nats, looks back {s['distance']:.1f} characters on average, "
           f"weight on the previous character {s['previous']:.2f}")
     size = 0.22 * len(labels) + 2
-    _, ax = plt.subplots(figsize=(size, size * 0.85), layout="constrained")
+    _, ax = subplots(figsize=(size, size * 0.85))
     shown = [repr(c)[1:-1] if c != " " else "␣" for c in labels]
     plot_attention(w, x_labels=shown, y_labels=shown, ax=ax, annotate=False,
                    title=f"layer {layer}, head {head}")

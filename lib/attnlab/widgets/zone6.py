@@ -11,7 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from ..experiments.zone6 import THREADS, ZONE_TITLES, lecture_map
-from .core import live
+from .core import live, subplots
 
 __all__ = ["draw_lecture_map", "lecture_map_explorer", "plot_lecture_map"]
 
@@ -56,7 +56,6 @@ def plot_lecture_map(highlight: str | None = None):
     implement them (monospace). highlight: a key of THREADS to show that thread alone in
     colour, or None for all. Returns the matplotlib figure.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
     if highlight is not None and highlight not in THREADS:
@@ -74,7 +73,7 @@ def plot_lecture_map(highlight: str | None = None):
     tops = [sum(heights[:i]) for i in range(len(threads))]
     total = sum(heights)
 
-    fig, ax = plt.subplots(figsize=(16, 0.58 * total + 1.2), layout="constrained")
+    fig, ax = subplots(figsize=(16, 0.58 * total + 1.2))
     col_w = 1.0
     for j, zone in enumerate(zones):
         name, title = ZONE_TITLES[zone].split(" — ")
