@@ -99,18 +99,20 @@ def _links_in(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink())
 
 
-def _flags(course_dir: Path, assignment: str, student: str) -> str:
-    """Review flags the sandboxed grading left beside the autograded notebooks."""
-    flags = []
+def _review(course_dir: Path, assignment: str, student: str) -> tuple[str, str]:
+    """(how the run ended if it did not finish, review flags) from the sandboxed grading's reports."""
+    ended, flags = [], []
     for path in sorted((course_dir / "autograded" / student / assignment).glob("*.verdicts.json")):
         try:
             report = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
+        if report.get("ended"):
+            ended.append(str(report["ended"]))
         flags += report.get("flags", [])
         for verdict in report.get("verdicts", []):
-            flags += [f for f in verdict.get("flags", []) if f not in flags]
-    return "; ".join(dict.fromkeys(flags))
+            flags += verdict.get("flags", [])
+    return "; ".join(ended), "; ".join(dict.fromkeys(flags))
 
 
 def _write_atomically(path: Path, write) -> None:
@@ -244,8 +246,8 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
             results.append(GradeResult(assignment, student, 0.0, max_score, "graded 0", reason))
         else:
             score, max_score = _scores(course_dir, assignment, student)
-            results.append(GradeResult(assignment, student, score, max_score, "graded", "",
-                                       _flags(course_dir, assignment, student)))
+            ended, flags = _review(course_dir, assignment, student)
+            results.append(GradeResult(assignment, student, score, max_score, "graded", ended, flags))
     return results
 
 
