@@ -11,6 +11,10 @@ One command on a GPU machine:
     python bench/flash_gpu.py                 # full sweep
     python bench/flash_gpu.py --quick         # d = 64, 128 at N = 4096, 8192, float16
     python bench/flash_gpu.py --out results.md --configs-out configs.json
+    python bench/flash_gpu.py --json-out lib/attnlab/flash/measurements/flash_gpu.json
+
+--json-out writes the table as data in the format of attnlab.gpu_measurements(); written to
+that path it replaces the run the course notebooks print (04_implementation).
 
 The first run of each shape compiles and times the few autotuning candidates of its head-dim
 class (attnlab.flash.triton_kernels.CONFIGS); compiled kernels and autotuning timings are
@@ -120,6 +124,33 @@ def chosen_configs() -> list[dict]:
     return rows
 
 
+IMPLEMENTATIONS = {"attnlab": "attnlab.flash_attention_triton",
+                   "sdpa-flash": "torch SDPA, SDPBackend.FLASH_ATTENTION",
+                   "sdpa-cudnn": "torch SDPA, SDPBackend.CUDNN_ATTENTION"}
+
+
+def measurements_json(records, *, gpu, peak, batch, heads, torch_version, triton_version,
+                      day=None) -> dict:
+    """The run in attnlab.gpu_measurements()' format, so it can replace the stored one.
+
+    records: dicts with dtype, causal, d, N and tflops {implementation: (fwd, bwd, fwd+bwd)
+    TFLOP/s, or None where the backend refused the shape}.
+    """
+    impls = list(records[0]["tflops"]) if records else []
+    rows = [{**r, "tflops": {i: None if t is None else
+                             dict(zip(("fwd", "bwd", "fwd+bwd"), (round(x, 1) for x in t)))
+                             for i, t in r["tflops"].items()}}
+            for r in records]
+    return {"source": "bench/flash_gpu.py", "date": str(day or date.today()), "gpu": gpu,
+            "torch": torch_version, "triton": triton_version, "batch": batch, "heads": heads,
+            "peak_tflops": peak,
+            "peak_source": "dense fp16/bf16 tensor-core peak, vendor datasheet "
+                           "(bench/flash_gpu.py PEAK_TFLOPS or --peak-tflops)",
+            "flops": "forward 4*B*H*N^2*d (half when causal); backward 2.5x the forward",
+            "implementations": {i: IMPLEMENTATIONS.get(i, i) for i in impls},
+            "rows": rows}
+
+
 def main() -> None:
     started = time.time()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -135,6 +166,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="GPU dense fp16 peak, if its name is not in the built-in table")
     parser.add_argument("--out", default=None, help="also write the markdown table here")
+    parser.add_argument("--json-out", default=None,
+                        help="write the TFLOP/s as JSON (the format of attnlab.gpu_measurements)")
     parser.add_argument("--configs-out", default=None,
                         help="write the autotuned configurations here as JSON")
     args = parser.parse_args()
@@ -164,6 +197,7 @@ def main() -> None:
     print("\n".join(lines[1:]), flush=True)
 
     checks = []
+    records = []  # the same numbers for --json-out
     for dtype_name in args.dtypes:
         dtype = getattr(torch, dtype_name)
         for causal in (c.lower() in ("1", "true", "yes") for c in args.causal):
@@ -181,6 +215,8 @@ def main() -> None:
                             tflops[impl] = (fwd_flops / fwd_ms * 1e-9,
                                             2.5 * fwd_flops / bwd_ms * 1e-9,
                                             3.5 * fwd_flops / both_ms * 1e-9)
+                    records.append({"dtype": dtype_name, "causal": causal, "d": d, "N": n,
+                                    "tflops": {i: tflops.get(i) for i in impls}})
                     row = [dtype_name, str(causal), str(d), str(n)]
                     for impl in impls:
                         row += [f"{x:.0f}" for x in tflops[impl]] if impl in tflops else ["n/a"] * 3
@@ -223,6 +259,13 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             f.write("\n".join(lines) + "\n")
+    if args.json_out:
+        run = measurements_json(records, gpu=name, peak=peak, batch=args.batch,
+                                heads=args.heads, torch_version=torch.__version__,
+                                triton_version=triton.__version__)
+        with open(args.json_out, "w") as f:
+            json.dump(run, f, indent=1)
+            f.write("\n")
     if args.configs_out:
         with open(args.configs_out, "w") as f:
             json.dump({"device": name, "torch": torch.__version__, "triton": triton.__version__,

@@ -25,7 +25,8 @@
 # 4. **Hugging Face GPT-2 weights** — loaded into `attnlab.GPT`, same logits.
 # 5. **Training** on a built-in corpus, then **generation** with and without the cache.
 # 6. **FlashAttention in NumPy** — the tiled forward, with its memory measured (exercise 3).
-# 7. **FlashAttention in Triton** — you write the kernel's inner loop (exercise 4).
+# 7. **FlashAttention in Triton** — you write the kernel's inner loop (exercise 4), then read how
+#    fast the full kernel runs on a GPU and what FlashAttention-3 does beyond it.
 # 8. **Mamba** — a block matching Hugging Face's `MambaMixer`, and the parallel scan (exercise 5).
 #
 # Five graded exercises, 17 points. About 45 minutes.
@@ -578,6 +579,84 @@ if HAVE_TRITON:
         print("Finish exercise 4 (the loop body of attn_fwd_inner) first, then run this cell again.")
 else:
     print("Triton is not installed: pip install 'attnlab[triton]'.")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-gpu-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **How fast is the full kernel on a GPU?** The next cell prints a measured run of attnlab's
+# complete Triton FlashAttention (the library's own inner loop, forward and backward) next to
+# PyTorch's `scaled_dot_product_attention` restricted to two of its backends: **SDPA-flash**
+# (the FlashAttention kernels built into PyTorch) and **cuDNN** (NVIDIA's fused attention). The
+# numbers are data shipped with the library (`attnlab.gpu_measurements()`, written by
+# `bench/flash_gpu.py --json-out`); the header says on which GPU, with which torch and Triton,
+# and what batch and head count. Speed is in TFLOP/s: useful floating-point work (the matmuls
+# of attention, halved when causal) per second, so a higher number is better. The ratio
+# columns divide attnlab's TFLOP/s by the other kernel's — above 1, attnlab is faster — and
+# **% of peak** divides it by the GPU's dense fp16/bf16 tensor-core peak from NVIDIA's data
+# sheet: how much of the chip's arithmetic the kernel keeps busy. The last lines give the range
+# of each ratio over the rows.
+
+# %% nbgrader={"grade": false, "grade_id": "triton-gpu-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+run = attnlab.gpu_measurements()
+print(attnlab.format_gpu_measurements(run))
+ratios = [attnlab.gpu_measurement_ratios(row, run["peak_tflops"]) for row in run["rows"]]
+print()
+for key in ("fwd / sdpa-flash", "bwd / sdpa-flash", "fwd / sdpa-cudnn", "bwd / sdpa-cudnn",
+            "fwd % peak", "bwd % peak"):
+    values = [r[key] for r in ratios if r[key] is not None]
+    low, high = (f"{x:.0f}%" if "peak" in key else f"{x:.2f}x" for x in (min(values), max(values)))
+    print(f"attnlab {key:<16} from {low} to {high}")
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-vs-fa3-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# **What this kernel does.** It is a FlashAttention-2 design (Dao 2023,
+# [arXiv:2307.08691](https://arxiv.org/abs/2307.08691)) written in plain Triton:
+#
+# - **Tiling.** The forward runs one program per block of `BLOCK_M` query rows of one
+#   (batch, head), loads its query tile once and streams the keys and values through in blocks
+#   of `BLOCK_N`. A score tile only ever lives on chip; the $N \times N$ matrices are never written
+#   to HBM. The block sizes, warps and pipeline stages are chosen by Triton's autotuner among a
+#   few candidates per head-dim class (`attnlab.flash.triton_kernels.CONFIGS`).
+# - **Online softmax** — your inner loop: running maximum and sum in float32, in log2 units so
+#   `exp2` replaces `exp`. The forward stores only the output and one log-sum-exp per row.
+# - **Recomputation in the backward.** A first kernel computes $D_i = \sum_d dO_{id} O_{id}$; then
+#   one kernel per key block accumulates $dK, dV$ over the query blocks and a separate kernel per
+#   query block accumulates $dQ$ over the key blocks. Both rebuild $P = \exp(S - L)$ tile by tile
+#   from the saved log-sum-exp $L$ instead of storing it, so the backward also needs no
+#   $N \times N$ memory. Splitting $dQ$ from $dK, dV$ avoids atomic additions, at the price of
+#   computing $S$ and $P$ twice.
+# - **Causal block skipping**, forward and backward: key blocks entirely above the diagonal are
+#   never loaded, and the mask is applied only to the blocks on the diagonal or at the end of the
+#   sequence (the `MASKED=True` call), so the bulk of the loop runs without it.
+# - **What the compiler adds.** `tl.dot` becomes Hopper's `wgmma` tensor-core instructions and
+#   `num_stages` > 1 lets Triton prefetch the next key/value tiles asynchronously (`cp.async`)
+#   while the current one is computed. Inputs are float16, bfloat16 or float32, with $d \le 128$.
+#
+# **What it does not do, compared with FlashAttention-3** (Shah, Bikshandi, Zhang, Thakkar,
+# Ramani and Dao 2024, "FlashAttention-3: Fast and Accurate Attention with Asynchrony and
+# Low-precision", [arXiv:2407.08608](https://arxiv.org/abs/2407.08608)), which is written
+# for Hopper GPUs (H100, H200) directly in CUDA/CUTLASS:
+#
+# - **Warp specialisation.** FlashAttention-3 splits a thread block into *producer* warps that
+#   only move data and *consumer* warpgroups that only compute, handing tiles over through a
+#   circular buffer in shared memory (and moving registers from producers to consumers). In
+#   attnlab every warp of a program both loads and computes.
+# - **TMA.** Its producers issue Hopper's Tensor Memory Accelerator: one asynchronous bulk copy
+#   of a whole tile, with the addresses computed by hardware. attnlab's `tl.load` computes a
+#   pointer per element, and the copies are the older `cp.async` ones.
+# - **Overlapping softmax with the matmuls.** The exponentials of the softmax run on much slower
+#   units than the tensor cores. FlashAttention-3 hides them: *ping-pong scheduling* lets one
+#   warpgroup's softmax run while another warpgroup does its two GEMMs ($QK^\top$ and $PV$), and
+#   *intra-warpgroup pipelining* overlaps the softmax of one block with the GEMMs of the next.
+#   attnlab's loop is sequential — score, softmax, then $PV$ — and any overlap is what Triton's
+#   compiler finds on its own.
+# - **FP8.** FlashAttention-3 also runs in 8-bit floating point, with block quantisation and
+#   *incoherent processing*: multiplying $Q$ and $K$ by a random orthogonal (Hadamard with
+#   random signs) matrix, which leaves $QK^\top$ unchanged but spreads outliers so the
+#   quantisation error is smaller. attnlab has no FP8 path.
+#
+# The paper reports up to 740 TFLOP/s in FP16 on an H100 (75% of its peak) and close to
+# 1.2 PFLOP/s in FP8 (H100 and H200 have the same tensor-core peak). Compare that with the
+# **% of peak** columns above: the paper attributes the gap between a FlashAttention-2 design and
+# FlashAttention-3 to the asynchrony and warp specialisation listed here. The **cuDNN** columns
+# are NVIDIA's own attention kernel for the same GPU, a second point of comparison.
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 8. Mamba: the block, and the parallel scan
