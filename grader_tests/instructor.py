@@ -34,7 +34,9 @@ from .sandbox import Limits
 
 __all__ = ["GradeResult", "grade_assignment", "main"]
 
-_START = re.compile(r"Autograding (?P<path>.*?)/autograded/(?P<student>[^/]+)/(?P<assignment>[^/]+)/")
+# any line that shows nbgrader working on a student's submission (the first one starts it)
+_WORKING = re.compile(r"(?:Sanitizing|Converting notebook|Autograding) (?P<path>.*?)/(?:submitted|autograded)/"
+                      r"(?P<student>[^/]+)/")
 _FAILED = re.compile(r"There was an error processing assignment:? '?(?P<path>.*?)/submitted/(?P<student>[^/]+)/")
 _REASONS = [
     ("Kernel died", "the kernel died while running the notebook (os._exit, a crash, or out of memory)"),
@@ -44,6 +46,8 @@ _REASONS = [
     ("NotJSONError", "the submitted file is not a valid notebook"),
     ("JSONDecodeError", "the submitted file is not a valid notebook"),
     ("ValidationError", "the submitted notebook is malformed"),
+    ("nbgrader metadata format", "the notebook's nbgrader cell metadata is not the course's "
+                                               "(an edited or forged graded cell)"),
 ]
 
 
@@ -207,30 +211,23 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
                        sandbox_limits(workers), unsafe_no_sandbox)
     run_tasks(course_dir, tasks, workers=workers, scheduler=scheduler, progress=progress,
               on_done=_log_line(course_dir))
-    cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--create",
-           "--log-level=INFO", *_sandbox_args(unsafe_no_sandbox),
-           f"--SandboxedExecute.cache_dir={course_dir}"]
-    if linked:
-        cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted(linked)))
-    proc = subprocess.Popen(cmd, cwd=course_dir, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    # nbgrader stops the whole run at some errors of one submission (a graded cell with forged
+    # nbgrader metadata raises SchemaTooOldError): then it runs again for those not reached yet.
+    pending = [s for s in students if s not in linked]
     failed: dict[str, list[str]] = {}
-    recent: list[str] = []
-    seen: set[str] = set()
-    with tqdm(total=len(students) - len(linked), desc=f"autograde {assignment}", unit="sub",
-              disable=not progress) as bar:
-        for line in proc.stdout:
-            recent = (recent + [line])[-40:]
-            start = _START.search(line)
-            if start and start.group("student") not in seen:
-                seen.add(start.group("student"))
-                bar.update(1)
-                bar.set_postfix_str(start.group("student"))
-                recent = [line]
-            fail = _FAILED.search(line)
-            if fail:
-                failed[fail.group("student")] = list(recent)
-        proc.wait()
+    with tqdm(total=len(pending), desc=f"autograde {assignment}", unit="sub", disable=not progress) as bar:
+        while pending:
+            seen, lines, errors = _autograde(course_dir, assignment, unsafe_no_sandbox,
+                                             [s for s in students if s not in pending], bar)
+            failed.update(errors)
+            graded = {s for s in pending if (course_dir / "autograded" / s / assignment).is_dir()}
+            stopped = [s for s in seen if s in pending and s not in graded and s not in errors]
+            for student in stopped:  # nbgrader gave up on this one, and on everyone after it
+                failed[student] = lines.get(student, [])
+            done = graded | set(errors) | set(stopped)
+            if not done & set(pending):
+                break
+            pending = [s for s in pending if s not in done]
     results = []
     for student in students:
         notebook_dir = course_dir / "autograded" / student / assignment
@@ -249,6 +246,38 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
             ended, flags = _review(course_dir, assignment, student)
             results.append(GradeResult(assignment, student, score, max_score, "graded", ended, flags))
     return results
+
+
+def _autograde(course_dir: Path, assignment: str, unsafe_no_sandbox: bool, exclude: list[str],
+               bar) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+    """One `nbgrader autograde` run (students in `exclude` left out); returns the students it
+    started, in order, the log lines of each, and those it reported as failed (with their lines)."""
+    cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--create",
+           "--log-level=INFO", *_sandbox_args(unsafe_no_sandbox),
+           f"--SandboxedExecute.cache_dir={course_dir}"]
+    if exclude:
+        cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted(exclude)))
+    proc = subprocess.Popen(cmd, cwd=course_dir, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    seen: list[str] = []
+    lines: dict[str, list[str]] = {}
+    failed: dict[str, list[str]] = {}
+    recent: list[str] = []
+    for line in proc.stdout:
+        recent = (recent + [line])[-40:]
+        start = _WORKING.search(line)
+        if start and start.group("student") not in seen:
+            seen.append(start.group("student"))
+            bar.update(1)
+            bar.set_postfix_str(start.group("student"))
+            recent = [line]
+        if seen:
+            lines[seen[-1]] = list(recent)
+        fail = _FAILED.search(line)
+        if fail:
+            failed[fail.group("student")] = list(recent)
+    proc.wait()
+    return seen, lines, failed
 
 
 def _table(results: list[GradeResult]) -> str:
