@@ -107,8 +107,12 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
             ax.set_xticks(range(len(tokens)), labels=tokens, rotation=90, fontsize=6)
             ax.set_yticks(range(len(tokens)), labels=tokens, fontsize=6)
         fig.suptitle(f"{title}: layer {layer}, all heads (rows: queries, columns: keys)")
-    else:
-        _, ax = subplots(figsize=figsize)
+    else:  # one head, large, in the middle column of a figure of the same size
+        width, height = figsize
+        side = max(1e-3, (width - height - 1.5) / 2)
+        _, (left, ax, right) = subplots(1, 3, figsize=figsize, width_ratios=[side, height + 1.5, side])
+        left.axis("off")
+        right.axis("off")
         plot_attention(w[int(head) - 1], x_labels=tokens, y_labels=tokens, ax=ax, annotate=False,
                        title=f"{title}: layer {layer}, head {head}")
         drawn = [ax]
