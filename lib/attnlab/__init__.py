@@ -1,7 +1,7 @@
 """attnlab: the library behind the course "Attention and the Transformer".
 
 NumPy reference functions (NumPy in, NumPy out, shapes (..., N, d)) and torch modules,
-imported by every notebook, grader and benchmark. The public API is listed in DESIGN.md;
+imported by every notebook, grader and benchmark. The public API is listed in docs/DESIGN.md;
 each submodule declares its part in `__all__`.
 """
 
