@@ -221,3 +221,15 @@ def test_attnlab_grade_refuses_without_bubblewrap(tmp_path):
                           "--course-dir", str(tmp_path)], env=env, capture_output=True, text=True)
     assert out.returncode == 2
     assert "apt-get install bubblewrap" in out.stderr and "--unsafe-no-sandbox" in out.stderr
+
+
+def test_the_course_config_and_attnlab_grade_use_the_same_sandboxed_pipeline():
+    """nbgrader_config.py (plain `nbgrader autograde`) and attnlab-grade's forced pipeline agree."""
+    from traitlets.config import Config
+
+    from grader_tests.instructor import SANDBOX_PIPELINE
+
+    config = Config()
+    exec((ROOT / "nbgrader_config.py").read_text(), {"get_config": lambda: config})
+    assert list(config.Autograde.autograde_preprocessors) == list(SANDBOX_PIPELINE)
+    assert config.Autograde.autograde_preprocessors[0] == "grader_tests.autograde.SandboxedExecute"
