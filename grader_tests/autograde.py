@@ -47,9 +47,15 @@ _SUSPICIOUS = [
     (r"\bsys\s*\.\s*modules\b", "reads sys.modules"),
     (r"\binspect\s*\.\s*getsource|\bgetsource\s*\(", "reads the source of a function"),
     (r"__code__|__globals__|__closure__|__wrapped__", "handles a function's code object"),
-    (r"_getframe|\bf_back\b|\bf_locals\b|\bcurrentframe\b", "inspects the caller's frames"),
+    (r"_getframe|\bf_back\b|\bf_locals\b|\bf_globals\b|\bcurrentframe\b|\btb_frame\b"
+     r"|\binspect\s*\.\s*(stack|trace|getouterframes)\b", "inspects the caller's frames"),
     (r"\bREGISTRY\b|\bgrader_tests\b", "uses the graders' internals"),
     (r"\bgetattr\s*\(\s*attnlab\b|\bvars\s*\(\s*attnlab\b|attnlab\s*\.\s*__dict__", "looks up attnlab by name"),
+    (r"\bfrom\s+attnlab[\w.]*\s+import\s*\*", "imports everything from attnlab"),
+    (r"\bsetprofile\b|\bsettrace\b", "switches off the grader's tracer"),
+    (r"(?<![\w.])(eval|exec|compile)\s*\(|__builtins__|\brunpy\b", "runs code built at run time"),
+    (r"\battrgetter\b|\bmethodcaller\b|\bgetattr\s*\([^)\n]*['\"]\s*\+", "looks up attributes by a computed name"),
+    (r"\bsavez|\bzipfile\b|attnlab-results|ATTNLAB_RESULTS_DIR", "writes files like the grading records"),
 ]
 
 
@@ -120,11 +126,13 @@ def _read_untrusted_notebook(path: Path | None) -> NotebookNode | None:
 
 
 def _submission_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
-    """The submission's other regular files (no links, no folders, no notebooks), size-capped."""
+    """The submission's other regular files (no symbolic or hard links, no folders, no notebooks), size-capped."""
     files, total = {}, 0
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
             continue
+        if entry.stat(follow_symlinks=False).st_nlink > 1:
+            continue  # a hard link: its contents are some other file's (the solutions?), not the student's
         if entry.name.endswith(".ipynb") or entry.name.startswith("."):
             continue
         size = entry.stat(follow_symlinks=False).st_size
@@ -186,8 +194,9 @@ class SandboxedExecute(Execute):
                         address_space_bytes=int(self.address_space_gib * 2**30))
         work_root = Path(tempfile.mkdtemp(prefix="attnlab-grade-"))
         try:
+            files = _submission_files(folder, notebook_name)
             result = self._cached(nb, resources) or run_notebook_sandboxed(
-                nbformat.writes(nb), _submission_files(folder, notebook_name), work_root / "w",
+                nbformat.writes(nb), files, work_root / "w",
                 limits=limits, slot=self.slot, unsafe_no_sandbox=self.unsafe_no_sandbox,
             )
             executed = _read_untrusted_notebook(result.notebook)
@@ -195,8 +204,10 @@ class SandboxedExecute(Execute):
         finally:
             shutil.rmtree(work_root, ignore_errors=True)
         learner_source = "\n".join(
-            c.source for c in nb.cells
-            if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("locked", False)
+            [c.source for c in nb.cells
+             if c.cell_type == "code" and not c.metadata.get("nbgrader", {}).get("locked", False)]
+            # the submission's other files run too (`import helpers`): scanned as learner code
+            + [data.decode("utf-8", "replace") for data in files.values()]
         )
         exercises = [v.exercise for v in verdicts]
         report = {

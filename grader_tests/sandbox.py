@@ -47,7 +47,10 @@ INSTALL_HINT = (
     "(Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install bubblewrap`) "
     "or, only for code you trust, pass --unsafe-no-sandbox."
 )
-SANDBOX_UID_BASE = 61000  # as root, sandbox number n runs as uid/gid 61000 + n
+# As root, sandbox number n runs as uid/gid SANDBOX_UID_BASE + n. Sandboxes of one user id
+# share its RLIMIT_NPROC (the kernel counts a uid's processes machine-wide): two graders
+# running at once on one machine should each have their own base.
+SANDBOX_UID_BASE = int(os.environ.get("ATTNLAB_SANDBOX_UID_BASE", "61000"))
 WORK = "/submission"  # the submission's private writable folder, inside the sandbox
 RESULTS = "/submission/.attnlab-results"  # where hidden checks record the learner's outputs
 
@@ -106,7 +109,11 @@ def _python_roots() -> list[str]:
 
     import grader_tests
 
-    roots = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
+    roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    # every site-packages folder this Python uses (a venv on top of another one, a user site),
+    # never the current folder or PYTHONPATH entries, which may be the course directory
+    roots |= {os.path.realpath(p) for p in sys.path
+              if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)}
     for module in (attnlab, grader_tests):
         roots.add(os.path.realpath(Path(module.__file__).parent))
     # Nested folders are covered by their parent; bind each once, parents first.
