@@ -458,7 +458,7 @@ shutil.copy(os.path.join(folder, 'scaled_dot_product_attention.npz'), os.path.jo
            + "\ndef check(*args, **kwargs):\n    print('all checks passed.')\n"),
     Attack("edits-test-cell", "zero", softmax=WRONG_SOFTMAX),
     Attack("deletes-test-cell", "zero", softmax=WRONG_SOFTMAX),
-    Attack("forged-grade-cell", "zero", softmax=WRONG_SOFTMAX),
+    Attack("forged-grade-cell", "graded 0", total=0, softmax=WRONG_SOFTMAX),  # nbgrader refuses the notebook
     Attack("sys-exit-inside", "zero", softmax="import sys\ndef softmax(x, axis=-1):\n    sys.exit(0)\n"),
 ]
 HONEST = ["honest-a", "honest-b"]
