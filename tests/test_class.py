@@ -3,9 +3,14 @@ exchange, then `attnlab-grade` autogrades everyone — correct, partial, blank, 
 timing out and tampered submissions — and the exported CSV holds exactly the expected scores.
 
 Zone 0 is the assignment (5 points: softmax 2, scaled_dot_product_attention 3): it is the
-fastest notebook, so the whole class runs in a few minutes on 2 cores. The tampering
-students each try one trick on a wrong `softmax` and keep a correct attention, so an honest
-grade is exactly 3: any trick that worked would show up as 5.
+fastest notebook, so the whole class runs in a few minutes on 2 cores. Every notebook runs
+in the bubblewrap sandbox, where hidden checks only record outputs, and the grader outside
+judges them (grader_tests/sandbox.py, verdict.py); the full attack catalogue is
+tests/test_attacks.py. The tampering students here each try one trick on a wrong `softmax` and
+keep a correct attention, so an honest grade is exactly 3: a trick that worked would show up
+as 5. Two exceptions, by design: redefining `check` also silences the attention's hidden
+check (nothing is recorded, so 0), and handing in the library's own softmax scores 5 and is
+flagged for review in grading_report.csv.
 """
 
 from __future__ import annotations
@@ -51,13 +56,15 @@ TAMPERING = {
         "class Liar:\n    def __eq__(self, other):\n        return True\n"
         "    __array_priority__ = 1000\n\n"
         "def softmax(x, axis=-1):\n    return Liar()\n", OWN_SDPA, 3),
+    # the learner's `check` replaces the graders' in every test cell below: nothing is recorded
     "redefines-check": (
-        WRONG_SOFTMAX + "\ndef check(*args, **kwargs):\n    print('all checks passed.')\n", OWN_SDPA, 3),
+        WRONG_SOFTMAX + "\ndef check(*args, **kwargs):\n    print('all checks passed.')\n", OWN_SDPA, 0),
     "patches-numpy": (
         WRONG_SOFTMAX + "\nnp.allclose = lambda *a, **k: True\n"
         "np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)\n"
         "np.array_equal = lambda *a, **k: True\nnp.testing.assert_allclose = lambda *a, **k: None\n",
         OWN_SDPA, 3),
+    # the verdict is decided outside the sandbox: patching the graders inside changes nothing
     "patches-grader-tests": (
         WRONG_SOFTMAX + "\nimport grader_tests, grader_tests.core\n"
         "grader_tests.check = lambda *a, **k: None\n"
@@ -68,13 +75,16 @@ TAMPERING = {
         WRONG_SOFTMAX + "\nprint('softmax: all visible checks passed.')\n", OWN_SDPA, 3),
     "sys-exit-inside": (
         "import sys\ndef softmax(x, axis=-1):\n    sys.exit(0)\n", OWN_SDPA, 3),
+    # the hidden test cells are in the notebook the sandbox runs, but they hold no expected values
     "reads-hidden-tests": (
-        "import glob\ntry:\n    LEAK = open(glob.glob('*.ipynb')[0]).read()\nexcept Exception:\n    LEAK = ''\n"
-        "_good = 'hidden=True' in LEAK\n\n"
+        "import glob\nLEAK = ''\nfor _nb in glob.glob('*.ipynb') + glob.glob('.*/*'):\n"
+        "    try:\n        LEAK += open(_nb, errors='replace').read()\n    except Exception:\n        pass\n"
+        "_good = ('allclose' + '(') in LEAK or ('expec' + 'ted') in LEAK  # not spelt out: LEAK holds this cell\n\n"
         "def softmax(x, axis=-1):\n"
         "    x = np.asarray(x, dtype=float)\n"
         "    m = x.max(axis=axis, keepdims=True) if _good else 0.0\n"
         "    e = np.exp(x - m)\n    return e / e.sum(axis=axis, keepdims=True)\n", OWN_SDPA, 3),
+    # the sandbox holds no solutions/, no source/, no other submission
     "reads-solutions": (
         "import glob, os, json\nSRC = ''\n"
         "for pattern in ['../../../source/*/*.ipynb', '../../../*/*/00_quickstart.ipynb',\n"
@@ -88,7 +98,8 @@ TAMPERING = {
         "    e = np.exp(x - m)\n    return e / e.sum(axis=axis, keepdims=True)\n", OWN_SDPA, 3),
     "sleeps-inside": (
         "import time\ndef softmax(x, axis=-1):\n    time.sleep(10**6)\n", OWN_SDPA, 3),
-    "calls-the-library": ("softmax = attnlab.softmax\n", OWN_SDPA, 3),
+    # correct values from the library's own reference: the sandbox cannot tell, the flags do
+    "calls-the-library": ("softmax = attnlab.softmax\n", OWN_SDPA, 5),
     "edits-test-cell": (WRONG_SOFTMAX, OWN_SDPA, 3),
     "deletes-test-cell": (WRONG_SOFTMAX, OWN_SDPA, 3),
 }
@@ -202,13 +213,18 @@ def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
 
     with open(instructor.root / "grading_report.csv") as fh:
         report = {r["student"]: r for r in csv.DictReader(fh)}
+    assert sorted(report) == sorted(roster)
     for student, (kind, *_rest) in roster.items():
-        if kind in ("os-exit", "kills-kernel-later"):
-            assert report[student]["status"] == "graded 0" and "kernel died" in report[student]["reason"]
+        flags = report[student]["flags"]
+        if kind == "calls-the-library":  # full marks, for the instructor's review
+            assert "attnlab's own softmax" in flags and "ran inside the learner's softmax" in flags, flags
+        elif kind in ("correct", "partial", "blank"):
+            assert flags == "", (student, kind, flags)
 
-    tamper_rows = [(kind, got[s]) for s, (kind, *_r) in roster.items() if kind in TAMPERING]
+    tamper_rows = [(kind, got[s], report[s]["flags"]) for s, (kind, *_r) in roster.items() if kind in TAMPERING]
     lines = ["tampering attempts graded as an honest grader would (3 of 5 = softmax lost):"]
-    lines += [f"  {kind:<22s} {score:g} / 5" for kind, score in tamper_rows]
+    lines += [f"  {kind:<22s} {score:g} / 5" + (f"  flagged: {flags[:70]}" if flags else "")
+              for kind, score, flags in tamper_rows]
     lines.append(f"class of 40: exchange round trip {exchange_s:.1f} s; attnlab-grade {grading_s:.0f} s "
                  f"= {40 / (grading_s / 60):.1f} submissions per minute")
     for line in lines:
