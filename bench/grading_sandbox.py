@@ -81,7 +81,8 @@ def main() -> None:
             mode = "unsandboxed" if unsafe else "sandboxed"
             per[mode] = (seconds / n, run_s / n)
             print(f"{label:<28s} {mode:<12s} {n:>5d} {seconds:>16.1f} {seconds / n:>8.2f} {run_s:>16.1f} "
-                  f"{run_s / n:>8.2f}" + (f"   NOT FULL MARKS: {wrong}" if wrong else ""), flush=True)
+                  f"{run_s / n:>8.2f}" + (f"   below the maximum (free answers are graded by hand): {wrong}" if wrong else ""),
+                  flush=True)
         (tot_s, run_s), (tot_u, run_u) = per["sandboxed"], per["unsandboxed"]
         print(f"{label:<28s} sandboxed / unsandboxed: attnlab-grade {tot_s / tot_u:.2f} "
               f"(+{tot_s - tot_u:.2f} s per submission), notebook runs {run_s / run_u:.2f} "
