@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -170,7 +171,7 @@ class SandboxedExecute(Execute):
     cache_dir = Unicode("", help="Course folder whose .attnlab-grading cache holds runs done in "
                                  "parallel by attnlab-grade (class_grading.py); empty: run here.").tag(config=True)
 
-    def _cached(self, nb: NotebookNode, resources: dict) -> SandboxResult | None:
+    def _cached(self, nb: NotebookNode, resources: dict, limits: Limits) -> SandboxResult | None:
         """The outcome attnlab-grade's parallel runs stored for exactly this notebook, if any."""
         from .class_grading import cache_folder, cached_outcome, notebook_key
 
@@ -178,7 +179,8 @@ class SandboxedExecute(Execute):
         if not self.cache_dir or not info.get("student"):
             return None
         folder = cache_folder(Path(self.cache_dir), info.get("assignment", ""), info["student"],
-                              info.get("notebook", ""), notebook_key(nb))
+                              info.get("notebook", ""),
+                              notebook_key(nb, asdict(limits), self.unsafe_no_sandbox))
         outcome = cached_outcome(folder)
         if outcome is None:
             return None
@@ -195,7 +197,7 @@ class SandboxedExecute(Execute):
         work_root = Path(tempfile.mkdtemp(prefix="attnlab-grade-"))
         try:
             files = _submission_files(folder, notebook_name)
-            result = self._cached(nb, resources) or run_notebook_sandboxed(
+            result = self._cached(nb, resources, limits) or run_notebook_sandboxed(
                 nbformat.writes(nb), files, work_root / "w",
                 limits=limits, slot=self.slot, unsafe_no_sandbox=self.unsafe_no_sandbox,
             )

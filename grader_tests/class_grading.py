@@ -57,11 +57,13 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def notebook_key(nb) -> str:
-    """What decides a sandboxed run: the cells' types, ids and sources, and the graders' code."""
+def notebook_key(nb, limits: dict, unsafe_no_sandbox: bool) -> str:
+    """What decides a sandboxed run: the cells' types, ids and sources, the graders' code, the
+    time limits, and whether it ran in the sandbox at all."""
     cells = [(c.get("cell_type"), c.get("id"), c.get("source")) for c in nb.cells]
+    times = [limits.get("cell_timeout_s"), limits.get("wall_seconds")]
     text = json.dumps({"cells": cells, "kernel": nb.metadata.get("kernelspec", {}).get("name"),
-                       "code": _code_fingerprint()})
+                       "code": _code_fingerprint(), "times": times, "unsafe": unsafe_no_sandbox})
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -126,7 +128,8 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
                     nb, resources = step.preprocess(nb, resources)
             except Exception:
                 continue  # nbgrader will report this one itself when it grades
-            tasks.append(SandboxTask(assignment, student, path.stem, notebook_key(nb),
+            tasks.append(SandboxTask(assignment, student, path.stem,
+                                     notebook_key(nb, limits, unsafe_no_sandbox),
                                      nbformat.writes(nb), _submission_files(folder, path.stem),
                                      limits, unsafe_no_sandbox))
     return tasks

@@ -20,6 +20,7 @@ could make the instructor's own process read another student's work or the solut
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -158,14 +159,27 @@ def _scores(course_dir: Path, assignment: str, student: str) -> tuple[float, flo
         return float(sub.score), float(sub.max_score)
 
 
-def sandbox_limits(workers: int) -> Limits:
-    """Default limits, with the address space shared out among `workers` parallel sandboxes."""
+def sandbox_limits(course_dir: Path, workers: int) -> Limits:
+    """The limits nbgrader's SandboxedExecute would use in this course (its config file: the
+    cell timeout, the wall-clock limit, the address space), the address space shared out
+    among `workers` parallel sandboxes."""
+    from traitlets.config import Config
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    from .autograde import SandboxedExecute
+
+    config = Config()
+    with contextlib.suppress(ConfigFileNotFound):
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    step = SandboxedExecute(config=config)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):
         total = 16 * 2**30
     share = int(total * 0.9 / max(1, workers))
-    return Limits(address_space_bytes=max(6 * 2**30, min(Limits().address_space_bytes, share)))
+    wanted = int(step.address_space_gib * 2**30)
+    return Limits(address_space_bytes=max(min(6 * 2**30, wanted), min(wanted, share)),
+                  wall_seconds=step.wall_seconds, cell_timeout_s=int(step.timeout or 120))
 
 
 def _log_line(course_dir: Path):
@@ -208,7 +222,7 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
     linked = {s: _links_in(course_dir / "submitted" / s / assignment) for s in students}
     linked = {s: links for s, links in linked.items() if links}
     tasks = plan_tasks(course_dir, assignment, [s for s in students if s not in linked],
-                       sandbox_limits(workers), unsafe_no_sandbox)
+                       sandbox_limits(course_dir, workers), unsafe_no_sandbox)
     run_tasks(course_dir, tasks, workers=workers, scheduler=scheduler, progress=progress,
               on_done=_log_line(course_dir))
     # nbgrader stops the whole run at some errors of one submission (a graded cell with forged
