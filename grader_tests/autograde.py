@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import fnmatch
 import inspect
 import json
 import os
@@ -126,12 +127,15 @@ def _read_untrusted_notebook(path: Path | None) -> NotebookNode | None:
     return nb
 
 
-def _submission_files(folder: Path, notebook_name: str) -> dict[str, bytes]:
-    """The submission's other regular files (no symbolic or hard links, no folders, no notebooks), size-capped."""
+def _submission_files(folder: Path, notebook_name: str, ignore: tuple[str, ...] = ()) -> dict[str, bytes]:
+    """The submission's other regular files (no symbolic or hard links, no folders, no notebooks,
+    none matching the course's `CourseDirectory.ignore` patterns), size-capped."""
     files, total = {}, 0
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
             continue
+        if any(fnmatch.fnmatch(entry.name, pattern) for pattern in ignore):
+            continue  # nbgrader does not copy these into autograded/ either
         if entry.stat(follow_symlinks=False).st_nlink > 1:
             continue  # a hard link: its contents are some other file's (the solutions?), not the student's
         if entry.name.endswith(".ipynb") or entry.name.startswith("."):

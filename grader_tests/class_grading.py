@@ -96,9 +96,21 @@ def cached_outcome(folder: Path) -> dict | None:
         return None
 
 
+def course_config(course_dir: Path):
+    """The course's nbgrader_config.py as a traitlets Config (empty when there is none)."""
+    from traitlets.config import Config
+    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
+
+    try:
+        return PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    except ConfigFileNotFound:
+        return Config()
+
+
 def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
                limits: Limits | None = None, unsafe_no_sandbox: bool = False) -> list[SandboxTask]:
     """The notebooks nbgrader's autograde will run, sanitized exactly as it will (trusted)."""
+    from nbgrader.coursedir import CourseDirectory
     from nbgrader.preprocessors import (
         CheckCellMetadata,
         ClearOutput,
@@ -111,6 +123,7 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
 
     course_dir = Path(course_dir)
     db_url = f"sqlite:///{course_dir / 'gradebook.db'}"
+    ignore = tuple(CourseDirectory(config=course_config(course_dir)).ignore)
     limits = asdict(limits or Limits())
     tasks = []
     steps = [ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), OverwriteCells(), CheckCellMetadata()]
@@ -130,7 +143,7 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
                 continue  # nbgrader will report this one itself when it grades
             tasks.append(SandboxTask(assignment, student, path.stem,
                                      notebook_key(nb, limits, unsafe_no_sandbox),
-                                     nbformat.writes(nb), _submission_files(folder, path.stem),
+                                     nbformat.writes(nb), _submission_files(folder, path.stem, ignore),
                                      limits, unsafe_no_sandbox))
     return tasks
 

@@ -20,7 +20,6 @@ could make the instructor's own process read another student's work or the solut
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -163,15 +162,10 @@ def sandbox_limits(course_dir: Path, workers: int) -> Limits:
     """The limits nbgrader's SandboxedExecute would use in this course (its config file: the
     cell timeout, the wall-clock limit, the address space), the address space shared out
     among `workers` parallel sandboxes."""
-    from traitlets.config import Config
-    from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader
-
     from .autograde import SandboxedExecute
+    from .class_grading import course_config
 
-    config = Config()
-    with contextlib.suppress(ConfigFileNotFound):
-        config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
-    step = SandboxedExecute(config=config)
+    step = SandboxedExecute(config=course_config(course_dir))
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError):

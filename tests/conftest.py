@@ -10,12 +10,15 @@ import pytest
 
 # The environment pytest was started with, before the defaults below: the browser test starts
 # `make course` with it, as a learner's shell would (no ATTNLAB_STATIC, no MPLBACKEND=Agg).
-USER_ENVIRON = dict(os.environ)
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ.setdefault("ATTNLAB_STATIC", "1")
+# pytest-xdist workers inherit the controller's environment, defaults included, so the names
+# this file added are passed on in ATTNLAB_TEST_ADDED and taken out again there.
+_DEFAULTS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg", "ATTNLAB_STATIC": "1"}
+_added = [n for n in os.environ.get("ATTNLAB_TEST_ADDED", "").split(",") if n]
+_added += [n for n in _DEFAULTS if n not in os.environ]
+USER_ENVIRON = {k: v for k, v in os.environ.items() if k not in _added and k != "ATTNLAB_TEST_ADDED"}
+for _name, _value in _DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
+os.environ["ATTNLAB_TEST_ADDED"] = ",".join(dict.fromkeys(_added))
 
 
 def _choose_triton_mode() -> None:

@@ -1,16 +1,12 @@
-"""A class of 40 on one machine: release -> fetch -> submit -> collect through nbgrader's
-exchange, then `attnlab-grade` autogrades everyone — correct, partial, blank, crashing,
-timing out and tampered submissions — and the exported CSV holds exactly the expected scores.
+"""A class on one machine: release -> fetch -> submit -> collect through nbgrader's exchange,
+then `attnlab-grade` autogrades everyone — correct, partial, blank, crashing and timing-out
+submissions — and the exported CSV holds exactly the expected scores.
 
 Zone 0 is the assignment (5 points: softmax 2, scaled_dot_product_attention 3): it is the
-fastest notebook, so the whole class runs in a few minutes on 2 cores. Every notebook runs
-in the bubblewrap sandbox, where hidden checks only record outputs, and the grader outside
-judges them (grader_tests/sandbox.py, verdict.py); the full attack catalogue is
-tests/test_attacks.py. The tampering students here each try one trick on a wrong `softmax` and
-keep a correct attention, so an honest grade is exactly 3: a trick that worked would show up
-as 5. Two exceptions, by design: redefining `check` also silences the attention's hidden
-check (nothing is recorded, so 0), and handing in the library's own softmax scores 5 and is
-flagged for review in grading_report.csv.
+fastest notebook. Every notebook runs in the bubblewrap sandbox, where hidden checks only
+record outputs, and the grader outside judges them (grader_tests/sandbox.py, verdict.py).
+Attacks on grading are tests/test_attacks.py's catalogue; the JupyterHub round trip with real
+users is tests/test_hub.py. Second test: three students hand in the whole course.
 """
 
 from __future__ import annotations
@@ -50,59 +46,8 @@ OWN_SDPA = """def scaled_dot_product_attention(q, k, v, mask=None, causal=False)
 """
 BAD_SDPA_NO_SCALE = OWN_SDPA.replace(" / np.sqrt(q.shape[-1])", "")
 
-# student kind -> (softmax cell, sdpa cell or None for the solution's, expected score)
-TAMPERING = {
-    "eq-always-true": (
-        "class Liar:\n    def __eq__(self, other):\n        return True\n"
-        "    __array_priority__ = 1000\n\n"
-        "def softmax(x, axis=-1):\n    return Liar()\n", OWN_SDPA, 3),
-    # the learner's `check` replaces the graders' in every test cell below: nothing is recorded
-    "redefines-check": (
-        WRONG_SOFTMAX + "\ndef check(*args, **kwargs):\n    print('all checks passed.')\n", OWN_SDPA, 0),
-    "patches-numpy": (
-        WRONG_SOFTMAX + "\nnp.allclose = lambda *a, **k: True\n"
-        "np.isclose = lambda a, b, **k: np.ones(np.shape(a), dtype=bool)\n"
-        "np.array_equal = lambda *a, **k: True\nnp.testing.assert_allclose = lambda *a, **k: None\n",
-        OWN_SDPA, 3),
-    # the verdict is decided outside the sandbox: patching the graders inside changes nothing
-    "patches-grader-tests": (
-        WRONG_SOFTMAX + "\nimport grader_tests, grader_tests.core\n"
-        "grader_tests.check = lambda *a, **k: None\n"
-        "grader_tests.core.run_check = lambda *a, **k: []\n"
-        "grader_tests.core.compare = lambda *a, **k: None\n"
-        "grader_tests.core.check = lambda *a, **k: None\n", OWN_SDPA, 3),
-    "prints-passed": (
-        WRONG_SOFTMAX + "\nprint('softmax: all visible checks passed.')\n", OWN_SDPA, 3),
-    "sys-exit-inside": (
-        "import sys\ndef softmax(x, axis=-1):\n    sys.exit(0)\n", OWN_SDPA, 3),
-    # the hidden test cells are in the notebook the sandbox runs, but they hold no expected values
-    "reads-hidden-tests": (
-        "import glob\nLEAK = ''\nfor _nb in glob.glob('*.ipynb') + glob.glob('.*/*'):\n"
-        "    try:\n        LEAK += open(_nb, errors='replace').read()\n    except Exception:\n        pass\n"
-        "_good = ('allclose' + '(') in LEAK or ('expec' + 'ted') in LEAK  # not spelt out: LEAK holds this cell\n\n"
-        "def softmax(x, axis=-1):\n"
-        "    x = np.asarray(x, dtype=float)\n"
-        "    m = x.max(axis=axis, keepdims=True) if _good else 0.0\n"
-        "    e = np.exp(x - m)\n    return e / e.sum(axis=axis, keepdims=True)\n", OWN_SDPA, 3),
-    # the sandbox holds no solutions/, no source/, no other submission
-    "reads-solutions": (
-        "import glob, os, json\nSRC = ''\n"
-        "for pattern in ['../../../source/*/*.ipynb', '../../../*/*/00_quickstart.ipynb',\n"
-        "                os.path.join(os.path.dirname(__import__('attnlab').__file__), '../../solutions/*/*.py')]:\n"
-        "    for path in glob.glob(pattern):\n"
-        "        try:\n            SRC += open(path).read()\n        except Exception:\n            pass\n"
-        "_good = 'BEGIN SOLUTION' in SRC\n\n"
-        "def softmax(x, axis=-1):\n"
-        "    x = np.asarray(x, dtype=float)\n"
-        "    m = x.max(axis=axis, keepdims=True) if _good else 0.0\n"
-        "    e = np.exp(x - m)\n    return e / e.sum(axis=axis, keepdims=True)\n", OWN_SDPA, 3),
-    "sleeps-inside": (
-        "import time\ndef softmax(x, axis=-1):\n    time.sleep(10**6)\n", OWN_SDPA, 3),
-    # correct values from the library's own reference: the sandbox cannot tell, the flags do
-    "calls-the-library": ("softmax = attnlab.softmax\n", OWN_SDPA, 5),
-    "edits-test-cell": (WRONG_SOFTMAX, OWN_SDPA, 3),
-    "deletes-test-cell": (WRONG_SOFTMAX, OWN_SDPA, 3),
-}
+# student kind -> (softmax cell, sdpa cell or None for the solution's, expected score).
+# Attacks on grading are tests/test_attacks.py's catalogue; here, a class's ordinary faults.
 FAULTS = {
     "raises": ("def softmax(x, axis=-1):\n    raise ValueError('oops')\n", None, 0),
     "syntax-error": ("def softmax(x, axis=-1)\n    return x\n", None, 0),
@@ -111,7 +56,7 @@ FAULTS = {
     "sleeps-forever": ("import time\ntime.sleep(10**6)\n", None, 0),
     "loops-inside": ("def softmax(x, axis=-1):\n    while True:\n        pass\n", None, 0),
 }
-N_CORRECT, N_PARTIAL, N_BLANK = 10, 6, 6
+N_CORRECT, N_PARTIAL, N_BLANK = 4, 3, 3
 
 
 def _roster():
@@ -123,7 +68,7 @@ def _roster():
         roster[f"s{len(roster):02d}"] = ("partial", None, BAD_SDPA_NO_SCALE, 2)
     for _ in range(N_BLANK):
         roster[f"s{len(roster):02d}"] = ("blank", "BLANK", None, 0)
-    for kind, (soft, sdpa, score) in {**FAULTS, **TAMPERING}.items():
+    for kind, (soft, sdpa, score) in FAULTS.items():
         roster[f"s{len(roster):02d}"] = (kind, soft, sdpa, score)
     return roster
 
@@ -165,7 +110,7 @@ def _exchange(cls, coursedir_root: Path, exchange: Path, assignment: str, studen
     return step.start()
 
 
-def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
+def test_a_class_through_the_exchange(tmp_path, report_row):
     from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeSubmit
 
     exchange = tmp_path / "exchange"
@@ -183,7 +128,7 @@ def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
     solution_nb = nbformat.read(instructor.source_notebook(ZONE), as_version=4)
 
     roster = _roster()
-    assert len(roster) == 40
+    size = len(roster)
     start = time.perf_counter()
     for student, (kind, soft, sdpa, _) in roster.items():
         home = tmp_path / "students" / student
@@ -205,7 +150,7 @@ def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
 
     with open(instructor.root / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 40, f"grades.csv has {len(rows)} rows"
+    assert len(rows) == size, f"grades.csv has {len(rows)} rows for {size} students"
     got = {r["student_id"]: float(r["score"]) for r in rows}
     wrong = {s: (roster[s][0], got.get(s), roster[s][3]) for s in roster if got.get(s) != roster[s][3]}
     assert not wrong, f"unexpected scores (kind, got, expected): {wrong}"
@@ -215,31 +160,23 @@ def test_a_class_of_40_through_the_exchange(tmp_path, report_row):
         report = {r["student"]: r for r in csv.DictReader(fh)}
     assert sorted(report) == sorted(roster)
     for student, (kind, *_rest) in roster.items():
-        flags = report[student]["flags"]
-        if kind == "calls-the-library":  # full marks, for the instructor's review
-            assert "attnlab's own softmax" in flags and "ran inside the learner's softmax" in flags, flags
-        elif kind in ("correct", "partial", "blank"):
-            assert flags == "", (student, kind, flags)
-
-    tamper_rows = [(kind, got[s], report[s]["flags"]) for s, (kind, *_r) in roster.items() if kind in TAMPERING]
-    lines = ["tampering attempts graded as an honest grader would (3 of 5 = softmax lost):"]
-    lines += [f"  {kind:<22s} {score:g} / 5" + (f"  flagged: {flags[:70]}" if flags else "")
-              for kind, score, flags in tamper_rows]
-    lines.append(f"class of 40: exchange round trip {exchange_s:.1f} s; attnlab-grade {grading_s:.0f} s "
-                 f"= {40 / (grading_s / 60):.1f} submissions per minute")
-    for line in lines:
-        print(line)
-        report_row("summary_line", line)
+        assert report[student]["flags"] == "", (student, kind, report[student]["flags"])
+        if kind in FAULTS and kind not in ("raises", "syntax-error", "loops-inside"):
+            assert report[student]["reason"], (student, kind, "a run that did not finish says why")
+    line = (f"class of {size}: exchange round trip {exchange_s:.1f} s; attnlab-grade {grading_s:.0f} s "
+            f"= {size / (grading_s / 60):.1f} submissions per minute")
+    print(line)
+    report_row("summary_line", line)
 
     # A second run gives the same grades (here for a quarter of the class, to save time).
     first = {s: got[s] for s in got}
     again = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "autograde", ZONE, "--force", "--student=s2*",
+        [sys.executable, "-m", "nbgrader", "autograde", ZONE, "--force", "--student=s1*",
          "--log-level=ERROR"],
         cwd=instructor.root, env=nbgrader_env(), capture_output=True, text=True, timeout=900,
     )
     assert again.returncode in (0, 1), again.stderr[-2000:]
-    for student in [s for s in roster if s.startswith("s2")]:
+    for student in [s for s in roster if s.startswith("s1")]:
         assert instructor.scores(ZONE, student)[0] == first[student], student
 
 
@@ -254,10 +191,10 @@ def _last_exercise(nb) -> tuple[str, float]:
     return cells[last].metadata["nbgrader"]["grade_id"], float(after)
 
 
-def test_five_students_hand_in_the_whole_course(tmp_path, report_row):
-    """40 submissions of the full course (5 students x 8 zones) through the exchange:
-    every one is graded with the expected score, a kernel killed mid-notebook loses nothing
-    but that notebook, and grading an assignment twice gives the same grades."""
+def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
+    """The full course (3 students x 8 zones) through the exchange:
+    every one is graded with the expected score, a kernel killed in the last exercise costs
+    only what had not run yet, and grading an assignment twice gives the same grades."""
     from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeSubmit
 
     root = Path(__file__).resolve().parent.parent
@@ -273,7 +210,6 @@ def test_five_students_hand_in_the_whole_course(tmp_path, report_row):
     for zone in zones:
         instructor.nbgrader("release_assignment", zone, "--force")
         solution = nbformat.read(instructor.source_notebook(zone), as_version=4)
-        release = nbformat.read(instructor.release_notebook(zone), as_version=4)
         total = float(sum(c.metadata["nbgrader"].get("points", 0) for c in solution.cells
                           if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")))
         last, last_points = _last_exercise(solution)
@@ -281,10 +217,8 @@ def test_five_students_hand_in_the_whole_course(tmp_path, report_row):
         students = {
             "ada": (solution, total),
             "bob": (replace_solution(solution, last, stub), total - last_points),
-            "cyd": (release, 0.0),
-            "dee": (replace_solution(solution, last, "import os\nos._exit(1)\n"), 0.0),
-            "eve": (replace_solution(solution, last, stub + "\ndef check(*a, **k):\n    print('passed')\n"),
-                    total - last_points),
+            # the kernel dies in the last exercise: what ran before it still counts
+            "dee": (replace_solution(solution, last, "import os\nos._exit(1)\n"), total - last_points),
         }
         for student, (nb, score) in students.items():
             home = tmp_path / "students" / student
@@ -304,7 +238,7 @@ def test_five_students_hand_in_the_whole_course(tmp_path, report_row):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     with open(instructor.root / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 40, f"grades.csv has {len(rows)} rows"
+    assert len(rows) == 3 * len(zones), f"grades.csv has {len(rows)} rows"
     got = {(r["assignment"], r["student_id"]): float(r["score"]) for r in rows}
     wrong = {key: (got.get(key), want) for key, want in expected.items() if got.get(key) != want}
     assert not wrong, f"unexpected scores (got, expected): {wrong}"
@@ -314,9 +248,10 @@ def test_five_students_hand_in_the_whole_course(tmp_path, report_row):
         cwd=instructor.root, env=nbgrader_env(), capture_output=True, text=True, timeout=900,
     )
     assert again.returncode in (0, 1), again.stderr[-2000:]
-    for student in ("ada", "bob", "cyd", "eve"):
+    for student in ("ada", "bob", "dee"):
         assert instructor.scores("06_review", student)[0] == expected[("06_review", student)]
-    line = (f"whole course, 5 students x {len(zones)} zones = 40 submissions: attnlab-grade "
-            f"{grading_s:.0f} s = {40 / (grading_s / 60):.1f} submissions per minute")
+    n = 3 * len(zones)
+    line = (f"whole course, 3 students x {len(zones)} zones = {n} submissions: attnlab-grade "
+            f"{grading_s:.0f} s = {n / (grading_s / 60):.1f} submissions per minute")
     print(line)
     report_row("summary_line", line)
