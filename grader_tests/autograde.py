@@ -158,11 +158,12 @@ def _how_it_ended(result: SandboxResult, wall_seconds: float) -> str:
     """A sentence for the report when the notebook did not run to its end ('' when it did)."""
     if result.timed_out:
         return f"the notebook was stopped at the wall-clock limit ({wall_seconds:g} s)"
-    if result.notebook is None:
-        reason = result.log.strip().splitlines()[-1][:200] if result.log.strip() else ""
-        return "the sandbox ended before the notebook finished" + (f": {reason}" if reason else
-                                                                  " (killed, or out of memory)")
-    return ""
+    if result.notebook is not None and result.returncode == 0:
+        return ""
+    last = result.log.strip().splitlines()[-1][:200] if result.log.strip() else ""
+    if "DeadKernelError" in result.log or "Kernel died" in result.log:
+        last = "the kernel died: os._exit, a crash, or out of memory"
+    return "the notebook did not run to its end" + (f" ({last})" if last else " (killed, or out of memory)")
 
 
 class SandboxedExecute(Execute):
@@ -188,10 +189,11 @@ class SandboxedExecute(Execute):
         outcome = cached_outcome(folder)
         if outcome is None:
             return None
-        executed = folder / "executed.ipynb"
+        executed, log = folder / "executed.ipynb", folder / "sandbox.log"
+        text = log.read_text(errors="replace") if log.is_file() else ""
         return SandboxResult(int(outcome.get("returncode") or 0), bool(outcome.get("timed_out")),
                              float(outcome.get("wall_s") or 0.0), executed if executed.is_file() else None,
-                             folder / "results", str(outcome.get("error") or ""))
+                             folder / "results", text + "\n" + str(outcome.get("error") or ""))
 
     def preprocess(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
         folder = Path(resources.get("metadata", {}).get("path") or ".")
