@@ -166,6 +166,15 @@ def _how_it_ended(result: SandboxResult, wall_seconds: float) -> str:
     return "the notebook did not run to its end" + (f" ({last})" if last else " (killed, or out of memory)")
 
 
+def _timed_out_cells(executed: NotebookNode | None) -> str:
+    """A sentence for the report when cells were interrupted at the cell time limit."""
+    if executed is None:
+        return ""
+    stopped = [c for c in executed.cells if c.cell_type == "code"
+               and any(o.get("ename") in ("CellTimeoutError", "KeyboardInterrupt") for o in c.get("outputs", []))]
+    return f"{len(stopped)} cell(s) ran past the cell time limit and were interrupted" if stopped else ""
+
+
 class SandboxedExecute(Execute):
     """nbgrader's Execute, run in a bubblewrap sandbox, with hidden-test verdicts decided outside."""
 
@@ -222,7 +231,7 @@ class SandboxedExecute(Execute):
             "notebook": notebook_name,
             "sandboxed": not self.unsafe_no_sandbox,
             "timed_out": result.timed_out,
-            "ended": _how_it_ended(result, self.wall_seconds),
+            "ended": _how_it_ended(result, self.wall_seconds) or _timed_out_cells(executed),
             "wall_s": round(result.wall_s, 2),
             "verdicts": [{"exercise": v.exercise, "passed": v.passed, "message": v.message,
                           "flags": v.flags} for v in verdicts],

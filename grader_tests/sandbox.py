@@ -327,6 +327,9 @@ def _run(args: argparse.Namespace) -> int:
     client = NotebookClient(
         nb, timeout=limits.cell_timeout_s, allow_errors=True, interrupt_on_timeout=True,
         kernel_name="python3", resources={"metadata": {"path": os.getcwd()}},
+        error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran past {limits.cell_timeout_s} s",
+                          "traceback": [f"CellTimeoutError: the cell ran past {limits.cell_timeout_s} s "
+                                        "and was interrupted"]},
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
     )
     try:
