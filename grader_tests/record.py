@@ -13,14 +13,13 @@ is one of two signals, the other is read from the submitted source outside.
 
 from __future__ import annotations
 
-import copy
 import os
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from .core import REGISTRY, Case, _call_with_timeout, _Timeout
+from .core import REGISTRY, Case, _call_with_timeout, _copy_args, _Timeout
 from .plain_data import encode, write_record
 
 __all__ = ["record_check"]
@@ -33,7 +32,7 @@ def _library_dir() -> str:
 
 
 def _outcome(fn: Callable, case: Case, timeout_s: float, arrays: dict, library: str) -> dict:
-    args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+    args, kwargs = _copy_args(case.args, case.kwargs)
     called: set[str] = set()
 
     def profile(frame, event, arg):

@@ -9,13 +9,12 @@ here too. Nothing from the sandbox is executed: outcomes are plain data (plain_d
 from __future__ import annotations
 
 import builtins
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .core import REGISTRY, _mutant_hints_for_exception, compare, failure_message
+from .core import REGISTRY, _copy_args, _mutant_hints_for_exception, compare, failure_message
 from .plain_data import decode, read_record
 
 __all__ = ["Verdict", "judge_outcomes", "judge_record"]
@@ -32,7 +31,7 @@ class Verdict:
 
 
 def _expected(ex, case):
-    args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
+    args, kwargs = _copy_args(case.args, case.kwargs)
     with np.errstate(all="ignore"):
         return ex.reference(*args, **kwargs)
 

@@ -19,6 +19,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 from build_course import source_notebook, write_notebook
 
+# A student's own, correct scaled_dot_product_attention for Zone 0 (written without the
+# library), the cell classmates keep while a test varies their softmax.
+OWN_SDPA = """def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
+    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
+    allowed = np.ones(s.shape[-2:], dtype=bool)
+    if mask is not None:
+        allowed = allowed & mask
+    if causal:
+        allowed = allowed & np.tril(np.ones(s.shape[-2:], dtype=bool), k=k.shape[-2] - q.shape[-2])
+    s = np.where(allowed, s, -np.inf)
+    m = s.max(axis=-1, keepdims=True)
+    m = np.where(np.isneginf(m), 0.0, m)
+    e = np.exp(s - m)
+    t = e.sum(axis=-1, keepdims=True)
+    w = np.divide(e, t, out=np.zeros_like(e), where=t > 0)
+    return w @ v, w
+"""
+
 
 def nbgrader_env() -> dict:
     """nbgrader runs `alembic` as a subprocess: put this interpreter's bin folder on PATH."""

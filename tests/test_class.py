@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader_course import Course, nbgrader_env, replace_solution
+from nbgrader_course import OWN_SDPA, Course, nbgrader_env, replace_solution
 
 ZONE = "00_quickstart"
 pytestmark = pytest.mark.slow
@@ -28,21 +28,6 @@ pytestmark = pytest.mark.slow
 WRONG_SOFTMAX = """def softmax(x, axis=-1):
     e = np.exp(np.asarray(x, dtype=float))          # no max subtraction: wrong on huge scores
     return e / e.sum(axis=axis, keepdims=True)
-"""
-OWN_SDPA = """def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
-    s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    allowed = np.ones(s.shape[-2:], dtype=bool)
-    if mask is not None:
-        allowed = allowed & mask
-    if causal:
-        allowed = allowed & np.tril(np.ones(s.shape[-2:], dtype=bool), k=k.shape[-2] - q.shape[-2])
-    s = np.where(allowed, s, -np.inf)
-    m = s.max(axis=-1, keepdims=True)
-    m = np.where(np.isneginf(m), 0.0, m)
-    e = np.exp(s - m)
-    t = e.sum(axis=-1, keepdims=True)
-    w = np.divide(e, t, out=np.zeros_like(e), where=t > 0)
-    return w @ v, w
 """
 BAD_SDPA_NO_SCALE = OWN_SDPA.replace(" / np.sqrt(q.shape[-1])", "")
 
