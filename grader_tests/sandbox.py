@@ -138,15 +138,18 @@ def _bwrap_argv(work: Path, env: dict[str, str], inner: list[str]) -> list[str]:
             argv += ["--symlink", os.readlink(target), f"/{name}"]
         elif target.is_dir():
             argv += ["--ro-bind", str(target), f"/{name}"]
+    # A fresh /tmp first: a Python environment that lives under /tmp (a clone there) is then
+    # bound on top of it instead of being hidden by it.
+    argv += ["--perms", "1777", "--tmpfs", "/tmp"]
     roots = _python_roots()
-    ancestors = sorted({str(a) for r in roots for a in Path(r).parents if str(a) != "/"}, key=len)
+    ancestors = sorted({str(a) for r in roots for a in Path(r).parents if str(a) not in ("/", "/tmp")},
+                       key=len)
     for folder in ancestors:  # traversable by the sandbox's user, whatever the host's modes
         argv += ["--perms", "0755", "--dir", folder]
     for root in roots:
         argv += ["--ro-bind", root, root]
     argv += [
         "--proc", "/proc", "--dev", "/dev",
-        "--perms", "1777", "--tmpfs", "/tmp",
         "--bind", str(work), WORK, "--chdir", WORK,
         "--clearenv",
     ]
