@@ -237,22 +237,37 @@ def run_tasks(course_dir: Path, tasks: list[SandboxTask], workers: int = 1,
 
 
 def _run_on_dask(scheduler: str, todo: list[SandboxTask], done) -> None:
-    """Send the tasks to a Dask cluster; a task whose workers keep dying comes back as an error."""
+    """Send the tasks to a Dask cluster; a task whose workers keep dying comes back as an error.
+
+    When a worker dies, Dask blames every task it held, so an innocent submission that shared a
+    worker with a killer can run out of allowed failures too. Such tasks are retried one at a
+    time after the others: only a task that kills its workers when it runs alone is graded 0.
+    """
     try:
         from distributed import Client
         from distributed import as_completed as dask_completed
     except ImportError as exc:  # pragma: no cover - the extra is missing
         raise SystemExit("attnlab-grade --scheduler needs Dask distributed: "
                          "pip install 'attnlab[cluster]'") from exc
+    suspects = []
     with Client(scheduler, timeout=30) as client:
-        futures = {client.submit(run_task, t, key=f"attnlab-{t.student}-{t.notebook}-{t.key}",
-                                 pure=False): t for t in todo}
+        futures = {client.submit(run_task, t, key=_dask_key(t), pure=False): t for t in todo}
         for future in dask_completed(list(futures)):
-            task = futures[future]
             try:
-                outcome = future.result()
-            except Exception as exc:  # KilledWorker: the task killed its workers; no result
+                done(futures[future], future.result())
+            except Exception:  # KilledWorker: this task, or one beside it, killed the workers
+                suspects.append(futures[future])
+        for task in suspects:  # alone on the cluster, so only its own deaths count against it
+            try:
+                outcome = client.submit(run_task, task, key=_dask_key(task, "alone"),
+                                        pure=False).result()
+            except Exception as exc:
                 outcome = {"key": task.key, "returncode": -9, "timed_out": False, "wall_s": 0.0,
                            "log": "", "executed": None, "records": {},
-                           "error": f"grading workers died while running this submission ({type(exc).__name__})"}
+                           "error": "grading workers died while running this submission alone "
+                                    f"({type(exc).__name__})"}
             done(task, outcome)
+
+
+def _dask_key(task: SandboxTask, attempt: str = "") -> str:
+    return f"attnlab-{task.student}-{task.notebook}-{task.key}{'-' + attempt if attempt else ''}"

@@ -125,11 +125,13 @@ def dask_cluster(tmp_path):
     """`dask scheduler` and two `dask worker` processes on 127.0.0.1, as an instructor runs them.
 
     The workers preload tests/dask_kill_plugin.py: a worker dies whenever it starts the run of
-    student "fay-kills", to stand for a submission that takes its worker down.
+    student "abe-kills", to stand for a submission that takes its worker down.
     """
     port = _free_port()
+    # Every task is handed to a worker up front (saturation inf), so when "abe-kills" takes its
+    # worker down, the classmates queued on that worker are blamed too: they must not pay for it.
     env = dict(nbgrader_env(), DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
-               PYTHONPATH=str(HERE))
+               DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="inf", PYTHONPATH=str(HERE))
     bin_dir = Path(sys.executable).parent
     procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
                                str(port), "--no-dashboard"], env=env, cwd=tmp_path,
@@ -157,15 +159,17 @@ def dask_cluster(tmp_path):
 def test_a_dask_cluster_grades_like_the_local_pool(tmp_path, dask_cluster):
     course = _class_course(tmp_path / "c")
     solution = nbformat.read(course.source_notebook(ZONE), as_version=4)
-    course.submit("fay-kills", ZONE, solution)  # its runs kill their workers (see the plugin)
+    course.submit("abe-kills", ZONE, solution)  # its runs kill their workers (see the plugin)
     start = time.perf_counter()
     _grade(course, "--scheduler", dask_cluster)
     seconds = time.perf_counter() - start
     expected = {s: float(score) for s, (_, _, score) in CLASS.items()}
     scores = _scores(course)
     assert {s: scores[s] for s in CLASS} == expected
-    assert scores["fay-kills"] == 0
+    assert scores["abe-kills"] == 0
     with open(course.root / "grading_report.csv") as fh:
         rows = {row["student"]: row for row in csv.DictReader(fh)}
-    assert "workers died" in rows["fay-kills"]["reason"]
+    assert "workers died" in rows["abe-kills"]["reason"]
+    victims = [s for s in CLASS if "workers died" in rows[s]["reason"]]
+    assert not victims, f"classmates blamed for the killer's deaths: {victims}"
     print(f"\nDask cluster (2 workers): {len(CLASS) + 1} submissions in {seconds:.0f} s")
