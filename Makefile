@@ -13,6 +13,20 @@ LAB_ARGS ?=
 # Assignments/Courses tabs (no course exchange here), no news pop-up; Validate stays. These
 # config files come first on the config path, ahead of the venv's (sys-prefix) ones.
 LEARNER_CONFIG := $(abspath jupyter/learner)
+# The edition: `make course COURSE_LANG=ja` opens the Japanese notebooks (course/ja/) in a
+# Japanese JupyterLab (jupyter/learner-ja/: the ja-JP language pack's locale), and the course's
+# messages are in Japanese (ATTNLAB_LANG).
+COURSE_LANG ?= en
+ifeq ($(COURSE_LANG),ja)
+COURSE_ROOT := course/ja
+LEARNER_CONFIG := $(abspath jupyter/learner-ja):$(LEARNER_CONFIG)
+LANG_ENV := ATTNLAB_LANG=ja
+else ifeq ($(COURSE_LANG),en)
+COURSE_ROOT := course
+LANG_ENV :=
+else
+$(error COURSE_LANG=$(COURSE_LANG): expected en or ja)
+endif
 # JupyterLab refuses to start as root (containers, CI) unless told it may.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -29,10 +43,11 @@ $(VENV)/.dev-installed: $(VENV)/.course-installed
 	$(PY) -m pip install -e ".[triton,models,dev]"
 	touch $@
 
-## Start JupyterLab on course/ (installs everything into .venv first).
+## Start JupyterLab on course/ (installs everything into .venv first); COURSE_LANG=ja: course/ja/.
 course: $(VENV)/.course-installed
-	PATH="$(abspath $(VENV))/bin:$$PATH" JUPYTER_CONFIG_PATH="$(LEARNER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
-		$(VENV)/bin/jupyter lab --ServerApp.root_dir=course --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
+	$(if $(filter ja,$(COURSE_LANG)),./tools/ensure_system_packages.sh fonts)
+	$(LANG_ENV) PATH="$(abspath $(VENV))/bin:$$PATH" JUPYTER_CONFIG_PATH="$(LEARNER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+		$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(COURSE_ROOT) --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
 ## Install what the tests need and run the whole suite.
 test: $(VENV)/.dev-installed
@@ -47,7 +62,7 @@ test-triton-oldest: $(VENV)/.dev-installed
 	PYTHONPATH="$(abspath $(VENV))/triton-$(TRITON_OLDEST)" $(PY) -c "import triton; assert triton.__version__ == '$(TRITON_OLDEST)', triton.__version__"
 	PYTHONPATH="$(abspath $(VENV))/triton-$(TRITON_OLDEST)" $(PY) -m pytest tests/test_flash_triton.py
 
-## Rebuild course/ from the jupytext sources in solutions/.
+## Rebuild course/ (and the Japanese course/ja/) from the jupytext sources in solutions/.
 build: $(VENV)/.course-installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) tools/build_course.py
 

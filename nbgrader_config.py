@@ -6,11 +6,19 @@ are the release. `make build` writes each solutions/NN_name/NN_name.ipynb from i
 source; the `.py` sources hold the solutions and are ignored so they are never released.
 """
 
+import os
+
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)
 
 c.CourseDirectory.course_id = "attnlab"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "course"
+# A Japanese class: the same commands with ATTNLAB_LANG=ja. The Japanese edition's instructor
+# notebooks (built by `make build` into solutions-ja/) are the source, course/ja/ the release;
+# grade ids, points and graders are the same, and the feedback is in Japanese.
+if os.environ.get("ATTNLAB_LANG", "").lower().startswith("ja"):
+    c.CourseDirectory.source_directory = "solutions-ja"
+    c.CourseDirectory.release_directory = "course/ja"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.py"]
 
 # Every notebook runs top to bottom in under 3 minutes; one cell may train a small model.

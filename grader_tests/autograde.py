@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
+from attnlab.i18n import language
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer, Unicode
@@ -194,7 +195,7 @@ class SandboxedExecute(Execute):
             return None
         folder = cache_folder(Path(self.cache_dir), info.get("assignment", ""), info["student"],
                               info.get("notebook", ""),
-                              notebook_key(nb, asdict(limits), self.unsafe_no_sandbox))
+                              notebook_key(nb, asdict(limits), self.unsafe_no_sandbox, language()))
         outcome = cached_outcome(folder)
         if outcome is None:
             return None

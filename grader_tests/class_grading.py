@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
+from attnlab.i18n import language
 
 from .sandbox import Limits, run_notebook_sandboxed
 
@@ -57,13 +58,14 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def notebook_key(nb, limits: dict, unsafe_no_sandbox: bool) -> str:
+def notebook_key(nb, limits: dict, unsafe_no_sandbox: bool, lang: str = "en") -> str:
     """What decides a sandboxed run: the cells' types, ids and sources, the graders' code, the
-    time limits, and whether it ran in the sandbox at all."""
+    time limits, the language it prints in, and whether it ran in the sandbox at all."""
     cells = [(c.get("cell_type"), c.get("id"), c.get("source")) for c in nb.cells]
     times = [limits.get("cell_timeout_s"), limits.get("wall_seconds")]
     text = json.dumps({"cells": cells, "kernel": nb.metadata.get("kernelspec", {}).get("name"),
-                       "code": _code_fingerprint(), "times": times, "unsafe": unsafe_no_sandbox})
+                       "code": _code_fingerprint(), "times": times, "unsafe": unsafe_no_sandbox,
+                       "lang": lang})
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -79,6 +81,7 @@ class SandboxTask:
     files: dict[str, bytes] = field(default_factory=dict)
     limits: dict = field(default_factory=lambda: asdict(Limits()))
     unsafe_no_sandbox: bool = False
+    lang: str = "en"  # the grader's language (ATTNLAB_LANG), fixed when the class is planned
 
 
 def cache_folder(course_dir: Path, assignment: str, student: str, notebook: str, key: str) -> Path:
@@ -125,6 +128,7 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
     db_url = f"sqlite:///{course_dir / 'gradebook.db'}"
     ignore = tuple(CourseDirectory(config=course_config(course_dir)).ignore)
     limits = asdict(limits or Limits())
+    lang = language()
     tasks = []
     steps = [ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), OverwriteCells(), CheckCellMetadata()]
     for student in students:
@@ -142,9 +146,9 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
             except Exception:
                 continue  # nbgrader will report this one itself when it grades
             tasks.append(SandboxTask(assignment, student, path.stem,
-                                     notebook_key(nb, limits, unsafe_no_sandbox),
+                                     notebook_key(nb, limits, unsafe_no_sandbox, lang),
                                      nbformat.writes(nb), _submission_files(folder, path.stem, ignore),
-                                     limits, unsafe_no_sandbox))
+                                     limits, unsafe_no_sandbox, lang))
     return tasks
 
 
@@ -156,7 +160,7 @@ def run_task(task: SandboxTask, slot: int | None = None) -> dict:
     try:
         result = run_notebook_sandboxed(task.notebook_json, task.files, work_root / "w",
                                         limits=Limits(**task.limits), slot=slot,
-                                        unsafe_no_sandbox=task.unsafe_no_sandbox)
+                                        unsafe_no_sandbox=task.unsafe_no_sandbox, lang=task.lang)
         records = {}
         for path in sorted(result.results_dir.glob("*.npz")):
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 * 2**20:

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from attnlab.i18n import tr
 
 # Bound at import time: a learner who later replaces numpy.allclose & co. does not change these.
 _asarray = np.asarray
@@ -56,7 +57,6 @@ __all__ = [
 ]
 
 DEFAULT_TIMEOUT_S = 20.0
-NOT_IMPLEMENTED = "not implemented yet."  # how a failure for NotImplementedError begins, after the name
 MAX_ERROR_CHARS = 240  # of a learner's exception text in a message
 _GRADER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # Frames of these are not the learner's line: report the learner's own call instead.
@@ -179,15 +179,16 @@ def _index(idx: tuple) -> str:
 
 def _differences(exp, arr, bad) -> list[str]:
     """Expected vs got on both arrays, and at the first few differing entries."""
-    lines = [f"  expected: {_fmt(exp)}", f"  got:      {_fmt(arr)}"]
+    lines = [tr("  expected: {value}", value=_fmt(exp)), tr("  got:      {value}", value=_fmt(arr))]
     if exp.ndim == 0:
         return lines
     where = np.argwhere(bad)
     for idx in where[:MAX_DIFFS_SHOWN]:
         idx = tuple(idx)
-        lines.append(f"  at {_index(idx)}: expected {_num(exp[idx])}, got {_num(arr[idx])}")
+        lines.append(tr("  at {index}: expected {expected}, got {got}", index=_index(idx),
+                        expected=_num(exp[idx]), got=_num(arr[idx])))
     if len(where) > MAX_DIFFS_SHOWN:
-        lines.append(f"  ... and {len(where) - MAX_DIFFS_SHOWN} more")
+        lines.append(tr("  ... and {n} more", n=len(where) - MAX_DIFFS_SHOWN))
     return lines
 
 
@@ -209,13 +210,16 @@ def _as_plain_array(got, where: str):
     return None
 
 
-def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, where="output"):
+def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, where=None):
     """Return None when `got` matches `expected`, else a sentence saying what differs."""
+    where = tr("output") if where is None else where
     if isinstance(expected, tuple):
         if type(got) not in (tuple, list):
-            return f"{where}: expected a tuple of {len(expected)} values, got {type(got).__name__}"
+            return tr("{where}: expected a tuple of {n} values, got {kind}", where=where,
+                      n=len(expected), kind=type(got).__name__)
         if len(got) != len(expected):
-            return f"{where}: expected {len(expected)} values, got {len(got)}"
+            return tr("{where}: expected {n} values, got {m}", where=where, n=len(expected),
+                      m=len(got))
         for i, (e, g) in enumerate(zip(expected, got)):
             msg = compare(e, g, rtol, atol, check_dtype, where=f"{where}[{i}]")
             if msg:
@@ -223,9 +227,10 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
         return None
     if isinstance(expected, dict):
         if type(got) is not dict:
-            return f"{where}: expected a dict, got {type(got).__name__}"
+            return tr("{where}: expected a dict, got {kind}", where=where, kind=type(got).__name__)
         if sorted(map(str, got)) != sorted(map(str, expected)):
-            return f"{where}: expected keys {sorted(expected)}, got {sorted(got)}"
+            return tr("{where}: expected keys {expected}, got {got}", where=where,
+                      expected=sorted(expected), got=sorted(got))
         for key in expected:
             msg = compare(expected[key], got[key], rtol, atol, check_dtype, where=f"{where}[{key!r}]")
             if msg:
@@ -233,36 +238,37 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
         return None
     if isinstance(expected, str):
         if type(got) is not str:
-            return f"{where}: expected a string, got {type(got).__name__}"
+            return tr("{where}: expected a string, got {kind}", where=where, kind=type(got).__name__)
         return None if got.strip().lower() == expected.strip().lower() else (
-            f"{where}: expected {expected!r}, got {got!r}"
+            tr("{where}: expected {expected}, got {got}", where=where, expected=repr(expected),
+               got=repr(got))
         )
     exp = _asarray(expected)
     arr = _as_plain_array(got, where)
     if arr is None:
-        return (
-            f"{where}: expected a NumPy array or number, got an object of type "
-            f"{type(got).__name__}"
-        )
+        return tr("{where}: expected a NumPy array or number, got an object of type {kind}",
+                  where=where, kind=type(got).__name__)
     if exp.dtype == _bool_:
         if arr.dtype != _bool_:
-            return f"{where}: expected a boolean array (True/False), got dtype {arr.dtype}"
+            return tr("{where}: expected a boolean array (True/False), got dtype {dtype}",
+                      where=where, dtype=arr.dtype)
         if arr.shape != exp.shape:
-            return f"{where}: shape: expected {exp.shape}, got {arr.shape}"
+            return tr("{where}: shape: expected {expected}, got {got}", where=where,
+                      expected=exp.shape, got=arr.shape)
         if not _array_equal(arr, exp):
             bad = arr != exp
-            return "\n".join([f"{where}: {int(bad.sum())} of {exp.size} entries differ"]
+            return "\n".join([tr("{where}: {n} of {size} entries differ", where=where,
+                                  n=int(bad.sum()), size=exp.size)]
                              + _differences(exp, arr, bad))
         return None
     if not (_issubdtype(arr.dtype, _number) or arr.dtype == _bool_):
-        return f"{where}: expected numbers, got dtype {arr.dtype}"
+        return tr("{where}: expected numbers, got dtype {dtype}", where=where, dtype=arr.dtype)
     if arr.shape != exp.shape:
-        return f"{where}: shape: expected {exp.shape}, got {arr.shape} (dtype {arr.dtype})"
+        return tr("{where}: shape: expected {expected}, got {got} (dtype {dtype})", where=where,
+                  expected=exp.shape, got=arr.shape, dtype=arr.dtype)
     if check_dtype and _issubdtype(exp.dtype, _floating) and arr.dtype != exp.dtype:
-        return (
-            f"{where}: dtype: expected {exp.dtype} (the input's dtype), got {arr.dtype}; "
-            "keep the input's floating type"
-        )
+        return tr("{where}: dtype: expected {expected} (the input's dtype), got {got}; keep the "
+                  "input's floating type", where=where, expected=exp.dtype, got=arr.dtype)
     shown = arr
     arr = arr.astype(float)
     expf = exp.astype(float)
@@ -273,18 +279,20 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
     if _all(ok):
         return None
     bad = ~ok
-    tolerance = f"tolerance rtol={rtol:g}, atol={atol:g}"
+    tolerance = tr("tolerance rtol={rtol:g}, atol={atol:g}", rtol=rtol, atol=atol)
     new_nan = _isnan(arr) & ~_isnan(expf)
     if _any(new_nan):
-        headline = (f"{where}: {int(new_nan.sum())} of {expf.size} values are NaN where the "
-                    "correct result has none")
+        headline = tr("{where}: {n} of {size} values are NaN where the correct result has none",
+                      where=where, n=int(new_nan.sum()), size=expf.size)
     elif expf.ndim == 0:
-        return f"{where}: expected {_num(exp[()])}, got {_num(shown[()])} ({tolerance})"
+        return tr("{where}: expected {expected}, got {got} ({tolerance})", where=where,
+                  expected=_num(exp[()]), got=_num(shown[()]), tolerance=tolerance)
     else:
         finite = bad & _isfinite(diff)
         worst = f"{float(diff[finite].max()):.3g}" if _any(finite) else "inf"
-        headline = (f"{where}: {int(bad.sum())} of {expf.size} values differ "
-                    f"(largest difference {worst}; {tolerance})")
+        headline = tr("{where}: {n} of {size} values differ (largest difference {worst}; "
+                      "{tolerance})", where=where, n=int(bad.sum()), size=expf.size, worst=worst,
+                      tolerance=tolerance)
     return "\n".join([headline] + _differences(exp, shown, bad))
 
 
@@ -326,10 +334,8 @@ def _call_with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout_s: float
 
 def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
     if isinstance(exc, NotImplementedError):
-        return (
-            f"{name}: {NOT_IMPLEMENTED} Replace `raise NotImplementedError()` with your code, "
-            "then run this cell again."
-        )
+        return tr("{name}: not implemented yet. Replace `raise NotImplementedError()` with your "
+                  "code, then run this cell again.", name=name)
     frames = [f for f in traceback.extract_tb(exc.__traceback__)
               if not f.filename.startswith(_GRADER_DIR)]
     # The learner's own line, not NumPy's or the library's internals, when there is one.
@@ -337,11 +343,13 @@ def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
     text = str(exc)
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS] + " ..."
-    lines = [f"{name} raised {type(exc).__name__} on input: {case.label}", f"  {text}"]
+    lines = [tr("{name} raised {error} on input: {case}", name=name, error=type(exc).__name__,
+                case=tr(case.label)), f"  {text}"]
     if own or frames:
         last = (own or frames)[-1]
         code = (last.line or "").strip()
-        lines.append(f"  in {last.name}, line {last.lineno}" + (f": {code}" if code else ""))
+        lines.append(tr("  in {function}, line {line}", function=last.name, line=last.lineno)
+                     + (f": {code}" if code else ""))
     return "\n".join(lines)
 
 
@@ -393,12 +401,12 @@ def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bo
         raise KeyError(f"no exercise named {name!r}; known: {sorted(REGISTRY)}")
     ex = REGISTRY[name]
     if not callable(fn):
-        return [f"{name}: expected a function, got {type(fn).__name__}. Did you overwrite it?"]
+        return [tr("{name}: expected a function, got {kind}. Did you overwrite it?", name=name,
+                   kind=type(fn).__name__)]
     if not allow_reference and _uses_reference(fn, ex):
-        return [
-            f"{name}: your function calls the library's own attnlab.{name}. The point is to "
-            "write it yourself: use NumPy (and the helpers the exercise mentions) instead."
-        ]
+        return [tr("{name}: your function calls the library's own attnlab.{name}. The point is to "
+                   "write it yourself: use NumPy (and the helpers the exercise mentions) instead.",
+                   name=name)]
     cases = [c for c in ex.cases() if hidden or not c.hidden]
     expectations = []
     for case in cases:
@@ -412,16 +420,16 @@ def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bo
         try:
             got = _call(fn, args, kwargs, timeout_s)
         except _Timeout:
-            return [
-                f"{name}: took longer than {timeout_s:g} s on input: {case.label}. "
-                "Look for an infinite loop, or loop over whole arrays instead of single entries."
-            ]
+            return [tr("{name}: took longer than {seconds} s on input: {case}. Look for an "
+                       "infinite loop, or loop over whole arrays instead of single entries.",
+                       name=name, seconds=format(timeout_s, "g"), case=tr(case.label))]
         except (KeyboardInterrupt, SystemExit) as exc:
-            return [f"{name}: stopped with {type(exc).__name__} on input: {case.label}"]
+            return [tr("{name}: stopped with {error} on input: {case}", name=name,
+                       error=type(exc).__name__, case=tr(case.label))]
         except Exception as exc:  # the learner's code failed: report it, do not crash grading
             message = _describe_exception(name, case, exc)
             for hint in _mutant_hints_for_exception(mutants, case, exc):
-                message += f"\n  Likely mistake: {hint}"
+                message += "\n" + tr("  Likely mistake: {hint}", hint=hint)
             return [message]
         problem = _compare(expected, got, rtol, atol, ex.check_dtype)
         if problem is None:
@@ -434,7 +442,7 @@ def failure_message(ex: Exercise, case: Case, expected, got, problem: str, rtol:
                     atol: float) -> str:
     """What a learner reads when `got` differs from `expected` on `case`: what, where, and why."""
     # `problem` (from compare) already says which part differs: shapes, dtypes, a few values.
-    lines = [f"{ex.name}: wrong result on input: {case.label}"]
+    lines = [tr("{name}: wrong result on input: {case}", name=ex.name, case=tr(case.label))]
     lines += [f"  {line}" for line in problem.splitlines()]
     hints = _mutant_hints(ex.mutants, case, got, rtol, atol)
     if ex.diagnose is not None and not hints:
@@ -445,7 +453,7 @@ def failure_message(ex: Exercise, case: Case, expected, got, problem: str, rtol:
         if extra:
             hints.append(extra)
     for hint in hints:
-        lines.append(f"  Likely mistake: {hint}")
+        lines.append(tr("  Likely mistake: {hint}", hint=hint))
     return "\n".join(lines)
 
 
@@ -460,8 +468,8 @@ def _mutant_hints(mutants: list, case: Case, got, rtol: float, atol: float) -> l
         except Exception:
             continue
         try:
-            if compare(wrong, got, rtol, atol, False) is None and mutant.hint not in hints:
-                hints.append(mutant.hint)
+            if compare(wrong, got, rtol, atol, False) is None and tr(mutant.hint) not in hints:
+                hints.append(tr(mutant.hint))
         except Exception:
             continue
     return hints
@@ -487,11 +495,12 @@ def _mutant_hints_for_exception(mutants: list, case: Case, exc: BaseException) -
                 mutant.fn(*args, **kwargs)
         except Exception as wrong:
             if type(wrong) is type(exc) and str(wrong) == str(exc):
-                exact.append(mutant.hint)
+                exact.append(tr(mutant.hint))
             elif type(wrong) is type(exc) and _DIGITS.sub("#", str(wrong)) == _DIGITS.sub("#", str(exc)):
-                similar.append(mutant.hint)  # the same error on other sizes
+                similar.append(tr(mutant.hint))  # the same error on other sizes
             elif _is_shape_error(wrong) and _is_shape_error(exc):
-                shape.append(f"(your code fails with a shape error, as this mistake does) {mutant.hint}")
+                shape.append(tr("(your code fails with a shape error, as this mistake does) {hint}",
+                                hint=tr(mutant.hint)))
     return list(dict.fromkeys(exact or similar or shape))
 
 
@@ -516,8 +525,8 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
             show_not_solved(name)  # a learner's own session: Run All goes on to the demos below
             return None
         raise GradingError("\n".join(failures))
-    kind = "hidden" if hidden else "visible"
-    print(f"{name}: all {kind} checks passed.")
+    print(tr("{name}: all hidden checks passed.", name=name) if hidden
+          else tr("{name}: all visible checks passed.", name=name))
 
 
 # ----------------------------------------------------------------------------------------
@@ -526,7 +535,7 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
 
 
 def _not_solved_yet(name: str, failures: list[str]) -> bool:
-    return bool(failures) and failures[0].startswith(f"{name}: {NOT_IMPLEMENTED}")
+    return bool(failures) and failures[0] == _describe_exception(name, Case("", ()), NotImplementedError())
 
 
 def _grading() -> bool:
@@ -537,11 +546,9 @@ def _grading() -> bool:
 
 
 def not_solved_text(name: str) -> str:
-    return (
-        f"{name}: not solved yet. Replace `raise NotImplementedError()` in the exercise cell "
-        "above with your code, run that cell, then this one again. Until then this exercise "
-        "scores 0; the rest of the notebook still runs."
-    )
+    return tr("{name}: not solved yet. Replace `raise NotImplementedError()` in the exercise cell "
+              "above with your code, run that cell, then this one again. Until then this exercise "
+              "scores 0; the rest of the notebook still runs.", name=name)
 
 
 def show_not_solved(name: str) -> None:
@@ -560,9 +567,12 @@ def show_not_solved(name: str) -> None:
     box = (
         '<div style="border: 2px solid #d9a400; background: #fff8dc; color: #333; '
         'padding: 0.6em 0.9em; border-radius: 4px; margin: 0.3em 0;">'
-        f"<b>&#9203; <code>{html.escape(name)}</code>: not solved yet.</b> "
-        "Replace <code>raise NotImplementedError()</code> in the exercise cell above with your "
-        "code, run that cell, then this one again.<br>Until then this exercise scores 0; the rest "
-        "of the notebook still runs.</div>"
+        "<b>&#9203; "
+        + tr("{name}: not solved yet.", name="<code>" + html.escape(name) + "</code>") + "</b> "
+        + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(tr(
+            "Replace `raise NotImplementedError()` in the exercise cell above with your code, "
+            "run that cell, then this one again.")))
+        + "<br>" + html.escape(tr("Until then this exercise scores 0; the rest of the notebook "
+                                  "still runs.")) + "</div>"
     )
     display({"text/plain": text, "text/html": box}, raw=True)

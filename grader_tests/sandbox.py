@@ -32,6 +32,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from attnlab.i18n import language
+
 __all__ = [
     "INSTALL_HINT",
     "Limits",
@@ -184,11 +186,12 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
 
 def run_notebook_sandboxed(notebook_json: str, files: dict[str, bytes], work_root: Path,
                            limits: Limits | None = None, slot: int = 0,
-                           unsafe_no_sandbox: bool = False) -> SandboxResult:
+                           unsafe_no_sandbox: bool = False, lang: str | None = None) -> SandboxResult:
     """Execute one submission's notebook in a fresh sandbox; return how it ended.
 
     `notebook_json` is the notebook to run (its locked cells already restored by nbgrader);
     `files` are the submission's other files (name -> bytes), copied in beside it.
+    `lang` is the language it prints in (default: this process's, attnlab.i18n.language()).
     `work_root` receives the private folder; the caller reads the outputs and removes it.
     """
     limits = limits or Limits()
@@ -211,7 +214,8 @@ def run_notebook_sandboxed(notebook_json: str, files: dict[str, bytes], work_roo
              "submission.ipynb", "executed.ipynb"]
     if os.geteuid() == 0:
         inner[5:5] = ["--uid", str(uid)]
-    env = _sandbox_env(limits)
+    # The grader's language (ATTNLAB_LANG): what the notebook prints agrees with the feedback.
+    env = {**_sandbox_env(limits), "ATTNLAB_LANG": lang or language()}
     if unsafe_no_sandbox:
         env = {**env, "ATTNLAB_RESULTS_DIR": str(results)}
         argv, cwd = inner[:-2] + [str(work / "submission.ipynb"), str(work / "executed.ipynb")], work

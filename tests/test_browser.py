@@ -137,7 +137,7 @@ def _restore(backup: Path, saves: dict[str, float]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def course_backup():
+def course_backup(request):
     """Back up course/ before JupyterLab runs (and saves) its notebooks; restore it after.
     The fixture's value is a dict; `lab` puts the path of the server's log in it."""
     with course_dir_lock(exclusive=True), tempfile.TemporaryDirectory(prefix="attnlab-course-backup-") as tmp:
@@ -148,7 +148,9 @@ def course_backup():
             yield state
         finally:
             log = state["log"].read_text() if state["log"] and state["log"].exists() else ""
-            kept = _restore(backup, _lab_saves(log))
+            # The Lab's root is course/, or the module's LAB_ROOT under it (course/ja/).
+            prefix = getattr(request.module, "LAB_ROOT", "")
+            kept = _restore(backup, {f"{prefix}{path}": t for path, t in _lab_saves(log).items()})
             ours = {p.relative_to(COURSE).as_posix() for p in COURSE.rglob("*") if p.is_file()} - set(kept)
             theirs = {p.relative_to(backup).as_posix() for p in backup.rglob("*") if p.is_file()} - set(kept)
             assert ours == theirs, f"course/ was not restored: {sorted(ours ^ theirs)}"
@@ -167,15 +169,17 @@ def _get(url: str, timeout: float = 5) -> int:
 
 
 @pytest.fixture(scope="module")
-def lab(course_backup, user_environ):
-    """JupyterLab as the README starts it: `make course PORT=<port>` from the repository root."""
+def lab(request, course_backup, user_environ):
+    """JupyterLab as the README starts it: `make course PORT=<port>` from the repository root
+    (plus the test module's MAKE_ARGS, e.g. COURSE_LANG=ja for the Japanese edition)."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = _free_port()
-    log_path = ARTIFACTS / "make_course.log"
+    make_args = list(getattr(request.module, "MAKE_ARGS", []))
+    log_path = ARTIFACTS / f"make_course{'_'.join(['', *make_args]).replace('=', '-')}.log"
     course_backup["log"] = log_path  # the restore reads which files JupyterLab saved
     log = open(log_path, "w")
     started = time.monotonic()
-    proc = subprocess.Popen(["make", "course", f"PORT={port}", "LAB_ARGS=--no-browser"],
+    proc = subprocess.Popen(["make", "course", f"PORT={port}", "LAB_ARGS=--no-browser", *make_args],
                             cwd=ROOT, env=user_environ, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)  # its own process group: stopped as a whole
     base, token = f"http://localhost:{port}", None
@@ -309,14 +313,15 @@ _PROMPTS_JS = """() => {
 }"""
 
 
-def _run_all(page, name: str) -> tuple[float, float | None]:
-    """Run All Cells and wait until the kernel has finished: (seconds, the time.monotonic() at
-    which the first explorer figure showed, or None). Every code cell must have run: a cell
-    that raised stops Run All."""
+def _run_all(page, name: str, menu: tuple[str, str] = ("Run", "Run All Cells")) -> tuple[float, float | None]:
+    """Run All Cells (through `menu`: the menu and its item, as the UI's language names them)
+    and wait until the kernel has finished: (seconds, the time.monotonic() at which the first
+    explorer figure showed, or None). Every code cell must have run: a cell that raised stops
+    Run All."""
     initial = page.evaluate(_PROMPTS_JS)
     assert initial["done"] == 0, f"{name}: the notebook opened with executed cells: {initial}"
-    page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-    page.click(".lm-Menu-itemLabel:text-is('Run All Cells')")
+    page.click(f".lm-MenuBar-itemLabel:text-is('{menu[0]}')")
+    page.click(f".lm-Menu-itemLabel:text-is('{menu[1]}')")
     started = time.monotonic()
     first_explorer, quiet_since = None, None
     while True:

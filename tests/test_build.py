@@ -15,7 +15,8 @@ from course_lock import course_dir_lock
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "course"
 SOURCES = sorted(p for p in (ROOT / "solutions").glob("*/*.py") if p.stem == p.parent.name)
-RELEASED = sorted(COURSE.glob("*/*.ipynb"))
+# Both editions: course/NN_name/ (English) and course/ja/NN_name/ (Japanese, same code).
+RELEASED = sorted([*COURSE.glob("*/*.ipynb"), *COURSE.glob("ja/*/*.ipynb")])
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -40,7 +41,8 @@ def _tree(folder: Path) -> list[str]:
 
 def test_every_source_is_released():
     assert SOURCES, "no jupytext sources in solutions/"
-    assert [p.stem for p in SOURCES] == sorted(p.name for p in COURSE.iterdir() if p.is_dir())
+    assert [p.stem for p in SOURCES] == sorted(p.name for p in COURSE.iterdir() if p.is_dir() and p.name != "ja")
+    assert [p.stem for p in SOURCES] == sorted(p.name for p in (COURSE / "ja").iterdir() if p.is_dir())
 
 
 def test_committed_course_equals_a_fresh_build(rebuilt):
@@ -56,7 +58,7 @@ def test_release_holds_no_python_sources():
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 
 
-@pytest.mark.parametrize("path", RELEASED, ids=[p.parent.name for p in RELEASED])
+@pytest.mark.parametrize("path", RELEASED, ids=[p.relative_to(COURSE).parent.as_posix() for p in RELEASED])
 def test_released_notebook_leaks_nothing(path):
     text = path.read_text()
     nb = json.loads(text)
@@ -78,6 +80,7 @@ def test_solution_code_is_removed_from_the_release(source):
     """Every line between BEGIN/END SOLUTION in the source is absent from the release."""
     text = source.read_text()
     released = (COURSE / source.stem / f"{source.stem}.ipynb").read_text()
+    released += (COURSE / "ja" / source.stem / f"{source.stem}.ipynb").read_text()
     blocks = re.findall(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", text, flags=re.S)
     assert blocks, f"{source.name} has no solution blocks"
     for block in blocks:

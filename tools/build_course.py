@@ -3,6 +3,7 @@
     python tools/build_course.py                 # rebuild every zone into course/
     python tools/build_course.py --out /tmp/c    # build somewhere else (the CI drift check)
     python tools/build_course.py --only 00_quickstart
+    python tools/build_course.py --lang ja       # the Japanese edition only (course/ja/)
 
 For each `solutions/NN_name/NN_name.py` (jupytext percent format, nbgrader cell metadata
 in the `# %%` headers) this writes the instructor's source notebook
@@ -12,6 +13,11 @@ never the `.py`, which contains the solutions — and copies the release into
 `course/NN_name/`. Released notebooks carry no solutions, hidden tests, outputs or
 jupytext metadata. Hidden checks are written `check("name", fn, hidden=True)`: in the
 grading sandbox they record the learner's outputs, and the grader outside judges them.
+
+The Japanese edition is built from the same sources: each markdown paragraph is replaced by
+its translation in translations/ja/NN_name.po (tools/translations.py); code cells, grade ids
+and points are untouched. Its instructor notebooks go to solutions-ja/ (git-ignored), its
+release to course/ja/.
 """
 
 from __future__ import annotations
@@ -28,8 +34,17 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from translations import NOTEBOOK_LOCALE, read_catalogue, translate_markdown
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
+LANGUAGES = ("en", "ja")
+# Where each edition's instructor notebooks (nbgrader's source) and release go, under ROOT.
+SOURCE_DIRS = {"en": "solutions", "ja": "solutions-ja"}
+RELEASE_DIRS = {"en": "course", "ja": "course/ja"}
+# nbgrader's placeholder for a written answer, per edition (the code stub stays English: code
+# is identical in both editions).
+TEXT_STUBS = {"en": "YOUR ANSWER HERE", "ja": "ここに解答を書くこと（YOUR ANSWER HERE）"}
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 # Files that must never reach nbgrader's source folder (they would be copied into the release).
 NOT_ASSETS = {".py", ".ipynb", ".pyc"}
@@ -69,6 +84,22 @@ def source_notebook(py_path: Path) -> nbformat.NotebookNode:
     return nb
 
 
+def translate_notebook(nb: nbformat.NotebookNode, zone: str, lang: str) -> nbformat.NotebookNode:
+    """The notebook with its markdown in `lang` (finished translations only; English elsewhere)."""
+    if lang == "en":
+        return nb
+    path = NOTEBOOK_LOCALE / lang / f"{zone}.po"
+    strings = {}
+    if path.exists():
+        strings = {m.id: m.string for m in read_catalogue(path, lang) if m.id and m.string and not m.fuzzy}
+    nb = nbformat.from_dict(json.loads(json.dumps(nb)))
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = translate_markdown(cell.source, strings)
+    nb.metadata["language"] = lang
+    return nb
+
+
 def write_notebook(nb: nbformat.NotebookNode, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
@@ -93,8 +124,8 @@ def nbgrader_env() -> dict:
     return env
 
 
-def build(out: Path, only: list[str] | None = None) -> list[Path]:
-    """Build every zone into `out`; return the released notebooks."""
+def build(out: Path, only: list[str] | None = None, lang: str = "en") -> list[Path]:
+    """Build every zone of one edition into `out`; return the released notebooks."""
     sources = zone_sources(only)
     if not sources:
         raise SystemExit(f"no jupytext sources found under {SOLUTIONS}")
@@ -104,8 +135,9 @@ def build(out: Path, only: list[str] | None = None) -> list[Path]:
         shutil.copy(ROOT / "nbgrader_config.py", course_dir / "nbgrader_config.py")
         for py_path in sources:
             zone = py_path.stem
-            nb = source_notebook(py_path)
-            write_notebook(nb, py_path.with_suffix(".ipynb"))  # the instructor's source notebook
+            nb = translate_notebook(source_notebook(py_path), zone, lang)
+            # the instructor's source notebook
+            write_notebook(nb, ROOT / SOURCE_DIRS[lang] / zone / f"{zone}.ipynb")
             src = course_dir / "source" / zone
             write_notebook(nb, src / f"{zone}.ipynb")
             for asset in py_path.parent.iterdir():
@@ -118,6 +150,7 @@ def build(out: Path, only: list[str] | None = None) -> list[Path]:
                     "--CourseDirectory.source_directory=source",
                     "--CourseDirectory.release_directory=release",
                     f"--CourseDirectory.root={course_dir}",
+                    f"--ClearSolutions.text_stub={TEXT_STUBS[lang]}",
                 ],
                 cwd=course_dir, env=nbgrader_env(), check=True,
             )
@@ -134,10 +167,16 @@ def build(out: Path, only: list[str] | None = None) -> list[Path]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "course", help="release folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="release folder (default: course/, and course/ja/ for Japanese)")
     parser.add_argument("--only", nargs="*", help="zone names such as 00_quickstart")
+    parser.add_argument("--lang", choices=LANGUAGES, action="append",
+                        help="edition(s) to build (default: all)")
     args = parser.parse_args(argv)
-    build(args.out.resolve(), args.only)
+    for lang in args.lang or LANGUAGES:
+        default = ROOT / RELEASE_DIRS[lang]
+        out = default if args.out is None else args.out.resolve() / default.relative_to(ROOT / "course")
+        build(out, args.only, lang)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from . import (
     experiments,
     flash,
     functional,
+    i18n,
     kv_compress,
     mamba,
     measure,
@@ -27,6 +28,7 @@ from .efficient import *
 from .experiments import *
 from .flash import *
 from .functional import *
+from .i18n import *
 from .kv_compress import *
 from .mamba import *
 from .measure import *
@@ -39,3 +41,6 @@ from .viz import *
 from .widgets import *
 
 __version__ = "0.1.0"
+
+if i18n.language() == "ja":  # the Japanese edition's figures: a font with Japanese glyphs
+    viz.use_japanese_font()

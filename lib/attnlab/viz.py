@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["plot_attention"]
+from .i18n import tr
+
+__all__ = ["plot_attention", "use_japanese_font"]
+
+# Fonts with Japanese glyphs, best first: Debian's fonts-noto-cjk, then IPA's.
+JAPANESE_FONTS = ("Noto Sans CJK JP", "IPAexGothic", "IPAGothic")
+FONT_FOLDERS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+
+
+def use_japanese_font() -> str | None:
+    """Let figures draw Japanese: a CJK font becomes the first font family in rcParams. It has
+    Latin glyphs too, and it must come first: mathtext draws the words around $...$ in the
+    first family's font only. Returns its name, or None when no such font is installed
+    (`sudo apt-get install fonts-noto-cjk`)."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    if not known.intersection(JAPANESE_FONTS):  # installed after matplotlib cached its font list
+        for folder in FONT_FOLDERS:
+            for path in sorted(Path(folder).expanduser().glob("**/NotoSansCJK-Regular.tt[cf]")):
+                font_manager.fontManager.addfont(str(path))
+        known = {f.name for f in font_manager.fontManager.ttflist}
+    name = next((n for n in JAPANESE_FONTS if n in known), None)
+    families = list(matplotlib.rcParams["font.family"])
+    if name is not None and name not in families:
+        matplotlib.rcParams["font.family"] = [name, *families]
+    return name
 
 
 def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, annotate=None):
@@ -22,8 +51,8 @@ def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, a
         _, ax = plt.subplots(figsize=(1.0 + 0.6 * w.shape[1], 0.8 + 0.6 * w.shape[0]))
     im = ax.imshow(w, cmap="viridis", vmin=0.0, vmax=max(1e-12, float(w.max())))
     ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    ax.set_xlabel("key")
-    ax.set_ylabel("query")
+    ax.set_xlabel(tr("key"))
+    ax.set_ylabel(tr("query"))
     if x_labels is not None:
         ax.set_xticks(range(w.shape[1]), labels=list(x_labels), rotation=45, ha="right")
     if y_labels is not None:

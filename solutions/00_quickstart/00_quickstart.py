@@ -36,6 +36,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import attnlab
+from attnlab import tr
 import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
 from grader_tests import check
 
@@ -63,18 +64,19 @@ x = np.array(
 
 out, weights = attnlab.scaled_dot_product_attention(x, x, x)
 
-print("attention weights (rows: queries, columns: keys)")
+print(tr("attention weights (rows: queries, columns: keys)"))
 for token, row in zip(tokens, weights):
-    print(f"  {token:>12s} -> {row}   (row sum {row.sum():.3f})")
-print("\noutputs: each token is now a weighted mix of all three")
+    print(tr("  {token:>12s} -> {row}   (row sum {total:.3f})", token=token, row=row, total=row.sum()))
+print(tr("\noutputs: each token is now a weighted mix of all three"))
 for token, row in zip(tokens, out):
     print(f"  {token:>12s}    {row}")
 
 most = weights.argmax(axis=1)
 for i, token in enumerate(tokens):
-    print(f"'{token}' attends most to '{tokens[most[i]]}' (weight {weights[i, most[i]]:.3f})")
+    print(tr("'{token}' attends most to '{other}' (weight {weight:.3f})",
+             token=token, other=tokens[most[i]], weight=weights[i, most[i]]))
 
-attnlab.plot_attention(weights, x_labels=tokens, y_labels=tokens, title="Self-attention, Q = K = V = x")
+attnlab.plot_attention(weights, x_labels=tokens, y_labels=tokens, title=tr("Self-attention, Q = K = V = x"))
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "softmax-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -156,14 +158,14 @@ check("scaled_dot_product_attention", scaled_dot_product_attention, hidden=True)
 # %% nbgrader={"grade": false, "grade_id": "yours", "locked": true, "schema_version": 3, "solution": false, "task": false}
 try:
     my_out, my_weights = scaled_dot_product_attention(x, x, x)
-    print("your weights:\n", my_weights)
-    print(f"largest difference from attnlab: {np.abs(my_weights - weights).max():.2e}")
+    print(tr("your weights:\n"), my_weights)
+    print(tr("largest difference from attnlab: {diff:.2e}", diff=np.abs(my_weights - weights).max()))
     causal_out, causal_weights = scaled_dot_product_attention(x, x, x, causal=True)
-    print("with causal=True each token sees only itself and earlier tokens:\n", causal_weights)
-    attnlab.plot_attention(causal_weights, x_labels=tokens, y_labels=tokens, title="Causal self-attention (yours)")
+    print(tr("with causal=True each token sees only itself and earlier tokens:\n"), causal_weights)
+    attnlab.plot_attention(causal_weights, x_labels=tokens, y_labels=tokens, title=tr("Causal self-attention (yours)"))
     plt.show()
 except NotImplementedError:
-    print("Finish exercises 1 and 2 first, then run this cell again.")
+    print(tr("Finish exercises 1 and 2 first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## Progress

@@ -38,6 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import attnlab
+from attnlab import tr
 import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
 from grader_tests import check
 
@@ -79,9 +80,10 @@ attnlab.fossil_explorer(n=512, d=512)
 # Here are both ratios and the two other columns for growing $n$ at $d = 512$, computed:
 
 # %% nbgrader={"grade": false, "grade_id": "fossils-sweep", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print(f"{'':>7s} | {'attention / RNN work':^27s} |")
-print(f"{'n':>7s} | {'Table 1':>8s} {'+ projections':>18s} | {'RNN sequential':>14s} | "
-      f"{'path: RNN':>9s} {'CNN k=3':>8s} {'dilated':>8s} {'attention':>9s}")
+print("{:>7s} | {:^27s} |".format("", tr("attention / RNN work")))
+print("{:>7s} | {:>8s} {:>18s} | {:>14s} | {:>9s} {:>8s} {:>8s} {:>9s}".format(
+    "n", tr("Table 1"), tr("+ projections"), tr("RNN sequential"),
+    tr("path: RNN"), "CNN k=3", tr("dilated"), tr("attention")))
 for n in (16, 128, 512, 4096, 32768):
     rnn, cnn, dilated, att = attnlab.fossil_table(n, d=512, k=3)
     print(f"{n:>7d} | {att['ops'] / rnn['ops']:>8.3g} {att['ops_with_projections'] / rnn['ops']:>18.3g} | "
@@ -115,7 +117,7 @@ w_q, w_k, w_v = (rng.normal(size=(8, 4)) / np.sqrt(8) for _ in range(3))
 
 q, k, v = x @ w_q, x @ w_k, x @ w_v
 out, weights = attnlab.qkv_attention(x, w_q, w_k, w_v)
-print("shapes: x", x.shape, "-> q", q.shape, "k", k.shape, "v", v.shape, "-> weights", weights.shape, "out", out.shape)
+print(tr("shapes:"), "x", x.shape, "-> q", q.shape, "k", k.shape, "v", v.shape, "-> weights", weights.shape, "out", out.shape)
 attnlab.plot_qkv(tokens, x, q, k, v, weights)
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "qkv-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -124,15 +126,16 @@ attnlab.plot_qkv(tokens, x, q, k, v, weights)
 # who attends to whom with the projections, and with $Q = K = V = X$ as in Zone 0.
 
 # %% nbgrader={"grade": false, "grade_id": "qkv-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print(f"largest |row sum - 1|: {np.abs(weights.sum(axis=1) - 1).max():.1e}")
+print(tr("largest |row sum - 1|: {err:.1e}", err=np.abs(weights.sum(axis=1) - 1).max()))
 by_hand = sum(weights[2, j] * v[j] for j in range(5))
-print(f"out[2] vs sum_j A[2, j] v[j]: max |difference| = {np.abs(out[2] - by_hand).max():.1e}")
+print(tr("out[2] vs sum_j A[2, j] v[j]: max |difference| = {diff:.1e}", diff=np.abs(out[2] - by_hand).max()))
 
 _, plain = attnlab.scaled_dot_product_attention(x, x, x)
 for i, token in enumerate(tokens):
-    print(f"  '{token}' attends most to: '{tokens[weights[i].argmax()]}' with W_Q, W_K "
-          f"(weight {weights[i].max():.2f});  '{tokens[plain[i].argmax()]}' with Q = K = X "
-          f"(weight {plain[i].max():.2f})")
+    print(tr("  '{token}' attends most to: '{proj_word}' with W_Q, W_K (weight {proj_weight:.2f});  "
+             "'{plain_word}' with Q = K = X (weight {plain_weight:.2f})",
+             token=token, proj_word=tokens[weights[i].argmax()], proj_weight=weights[i].max(),
+             plain_word=tokens[plain[i].argmax()], plain_weight=plain[i].max()))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "qkv_attention-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## Exercise 1 — `qkv_attention` (3 points)
@@ -184,11 +187,11 @@ check("qkv_attention", qkv_attention, hidden=True)
 try:
     my_out, my_weights = qkv_attention(x, w_q, w_k, w_v, causal=True)
     lib_out, lib_weights = attnlab.qkv_attention(x, w_q, w_k, w_v, causal=True)
-    print(f"largest difference from attnlab: {np.abs(my_out - lib_out).max():.1e}")
-    attnlab.plot_attention(my_weights, x_labels=tokens, y_labels=tokens, title="Causal qkv_attention (yours)")
+    print(tr("largest difference from attnlab: {diff:.1e}", diff=np.abs(my_out - lib_out).max()))
+    attnlab.plot_attention(my_weights, x_labels=tokens, y_labels=tokens, title=tr("Causal qkv_attention (yours)"))
     plt.show()
 except NotImplementedError:
-    print("Finish exercise 1 first, then run this cell again.")
+    print(tr("Finish exercise 1 first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "scale-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 3. Why divide by $\sqrt{d_k}$?
@@ -247,7 +250,7 @@ try:
         _, std_scaled = score_statistics(qs / np.sqrt(d_k), ks)
         rows.append((d_k, mean, std, std_scaled))
 except NotImplementedError:
-    print("Finish exercise 2 first, then run this cell again.")
+    print(tr("Finish exercise 2 first, then run this cell again."))
 if rows:
     print(f"{'d_k':>5s} {'mean':>8s} {'std':>8s} {'sqrt(d_k)':>9s} {'std/sqrt(d_k)':>13s} {'std, scaled':>11s}")
 for d_k, mean, std, std_scaled in rows:
@@ -280,15 +283,17 @@ attnlab.scaling_explorer(d_k=256, scaled=False)
 # depends on $d_k$: that is exactly what the $1/\sqrt{d_k}$ buys.
 
 # %% nbgrader={"grade": false, "grade_id": "compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print(f"{'d_k':>5s} | {'max weight':>10s} {'entropy':>8s} {'gradient':>9s} (unscaled) | "
-      f"{'max weight':>10s} {'entropy':>8s} {'gradient':>9s} (scaled)")
+print("{:>5s} | {:>10s} {:>8s} {:>9s} {:10s} | {:>10s} {:>8s} {:>9s} {}".format(
+    "d_k", tr("max weight"), tr("entropy"), tr("gradient"), tr("(unscaled)"),
+    tr("max weight"), tr("entropy"), tr("gradient"), tr("(scaled)")))
 for d_k in (4, 64, 1024):
     raw = attnlab.scaling_statistics(d_k, scaled=False)
     fixed = attnlab.scaling_statistics(d_k, scaled=True)
     print(f"{d_k:>5d} | {raw['max_weight']:>10.3f} {raw['entropy']:>8.3f} {raw['grad_norm']:>9.2e}            | "
           f"{fixed['max_weight']:>10.3f} {fixed['entropy']:>8.3f} {fixed['grad_norm']:>9.2e}")
 raw, fixed = attnlab.scaling_statistics(1024, scaled=False), attnlab.scaling_statistics(1024, scaled=True)
-print(f"\nat d_k = 1024 the scale makes the typical softmax gradient {fixed['grad_norm'] / raw['grad_norm']:,.0f}x larger")
+print(tr("\nat d_k = 1024 the scale makes the typical softmax gradient {factor:,.0f}x larger",
+         factor=fixed["grad_norm"] / raw["grad_norm"]))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## Progress

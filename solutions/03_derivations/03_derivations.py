@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 import attnlab
+from attnlab import tr
 import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
 from grader_tests import check
 
@@ -92,8 +93,8 @@ S = Q @ K.T / np.sqrt(d_k)
 A = attnlab.softmax(S, axis=-1)
 O = A @ V
 for name, value in [("X", X), ("Q", Q), ("K", K), ("V", V), ("S", S), ("A", A), ("O", O)]:
-    print(f"{name}: shape {value.shape}")
-print("row sums of A:", A.sum(axis=1))
+    print(tr("{name}: shape {shape}", name=name, shape=value.shape))
+print(tr("row sums of A:"), A.sum(axis=1))
 
 # One output by hand: o_2 = sum_j alpha_2j v_j.
 o_2 = sum(A[2, j] * V[j] for j in range(N))
@@ -164,8 +165,8 @@ check("score_variance", score_variance, hidden=True)
 
 # %% nbgrader={"grade": false, "grade_id": "mc", "locked": true, "schema_version": 3, "solution": false, "task": false}
 d_ks = (1, 4, 16, 64, 256, 1024)
-print(f"{'entries':>8s} {'d_k':>5s} {'Var(q.k) measured':>18s} {'claimed d_k':>12s} "
-      f"{'std error':>10s} {'z':>6s}   {'Var(q.k/sqrt(d_k))':>18s}")
+print("{:>8s} {:>5s} {:>18s} {:>12s} {:>10s} {:>6s}   {:>18s}".format(
+    tr("entries"), "d_k", tr("Var(q.k) measured"), tr("claimed d_k"), tr("std error"), "z", "Var(q.k/sqrt(d_k))"))
 results = []
 for distribution in ("normal", "uniform"):
     for d in d_ks:
@@ -176,15 +177,15 @@ for distribution in ("normal", "uniform"):
         print(f"{distribution:>8s} {d:5d} {raw['empirical']:18.2f} {raw['predicted']:12.0f} "
               f"{raw['std_error']:10.2f} {raw['z']:+6.2f}   {scaled['empirical']:18.3f}")
 worst = max(abs(r["z"]) for r in results)
-print(f"\nlargest |z| over all {len(results)} measurements (raw and scaled): {worst:.2f}")
+print(tr("\nlargest |z| over all {count} measurements (raw and scaled): {worst:.2f}", count=len(results), worst=worst))
 
 fig, ax = plt.subplots(figsize=(5, 3.4))
-ax.loglog(d_ks, d_ks, "k-", label="claim: Var = d_k")
-ax.loglog(d_ks, [r["empirical"] for r in results[0:12:2]], "o", label="measured, normal entries")
-ax.loglog(d_ks, [r["empirical"] for r in results[12::2]], "x", label="measured, uniform entries")
-ax.loglog(d_ks, [r["empirical"] for r in results[1:12:2]], "s", label="measured, scaled by 1/sqrt(d_k)")
+ax.loglog(d_ks, d_ks, "k-", label=tr("claim: Var = d_k"))
+ax.loglog(d_ks, [r["empirical"] for r in results[0:12:2]], "o", label=tr("measured, normal entries"))
+ax.loglog(d_ks, [r["empirical"] for r in results[12::2]], "x", label=tr("measured, uniform entries"))
+ax.loglog(d_ks, [r["empirical"] for r in results[1:12:2]], "s", label=tr("measured, scaled by 1/sqrt(d_k)"))
 ax.set_xlabel("d_k")
-ax.set_ylabel("variance of the score")
+ax.set_ylabel(tr("variance of the score"))
 ax.legend(fontsize=8)
 plt.show()
 
@@ -197,10 +198,11 @@ try:
         for is_scaled in (False, True):
             mc = attnlab.score_variance_monte_carlo(d, q_var=2.0, k_var=0.5, scaled=is_scaled, seed=7)
             yours = score_variance(d, q_var=2.0, k_var=0.5, scaled=is_scaled)
-            print(f"d_k={d:4d} scaled={is_scaled!s:5s}: measured {mc['empirical']:8.3f} "
-                  f"(+- {mc['std_error']:.3f}), your formula {yours:8.3f}")
+            print(tr("d_k={d:4d} scaled={scaled!s:5s}: measured {measured:8.3f} (+- {error:.3f}), "
+                     "your formula {yours:8.3f}",
+                     d=d, scaled=is_scaled, measured=mc["empirical"], error=mc["std_error"], yours=yours))
 except NotImplementedError:
-    print("Write score_variance above, then run this cell again.")
+    print(tr("Write score_variance above, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "s3-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 3. Softmax saturation and its Jacobian
@@ -270,13 +272,13 @@ J_autograd = torch.autograd.functional.jacobian(
 ).numpy()
 a = attnlab.softmax(s)
 print(f"max |diag(a) - a a^T  -  autograd| = {np.abs(J - J_autograd).max():.1e}")
-print(f"symmetric:       max |J - J^T|      = {np.abs(J - J.T).max():.1e}")
-print(f"columns sum to 0: max |sum_i J_ij|  = {np.abs(J.sum(axis=0)).max():.1e}")
-print(f"diagonal is a(1-a): max difference  = {np.abs(np.diag(J) - a * (1 - a)).max():.1e}")
+print(tr("symmetric:       max |J - J^T|      = {err:.1e}", err=np.abs(J - J.T).max()))
+print(tr("columns sum to 0: max |sum_i J_ij|  = {err:.1e}", err=np.abs(J.sum(axis=0)).max()))
+print(tr("diagonal is a(1-a): max difference  = {err:.1e}", err=np.abs(np.diag(J) - a * (1 - a)).max()))
 try:
-    print(f"yours vs autograd: max difference   = {np.abs(softmax_jacobian(s) - J_autograd).max():.1e}")
+    print(tr("yours vs autograd: max difference   = {err:.1e}", err=np.abs(softmax_jacobian(s) - J_autograd).max()))
 except NotImplementedError:
-    print("(write softmax_jacobian above to compare yours with autograd too)")
+    print(tr("(write softmax_jacobian above to compare yours with autograd too)"))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "saturation-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Saturation, measured
@@ -289,20 +291,21 @@ except NotImplementedError:
 z = np.random.default_rng(2).normal(size=16)
 sigmas = (0.5, 1, 2, 4, 8, 16, 32)
 max_weight, max_entry = [], []
-print(f"{'sigma':>6s} {'d_k = sigma^2':>14s} {'max weight':>11s} {'max |J_ij|':>11s} {'bound 1 - max a':>16s}")
+print("{:>6s} {:>14s} {:>11s} {:>11s} {:>16s}".format(
+    "sigma", "d_k = sigma^2", tr("max weight"), "max |J_ij|", tr("bound 1 - max a")))
 for sigma in sigmas:
     a = attnlab.softmax(sigma * z)
     J = attnlab.softmax_jacobian(sigma * z)
     max_weight.append(a.max())
     max_entry.append(np.abs(J).max())
     print(f"{sigma:6.1f} {sigma**2:14.2f} {a.max():11.4f} {np.abs(J).max():11.2e} {1 - a.max():16.2e}")
-print("bound |J_ij| <= 1 - max a holds in every row:",
+print(tr("bound |J_ij| <= 1 - max a holds in every row:"),
       all(e <= 1 - w + 1e-15 for e, w in zip(max_entry, max_weight)))
 
 fig, ax = plt.subplots(figsize=(5, 3.2))
-ax.semilogx(sigmas, max_weight, "o-", label="largest weight")
-ax.semilogx(sigmas, max_entry, "s-", label="largest |Jacobian entry|")
-ax.set_xlabel("score spread sigma (unscaled: sqrt(d_k))")
+ax.semilogx(sigmas, max_weight, "o-", label=tr("largest weight"))
+ax.semilogx(sigmas, max_entry, "s-", label=tr("largest |Jacobian entry|"))
+ax.set_xlabel(tr("score spread sigma (unscaled: sqrt(d_k))"))
 ax.legend()
 plt.show()
 
@@ -404,7 +407,7 @@ d_head = d_model // n_heads
 x = rng.normal(size=(len(tokens), d_model))
 w_q, w_k, w_v, w_o = rng.normal(size=(4, d_model, d_model)) / np.sqrt(d_model)
 out, weights = attnlab.multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads)
-print("weights shape (heads, queries, keys):", weights.shape)
+print(tr("weights shape (heads, queries, keys):"), weights.shape)
 
 ranks, score_error, total = [], 0.0, np.zeros_like(out)
 for h in range(n_heads):
@@ -415,13 +418,15 @@ for h in range(n_heads):
     score_error = max(score_error, np.abs(A_h - weights[h]).max())
     head_h = A_h @ (x @ w_v[:, cols])
     total += head_h @ w_o[cols, :]  # Claim 2: W_O^(h) is a block of d_head rows
-print(f"rank of M_h for each head: {ranks} (d_head = {d_head}); "
-      f"one full-width head: rank {np.linalg.matrix_rank(w_q @ w_k.T)} (d_model = {d_model})")
-print(f"Claim 1: max |softmax(x M_h x^T / sqrt(d_head)) - weights[h]| = {score_error:.1e}")
-print(f"Claim 2: max |sum_h head_h W_O^(h) - MHA(x)|                 = {np.abs(total - out).max():.1e}")
+print(tr("rank of M_h for each head: {ranks} (d_head = {d_head}); one full-width head: rank {full_rank} "
+         "(d_model = {d_model})",
+         ranks=ranks, d_head=d_head, full_rank=np.linalg.matrix_rank(w_q @ w_k.T), d_model=d_model))
+print(tr("Claim 1: max |softmax(x M_h x^T / sqrt(d_head)) - weights[h]| = {err:.1e}", err=score_error))
+print(tr("Claim 2: max |sum_h head_h W_O^(h) - MHA(x)|                 = {err:.1e}", err=np.abs(total - out).max()))
 
-print("\nClaim 3, d_model = 768 (GPT-2 small): parameters of attnlab's torch Attention module")
-print(f"{'heads':>6s} {'d_head':>7s} {'torch module':>13s} {'4d^2 + 4d':>10s} {'rank per head':>14s}")
+print(tr("\nClaim 3, d_model = 768 (GPT-2 small): parameters of attnlab's torch Attention module"))
+print("{:>6s} {:>7s} {:>13s} {:>10s} {:>14s}".format(
+    tr("heads"), "d_head", tr("torch module"), "4d^2 + 4d", tr("rank per head")))
 for H in (1, 2, 4, 8, 12):
     module = attnlab.Attention(attnlab.GPTConfig(d_model=768, n_heads=H))
     counted = sum(p.numel() for p in module.parameters())
@@ -434,16 +439,16 @@ for H in (1, 2, 4, 8, 12):
 
 # %% nbgrader={"grade": false, "grade_id": "mha-heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
 for h in range(n_heads):
-    print(f"head {h}: 'mat' attends most to '{tokens[weights[h, -1].argmax()]}' "
-          f"(weight {weights[h, -1].max():.2f})")
-attnlab.plot_head_maps(weights, tokens=tokens, title="attnlab.multi_head_attention, 4 random heads")
+    print(tr("head {h}: 'mat' attends most to '{word}' (weight {weight:.2f})",
+             h=h, word=tokens[weights[h, -1].argmax()], weight=weights[h, -1].max()))
+attnlab.plot_head_maps(weights, tokens=tokens, title=tr("attnlab.multi_head_attention, 4 random heads"))
 plt.show()
 try:
     my_out, my_weights = multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads)
-    print(f"yours vs attnlab: max |out difference| = {np.abs(my_out - out).max():.1e}, "
-          f"max |weights difference| = {np.abs(my_weights - weights).max():.1e}")
+    print(tr("yours vs attnlab: max |out difference| = {out_diff:.1e}, max |weights difference| = {weights_diff:.1e}",
+             out_diff=np.abs(my_out - out).max(), weights_diff=np.abs(my_weights - weights).max()))
 except NotImplementedError:
-    print("Write multi_head_attention above to compare yours.")
+    print(tr("Write multi_head_attention above to compare yours."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "s5-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 5. Positions
@@ -466,8 +471,8 @@ def mha_with_positions(t):
     return attnlab.multi_head_attention(t + pe6, w_q, w_k, w_v, w_o, n_heads)[0]
 
 
-print(f"no positions:   max |MHA(Px) - P MHA(x)| = {attnlab.permutation_check(mha_no_positions, x, perm):.1e}")
-print(f"with positions: max |MHA(Px) - P MHA(x)| = {attnlab.permutation_check(mha_with_positions, x, perm):.1e}")
+print(tr("no positions:   max |MHA(Px) - P MHA(x)| = {gap:.1e}", gap=attnlab.permutation_check(mha_no_positions, x, perm)))
+print(tr("with positions: max |MHA(Px) - P MHA(x)| = {gap:.1e}", gap=attnlab.permutation_check(mha_with_positions, x, perm)))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "s5-intro-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # There are three places to put position information, and the three encodings of this section
@@ -521,19 +526,20 @@ check("sinusoidal_positional_encoding", sinusoidal_positional_encoding, hidden=T
 # %% nbgrader={"grade": false, "grade_id": "pe-picture", "locked": true, "schema_version": 3, "solution": false, "task": false}
 pe = attnlab.sinusoidal_positional_encoding(64, 32)
 omega = 10000.0 ** (-np.arange(0, 32, 2) / 32)
-print(f"d_model = 32: wavelengths 2 pi / omega_i from {2 * np.pi / omega[0]:.1f} to "
-      f"{2 * np.pi / omega[-1]:,.0f} positions (= 2 pi 10000^(30/32); 2 pi 10000 would be {2 * np.pi * 1e4:,.0f})")
+print(tr("d_model = 32: wavelengths 2 pi / omega_i from {shortest:.1f} to {longest:,.0f} positions "
+         "(= 2 pi 10000^(30/32); 2 pi 10000 would be {full:,.0f})",
+         shortest=2 * np.pi / omega[0], longest=2 * np.pi / omega[-1], full=2 * np.pi * 1e4))
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
 im = axes[0].imshow(pe.T, aspect="auto", cmap="RdBu", vmin=-1, vmax=1)
-axes[0].set_xlabel("position p")
-axes[0].set_ylabel("column")
-axes[0].set_title("PE (64 positions, d_model = 32)")
+axes[0].set_xlabel(tr("position p"))
+axes[0].set_ylabel(tr("column"))
+axes[0].set_title(tr("PE (64 positions, d_model = 32)"))
 fig.colorbar(im, ax=axes[0])
 for col in (0, 1, 6, 14):
-    axes[1].plot(pe[:, col], label=f"column {col}")
-axes[1].set_xlabel("position p")
+    axes[1].plot(pe[:, col], label=tr("column {col}", col=col))
+axes[1].set_xlabel(tr("position p"))
 axes[1].legend(fontsize=8)
-axes[1].set_title("fast and slow columns")
+axes[1].set_title(tr("fast and slow columns"))
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "shift-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -574,35 +580,35 @@ rows = slice(0, 2000)  # positions p = 0 .. 1999
 # "PE[p+k] = R PE[p]" reads pe[p + k] = pe[p] @ R.T.
 k = 3
 R = np.array([[np.cos(k), np.sin(k)], [-np.sin(k), np.cos(k)]])
-print(f"pair 0 by hand: max over p of |PE[p+3, 0:2] - R PE[p, 0:2]| = "
-      f"{np.abs(pe[k:k + 2000, 0:2] - pe[rows, 0:2] @ R.T).max():.1e}")
+print(tr("pair 0 by hand: max over p of |PE[p+3, 0:2] - R PE[p, 0:2]| = {err:.1e}",
+         err=np.abs(pe[k:k + 2000, 0:2] - pe[rows, 0:2] @ R.T).max()))
 
 A3 = attnlab.sinusoid_shift_matrix(3, d_model)
-print("top-left corner of A(3): two rotation blocks, zeros elsewhere\n", A3[:4, :4])
+print(tr("top-left corner of A(3): two rotation blocks, zeros elsewhere\n"), A3[:4, :4])
 for k in (1, 3, 10, 100, 999):
     A_k = attnlab.sinusoid_shift_matrix(k, d_model)
     err = np.abs(pe[k:k + 2000] - pe[rows] @ A_k.T).max()
-    print(f"k = {k:4d}: max over 2000 positions of |PE[p+k] - A(k) PE[p]| = {err:.1e}")
+    print(tr("k = {k:4d}: max over 2000 positions of |PE[p+k] - A(k) PE[p]| = {err:.1e}", k=k, err=err))
 
 B, *_ = np.linalg.lstsq(pe[rows], pe[3:2003], rcond=None)  # best B with pe[p + 3] ~ pe[p] @ B
-print(f"least squares, k = 3: residual {np.abs(pe[rows] @ B - pe[3:2003]).max():.1e}, "
-      f"max |fitted map - A(3)| = {np.abs(B.T - A3).max():.1e}")
+print(tr("least squares, k = 3: residual {residual:.1e}, max |fitted map - A(3)| = {diff:.1e}",
+         residual=np.abs(pe[rows] @ B - pe[3:2003]).max(), diff=np.abs(B.T - A3).max()))
 A2, A5 = attnlab.sinusoid_shift_matrix(2, d_model), attnlab.sinusoid_shift_matrix(5, d_model)
-print(f"orthogonal: max |A(3) A(3)^T - I| = {np.abs(A3 @ A3.T - np.eye(d_model)).max():.1e};  "
-      f"compose: max |A(2) A(3) - A(5)| = {np.abs(A2 @ A3 - A5).max():.1e}")
+print(tr("orthogonal: max |A(3) A(3)^T - I| = {orthogonal:.1e};  compose: max |A(2) A(3) - A(5)| = {compose:.1e}",
+         orthogonal=np.abs(A3 @ A3.T - np.eye(d_model)).max(), compose=np.abs(A2 @ A3 - A5).max()))
 omega = 10000.0 ** (-np.arange(0, d_model, 2) / d_model)
 dots = np.einsum("pd,pd->p", pe[0:2000], pe[7:2007])  # PE_p . PE_{p+7} for every p
-print(f"PE_p . PE_(p+7) over 2000 positions: spread {np.ptp(dots):.1e}, "
-      f"vs sum_i cos(7 w_i): max difference {np.abs(dots - np.cos(7 * omega).sum()).max():.1e}")
+print(tr("PE_p . PE_(p+7) over 2000 positions: spread {spread:.1e}, vs sum_i cos(7 w_i): max difference {diff:.1e}",
+         spread=np.ptp(dots), diff=np.abs(dots - np.cos(7 * omega).sum()).max()))
 
 # %% nbgrader={"grade": false, "grade_id": "shift-yours", "locked": true, "schema_version": 3, "solution": false, "task": false}
 try:
     mine = sinusoidal_positional_encoding(1010, d_model)
     A10 = attnlab.sinusoid_shift_matrix(10, d_model)
-    print(f"your encoding: max |PE[p+10] - A(10) PE[p]| over 1000 positions = "
-          f"{np.abs(mine[10:1010] - mine[:1000] @ A10.T).max():.1e}")
+    print(tr("your encoding: max |PE[p+10] - A(10) PE[p]| over 1000 positions = {err:.1e}",
+             err=np.abs(mine[10:1010] - mine[:1000] @ A10.T).max()))
 except NotImplementedError:
-    print("Write sinusoidal_positional_encoding above to check the shift property on yours.")
+    print(tr("Write sinusoidal_positional_encoding above to check the shift property on yours."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "rope-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 5.2 RoPE: rotary position embedding (Su et al. 2021)
@@ -685,10 +691,10 @@ x8 = rng.normal(size=(5, 8))
 theta = 10000.0 ** (-np.arange(0, 8, 2) / 8)
 z_rot = (x8[:, 0::2] + 1j * x8[:, 1::2]) * np.exp(1j * np.arange(5)[:, None] * theta)
 as_real = np.stack([z_rot.real, z_rot.imag], axis=-1).reshape(5, 8)  # interleave back
-print(f"complex form: max |apply_rope(x) - (x_2i + i x_2i+1) e^(i p theta_i)| = "
-      f"{np.abs(attnlab.apply_rope(x8) - as_real).max():.1e}")
-print(f"lengths kept: max ||rope(x)| - |x|| = "
-      f"{np.abs(np.linalg.norm(attnlab.apply_rope(x8), axis=-1) - np.linalg.norm(x8, axis=-1)).max():.1e}")
+print(tr("complex form: max |apply_rope(x) - (x_2i + i x_2i+1) e^(i p theta_i)| = {err:.1e}",
+         err=np.abs(attnlab.apply_rope(x8) - as_real).max()))
+print(tr("lengths kept: max ||rope(x)| - |x|| = {err:.1e}",
+         err=np.abs(np.linalg.norm(attnlab.apply_rope(x8), axis=-1) - np.linalg.norm(x8, axis=-1)).max()))
 
 q, k = rng.normal(size=(2, 16))
 n_pos = 32
@@ -697,24 +703,25 @@ K_rot = attnlab.apply_rope(np.tile(k, (n_pos, 1)))  # row n: k at position n
 S = Q_rot @ K_rot.T
 along = max(np.ptp(np.diagonal(S, offset=o)) for o in range(-n_pos + 1, n_pos))
 between = np.ptp([np.diagonal(S, offset=o).mean() for o in range(-n_pos + 1, n_pos)])
-print(f"RoPE scores: largest spread ALONG a diagonal {along:.1e}; spread BETWEEN diagonals {between:.2f}")
+print(tr("RoPE scores: largest spread ALONG a diagonal {along:.1e}; spread BETWEEN diagonals {between:.2f}",
+         along=along, between=between))
 far = attnlab.apply_rope(np.tile(q, (n_pos, 1)), positions=np.arange(n_pos) + 1000)
 far_k = attnlab.apply_rope(np.tile(k, (n_pos, 1)), positions=np.arange(n_pos) + 1000)
-print(f"all positions moved by 1000: max |S - S_shifted| = {np.abs(S - far @ far_k.T).max():.1e}")
+print(tr("all positions moved by 1000: max |S - S_shifted| = {err:.1e}", err=np.abs(S - far @ far_k.T).max()))
 
 fig, ax = plt.subplots(figsize=(4.8, 3.9))
 im = ax.imshow(S, cmap="RdBu")
 fig.colorbar(im, ax=ax)
-ax.set_xlabel("key position n")
-ax.set_ylabel("query position m")
-ax.set_title("RoPE scores: constant along diagonals")
+ax.set_xlabel(tr("key position n"))
+ax.set_ylabel(tr("query position m"))
+ax.set_title(tr("RoPE scores: constant along diagonals"))
 plt.show()
 try:
     mine_q = apply_rope(np.tile(q, (n_pos, 1)))
     mine_k = apply_rope(np.tile(k, (n_pos, 1)))
-    print(f"your apply_rope: max |S_yours - S| = {np.abs(mine_q @ mine_k.T - S).max():.1e}")
+    print(tr("your apply_rope: max |S_yours - S| = {err:.1e}", err=np.abs(mine_q @ mine_k.T - S).max()))
 except NotImplementedError:
-    print("Write apply_rope above to compare yours.")
+    print(tr("Write apply_rope above to compare yours."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "alibi-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 5.3 ALiBi: attention with linear biases (Press et al. 2022)
@@ -780,19 +787,19 @@ w_alibi = attnlab.softmax(np.where(attnlab.causal_mask(n_alibi), bias, -np.inf))
 last = w_alibi[:, -1, :]  # (heads, keys): the last query's weights
 ratio = last[:, :-1] / last[:, 1:]  # weight of key j over weight of key j + 1
 slopes = attnlab.alibi_slopes(H_alibi)
-print(f"{'head':>4s} {'slope m':>8s} {'w_j / w_(j+1)':>14s} {'e^(-m)':>8s} {'span 1/m':>9s}")
+print("{:>4s} {:>8s} {:>14s} {:>8s} {:>9s}".format(tr("head"), tr("slope m"), "w_j / w_(j+1)", "e^(-m)", tr("span 1/m")))
 for h in range(H_alibi):
     print(f"{h:4d} {slopes[h]:8.4f} {ratio[h].mean():14.6f} {np.exp(-slopes[h]):8.6f} {1 / slopes[h]:9.1f}")
-print(f"max |w_j / w_(j+1) - e^(-m_h)| over heads and keys = "
-      f"{np.abs(ratio - np.exp(-slopes)[:, None]).max():.1e}")
+print(tr("max |w_j / w_(j+1) - e^(-m_h)| over heads and keys = {err:.1e}",
+         err=np.abs(ratio - np.exp(-slopes)[:, None]).max()))
 attnlab.plot_head_maps(attnlab.alibi_bias(4, n_alibi), kind="bias",
-                       title="ALiBi bias -m_h |i - j|, 4 heads (steep to shallow)")
+                       title=tr("ALiBi bias -m_h |i - j|, 4 heads (steep to shallow)"))
 plt.show()
 try:
-    print(f"yours vs attnlab (3 heads, 4 queries, 7 keys): max difference = "
-          f"{np.abs(alibi_bias(3, 4, 7) - attnlab.alibi_bias(3, 4, 7)).max():.1e}")
+    print(tr("yours vs attnlab (3 heads, 4 queries, 7 keys): max difference = {diff:.1e}",
+             diff=np.abs(alibi_bias(3, 4, 7) - attnlab.alibi_bias(3, 4, 7)).max()))
 except NotImplementedError:
-    print("Write alibi_bias above to compare yours.")
+    print(tr("Write alibi_bias above to compare yours."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "compare-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 5.4 The three compared
@@ -815,7 +822,7 @@ except NotImplementedError:
 # stops at its context length.
 
 # %% nbgrader={"grade": false, "grade_id": "compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print(f"{'encoding':>11s} {'spread along diagonals':>23s} {'spread between diagonals':>25s}")
+print("{:>11s} {:>23s} {:>25s}".format(tr("encoding"), tr("spread along diagonals"), tr("spread between diagonals")))
 for kind in ("none", "sinusoidal", "rope", "alibi"):
     S_kind, along = attnlab.relative_position_check(kind)
     between = np.ptp([np.diagonal(S_kind, offset=o).mean() for o in range(-23, 24)])
@@ -861,8 +868,8 @@ attnlab.positional_encoding_explorer()
 
 # %% nbgrader={"grade": false, "grade_id": "residual", "locked": true, "schema_version": 3, "solution": false, "task": false}
 norms = attnlab.residual_gradient_demo(n_layers=30, width=32, gain=0.5)
-print(f"gradient norm reaching the input after 30 layers: plain {norms['plain']:.1e}, "
-      f"residual {norms['residual']:.1e}")
+print(tr("gradient norm reaching the input after 30 layers: plain {plain:.1e}, residual {residual:.1e}",
+         plain=norms["plain"], residual=norms["residual"]))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "norms-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 6.2 LayerNorm and RMSNorm
@@ -917,24 +924,25 @@ xn = 3.0 + 2.0 * rng.normal(size=(4, 10))
 gamma, beta = 1 + 0.1 * rng.normal(size=10), 0.1 * rng.normal(size=10)
 ln = attnlab.layer_norm(xn, gamma, beta)
 ln_torch = F.layer_norm(torch.from_numpy(xn), (10,), torch.from_numpy(gamma), torch.from_numpy(beta), eps=1e-5)
-print(f"LayerNorm vs torch.nn.functional.layer_norm: max difference {np.abs(ln - ln_torch.numpy()).max():.1e}")
+print(tr("LayerNorm vs torch.nn.functional.layer_norm: max difference {diff:.1e}", diff=np.abs(ln - ln_torch.numpy()).max()))
 plain = attnlab.layer_norm(xn, np.ones(10), np.zeros(10))
-print(f"per-token mean after LN: max |mean| {np.abs(plain.mean(axis=-1)).max():.1e}; "
-      f"variance: {plain.var(axis=-1).min():.6f} .. {plain.var(axis=-1).max():.6f}")
+print(tr("per-token mean after LN: max |mean| {mean:.1e}; variance: {low:.6f} .. {high:.6f}",
+         mean=np.abs(plain.mean(axis=-1)).max(), low=plain.var(axis=-1).min(), high=plain.var(axis=-1).max()))
 ones, zeros = np.ones(10), np.zeros(10)
 invariance = np.abs(attnlab.layer_norm(5 * xn - 7, ones, zeros, eps=0.0)
                     - attnlab.layer_norm(xn, ones, zeros, eps=0.0)).max()
-print(f"LN(5x - 7) = LN(x) with eps = 0: max difference {invariance:.1e}")
+print(tr("LN(5x - 7) = LN(x) with eps = 0: max difference {diff:.1e}", diff=invariance))
 centred = xn - xn.mean(axis=-1, keepdims=True)
-print(f"LN(x) = RMSNorm(x - mean): max difference "
-      f"{np.abs(attnlab.layer_norm(xn, gamma, zeros) - attnlab.rms_norm(centred, gamma, eps=1e-5)).max():.1e}")
+print(tr("LN(x) = RMSNorm(x - mean): max difference {diff:.1e}",
+         diff=np.abs(attnlab.layer_norm(xn, gamma, zeros) - attnlab.rms_norm(centred, gamma, eps=1e-5)).max()))
 rms_torch = F.rms_norm(torch.from_numpy(xn), (10,), torch.from_numpy(gamma), eps=1e-6)
-print(f"RMSNorm vs torch.nn.functional.rms_norm: max difference "
-      f"{np.abs(attnlab.rms_norm(xn, gamma) - rms_torch.numpy()).max():.1e}")
+print(tr("RMSNorm vs torch.nn.functional.rms_norm: max difference {diff:.1e}",
+         diff=np.abs(attnlab.rms_norm(xn, gamma) - rms_torch.numpy()).max()))
 try:
-    print(f"your layer_norm vs torch: max difference {np.abs(layer_norm(xn, gamma, beta) - ln_torch.numpy()).max():.1e}")
+    print(tr("your layer_norm vs torch: max difference {diff:.1e}",
+             diff=np.abs(layer_norm(xn, gamma, beta) - ln_torch.numpy()).max()))
 except NotImplementedError:
-    print("Write layer_norm above to compare yours with torch.")
+    print(tr("Write layer_norm above to compare yours with torch."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "ffn-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 6.3 The feed-forward network: ReLU, GELU, SwiGLU
@@ -956,9 +964,11 @@ except NotImplementedError:
 attnlab.plot_activations()
 plt.show()
 u = np.linspace(-6, 6, 1201)
-print(f"max |GELU exact - GELU tanh| on [-6, 6]: {np.abs(attnlab.gelu(u) - attnlab.gelu(u, approximate='tanh')).max():.1e}")
-print(f"attnlab.gelu vs torch: exact {np.abs(attnlab.gelu(u) - F.gelu(torch.from_numpy(u)).numpy()).max():.1e}, "
-      f"tanh {np.abs(attnlab.gelu(u, approximate='tanh') - F.gelu(torch.from_numpy(u), approximate='tanh').numpy()).max():.1e}")
+print(tr("max |GELU exact - GELU tanh| on [-6, 6]: {diff:.1e}",
+         diff=np.abs(attnlab.gelu(u) - attnlab.gelu(u, approximate="tanh")).max()))
+print(tr("attnlab.gelu vs torch: exact {exact:.1e}, tanh {tanh:.1e}",
+         exact=np.abs(attnlab.gelu(u) - F.gelu(torch.from_numpy(u)).numpy()).max(),
+         tanh=np.abs(attnlab.gelu(u, approximate="tanh") - F.gelu(torch.from_numpy(u), approximate="tanh").numpy()).max()))
 
 torch.manual_seed(0)
 d = 48
@@ -968,11 +978,13 @@ x_ffn = np.random.default_rng(7).normal(size=(5, d))
 with torch.no_grad():
     y_torch = mlp_swiglu(torch.from_numpy(x_ffn)).numpy()
 w1, w3, w2 = (layer.weight.detach().numpy().T for layer in (mlp_swiglu.gate, mlp_swiglu.up, mlp_swiglu.down))
-print(f"attnlab.swiglu vs attnlab's torch SwiGLU MLP: max difference "
-      f"{np.abs(attnlab.swiglu(x_ffn, w1, w2, w3) - y_torch).max():.1e}")
+print(tr("attnlab.swiglu vs attnlab's torch SwiGLU MLP: max difference {diff:.1e}",
+         diff=np.abs(attnlab.swiglu(x_ffn, w1, w2, w3) - y_torch).max()))
 count = {name: sum(p.numel() for p in m.parameters()) for name, m in (("GELU", mlp_gelu), ("SwiGLU", mlp_swiglu))}
-print(f"parameters at d = {d}: GELU MLP (hidden {4 * d}) {count['GELU']:,}; "
-      f"SwiGLU MLP (hidden {mlp_swiglu.up.out_features}) {count['SwiGLU']:,}; 8 d^2 = {8 * d * d:,}")
+print(tr("parameters at d = {d}: GELU MLP (hidden {gelu_hidden}) {gelu:,}; "
+         "SwiGLU MLP (hidden {swiglu_hidden}) {swiglu:,}; 8 d^2 = {eight_d2:,}",
+         d=d, gelu_hidden=4 * d, gelu=count["GELU"], swiglu_hidden=mlp_swiglu.up.out_features,
+         swiglu=count["SwiGLU"], eight_d2=8 * d * d))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "preln-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 6.4 Pre-LN vs Post-LN
@@ -1008,9 +1020,11 @@ last_layer = {
 for name in variants:
     g = per_layer[name]
     slope = np.polyfit(np.log(depths[2:]), np.log(last_layer[name][2:]), 1)[0]
-    print(f"{name:>7s}: 12 layers, |dL/dW_2| from layer 1 to 12: {g[0]:.3f} -> {g[-1]:.3f}")
-    print(f"{'':>7s}  last layer for L = {', '.join(map(str, depths))}: "
-          f"{' '.join(f'{v:.3f}' for v in last_layer[name])}; slope for L >= 4: {slope:+.2f}")
+    print(tr("{name:>7s}: 12 layers, |dL/dW_2| from layer 1 to 12: {first:.3f} -> {last:.3f}",
+             name=name, first=g[0], last=g[-1]))
+    print(" " * 9 + tr("last layer for L = {depths}: {values}; slope for L >= 4: {slope:+.2f}",
+                       depths=", ".join(map(str, depths)), values=" ".join(f"{v:.3f}" for v in last_layer[name]),
+                       slope=slope))
 attnlab.plot_gradient_norms(per_layer, depths, last_layer, fit_from=4)
 plt.show()
 
@@ -1039,26 +1053,26 @@ plt.show()
 # %% nbgrader={"grade": false, "grade_id": "masking-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
 masked = attnlab.softmax(np.array([1.0, 2.0, -np.inf, 3.0]))
 print("softmax([1, 2, -inf, 3]) =", masked)
-print("softmax([1, 2, 3])       =", attnlab.softmax(np.array([1.0, 2.0, 3.0])), "(the same three numbers)")
+print("softmax([1, 2, 3])       =", attnlab.softmax(np.array([1.0, 2.0, 3.0])), tr("(the same three numbers)"))
 
 S7 = np.random.default_rng(8).normal(size=(5, 5))
 boolean = attnlab.causal_mask(5)
 additive = np.where(boolean, 0.0, -np.inf)
-print("boolean mask:\n", boolean.astype(int))
-print("additive mask:\n", additive)
+print(tr("boolean mask:\n"), boolean.astype(int))
+print(tr("additive mask:\n"), additive)
 w_bool = attnlab.softmax(np.where(boolean, S7, -np.inf))
 w_add = attnlab.softmax(S7 + additive)
-print(f"the two forms give the same weights: max difference {np.abs(w_bool - w_add).max():.1e}; "
-      f"weight above the diagonal: {np.triu(w_bool, k=1).max():.1f}")
+print(tr("the two forms give the same weights: max difference {diff:.1e}; weight above the diagonal: {above:.1f}",
+         diff=np.abs(w_bool - w_add).max(), above=np.triu(w_bool, k=1).max()))
 
 # Why -inf rather than "a very negative number": a query that may see nothing.
-print("fully masked row, -1e9:", attnlab.softmax(np.array([-1e9, -1e9, -1e9])),
-      " <- uniform weights: it silently attends everywhere")
-print("fully masked row, -inf:", attnlab.softmax(np.array([-np.inf, -np.inf, -np.inf])),
-      " <- attnlab returns zeros")
+print(tr("fully masked row, -1e9:"), attnlab.softmax(np.array([-1e9, -1e9, -1e9])),
+      tr(" <- uniform weights: it silently attends everywhere"))
+print(tr("fully masked row, -inf:"), attnlab.softmax(np.array([-np.inf, -np.inf, -np.inf])),
+      tr(" <- attnlab returns zeros"))
 
 # With a KV cache the queries are the LAST tokens: bottom-right alignment.
-print("causal_mask(2, 5): two new queries, five keys (three cached)\n", attnlab.causal_mask(2, 5).astype(int))
+print(tr("causal_mask(2, 5): two new queries, five keys (three cached)\n"), attnlab.causal_mask(2, 5).astype(int))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "causal_mask-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Exercise 8 — `causal_mask` (2 points)
@@ -1098,17 +1112,17 @@ rng = np.random.default_rng(9)
 q7, k7, v7 = rng.normal(size=(3, 2, 6, 8))  # (batch, tokens, width)
 out7, _ = attnlab.scaled_dot_product_attention(q7, k7, v7, causal=True)
 out_torch = F.scaled_dot_product_attention(*(torch.from_numpy(t) for t in (q7, k7, v7)), is_causal=True)
-print(f"vs torch is_causal=True: max difference {np.abs(out7 - out_torch.numpy()).max():.1e}")
+print(tr("vs torch is_causal=True: max difference {diff:.1e}", diff=np.abs(out7 - out_torch.numpy()).max()))
 k_new, v_new = k7.copy(), v7.copy()
 k_new[:, -1] += 10 * rng.normal(size=(2, 8))
 v_new[:, -1] += 10 * rng.normal(size=(2, 8))
 out_new, _ = attnlab.scaled_dot_product_attention(q7, k_new, v_new, causal=True)
-print(f"last token changed: earlier outputs move by {np.abs(out_new[:, :-1] - out7[:, :-1]).max():.1e}, "
-      f"the last output by {np.abs(out_new[:, -1] - out7[:, -1]).max():.2f}")
+print(tr("last token changed: earlier outputs move by {earlier:.1e}, the last output by {last:.2f}",
+         earlier=np.abs(out_new[:, :-1] - out7[:, :-1]).max(), last=np.abs(out_new[:, -1] - out7[:, -1]).max()))
 try:
-    print("your causal_mask(2, 5):\n", causal_mask(2, 5).astype(int))
+    print(tr("your causal_mask(2, 5):\n"), causal_mask(2, 5).astype(int))
 except NotImplementedError:
-    print("Write causal_mask above to see yours.")
+    print(tr("Write causal_mask above to see yours."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "mask-explorer-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Explorer: causal and sparse masks
@@ -1216,31 +1230,32 @@ y_numpy = attnlab.gpt2_block(x_block, params, n_heads)
 torch_block = attnlab.gpt2_block_torch(params, n_heads)
 with torch.no_grad():
     y_torch, block_weights = torch_block(torch.from_numpy(x_block)[None], need_weights=True)
-print(f"attnlab.gpt2_block (NumPy) vs attnlab's torch block: max difference "
-      f"{np.abs(y_numpy - y_torch[0].numpy()).max():.1e}")
-print(f"the block changed its input by up to {np.abs(y_numpy - x_block).max():.2f} (so the check is not trivial)")
+print(tr("attnlab.gpt2_block (NumPy) vs attnlab's torch block: max difference {diff:.1e}",
+         diff=np.abs(y_numpy - y_torch[0].numpy()).max()))
+print(tr("the block changed its input by up to {change:.2f} (so the check is not trivial)",
+         change=np.abs(y_numpy - x_block).max()))
 try:
     y_yours = gpt2_block(x_block, params, n_heads)
-    print(f"your gpt2_block vs attnlab's torch block:        max difference "
-          f"{np.abs(y_yours - y_torch[0].numpy()).max():.1e}")
+    print(tr("your gpt2_block vs attnlab's torch block:        max difference {diff:.1e}",
+             diff=np.abs(y_yours - y_torch[0].numpy()).max()))
 except NotImplementedError:
-    print("Write gpt2_block above to compare yours with the torch block.")
+    print(tr("Write gpt2_block above to compare yours with the torch block."))
 
 try:
     hf_block = attnlab.gpt2_block_hf(params, n_heads)
 except ImportError as err:
     hf_block = None
-    print(f"\nHugging Face check skipped: {err}")
+    print(tr("\nHugging Face check skipped: {err}", err=err))
 if hf_block is not None:
     additive_mask = torch.from_numpy(np.where(attnlab.causal_mask(len(block_tokens)), 0.0, -np.inf))
     with torch.no_grad():
         hf_out = hf_block(torch.from_numpy(x_block)[None], attention_mask=additive_mask[None, None])
     hf_out = hf_out[0] if isinstance(hf_out, tuple) else hf_out  # older transformers return a tuple
-    print(f"attnlab.gpt2_block (NumPy) vs Hugging Face GPT2Block: max difference "
-          f"{np.abs(y_numpy - hf_out[0].numpy()).max():.1e}")
+    print(tr("attnlab.gpt2_block (NumPy) vs Hugging Face GPT2Block: max difference {diff:.1e}",
+             diff=np.abs(y_numpy - hf_out[0].numpy()).max()))
 
 attnlab.plot_head_maps(block_weights[0].numpy(), tokens=block_tokens,
-                       title="the block's causal attention, per head (random weights)")
+                       title=tr("the block's causal attention, per head (random weights)"))
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "boss-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}

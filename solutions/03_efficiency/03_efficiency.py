@@ -51,6 +51,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import attnlab
+from attnlab import tr
 import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
 from grader_tests import check
 
@@ -134,16 +135,19 @@ check("hbm_traffic", hbm_traffic, hidden=True)
 D_HEAD, SRAM = 64, 100 * 1024
 try:
     table = {n: hbm_traffic(n, D_HEAD, SRAM) for n in (2048, 8192)}
-    print(f"{'N':>6} | {'standard MB':>11} | {'flash MB':>9} | {'standard / flash':>16} | {'N^2 share of standard':>21}")
+    print("{:>6} | {:>11} | {:>9} | {:>16} | {:>21}".format(
+        "N", tr("standard MB"), tr("flash MB"), tr("standard / flash"), tr("N^2 share of standard")))
     for n, (standard, flash) in table.items():
         n2_share = 4 * n * n * 2 / standard
         print(f"{n:>6} | {standard / 1e6:11.1f} | {flash / 1e6:9.1f} | {standard / flash:16.2f} | {n2_share:21.1%}")
     limit = (SRAM // 2) / (3 * D_HEAD**2)
     standard, flash = hbm_traffic(1 << 17, D_HEAD, SRAM)
-    print(f"\nFor large N the ratio tends to M / (3 d^2) = {limit:.2f}; at N = 131072 your formula gives {standard / flash:.2f}.")
-    print(f"With d = 128 the same SRAM gives only {(SRAM // 2) / (3 * 128**2):.2f}: the saving shrinks like 1/d^2.")
+    print(tr("\nFor large N the ratio tends to M / (3 d^2) = {limit:.2f}; at N = 131072 your formula gives {ratio:.2f}.",
+             limit=limit, ratio=standard / flash))
+    print(tr("With d = 128 the same SRAM gives only {ratio:.2f}: the saving shrinks like 1/d^2.",
+             ratio=(SRAM // 2) / (3 * 128**2)))
 except NotImplementedError:
-    print("Finish exercise 1 (hbm_traffic) first, then run this cell again.")
+    print(tr("Finish exercise 1 (hbm_traffic) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-count-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Where does the limit come from? For large $N$, standard $\approx 4N^2$ and flash
@@ -158,7 +162,8 @@ except NotImplementedError:
 
 # %% nbgrader={"grade": false, "grade_id": "hbm-count", "locked": true, "schema_version": 3, "solution": false, "task": false}
 rng = np.random.default_rng(0)
-print(f"{'N':>4} {'d':>3} {'SRAM B':>7} | {'counted standard':>16} {'formula':>9} | {'counted flash':>13} {'formula':>9} | max |out - attention|")
+print("{:>4} {:>3} {:>7} | {:>16} {:>9} | {:>13} {:>9} | max |out - attention|".format(
+    "N", "d", "SRAM B", tr("counted standard"), tr("formula"), tr("counted flash"), tr("formula")))
 for n, d, sram in [(64, 8, 1024), (70, 8, 1024), (96, 16, 2048), (50, 4, 100_000)]:
     q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
     counted = attnlab.count_hbm_traffic(q, k, v, sram)
@@ -170,9 +175,9 @@ for n, d, sram in [(64, 8, 1024), (70, 8, 1024), (96, 16, 2048), (50, 4, 100_000
     assert (counted.standard_bytes, counted.flash_bytes) == (standard, flash)
 try:
     agree = all(hbm_traffic(n, d, s) == attnlab.hbm_traffic(n, d, s) for n, d, s in [(70, 8, 1024), (96, 16, 2048)])
-    print("your hbm_traffic gives the counted numbers too:", agree)
+    print(tr("your hbm_traffic gives the counted numbers too:"), agree)
 except NotImplementedError:
-    print("(finish exercise 1 to compare your formula with the counts)")
+    print(tr("(finish exercise 1 to compare your formula with the counts)"))
 
 attnlab.plot_hbm_traffic([256, 512, 1024, 2048, 4096, 8192, 16384], d=D_HEAD, sram_bytes=SRAM)
 plt.show()
@@ -254,18 +259,19 @@ try:
     m, l, acc = np.full(5, -np.inf), np.zeros(5), np.zeros((5, 4))  # the empty state
     for state in states:
         m, l, acc = online_softmax_merge(m, l, acc, *state)
-    print(f"left to right: max |acc / l - softmax attention| = {np.abs(acc / l[:, None] - exact).max():.2e}")
+    print(tr("left to right: max |acc / l - softmax attention| = {err:.2e}", err=np.abs(acc / l[:, None] - exact).max()))
     level = states
     while len(level) > 1:  # a tree: merge neighbours pairwise until one state is left
         level = [online_softmax_merge(*level[i], *level[i + 1]) for i in range(0, len(level), 2)]
     m_t, l_t, acc_t = level[0]
-    print(f"as a tree:     max |acc / l - softmax attention| = {np.abs(acc_t / l_t[:, None] - exact).max():.2e}")
+    print(tr("as a tree:     max |acc / l - softmax attention| = {err:.2e}", err=np.abs(acc_t / l_t[:, None] - exact).max()))
     _, l, acc = states[0]
     for _, l_block, acc_block in states[1:]:
         l, acc = l + l_block, acc + acc_block  # the tempting shortcut: add without rescaling
-    print(f"without the rescale the error is {np.abs(acc / l[:, None] - exact).max():.2e} (that is why it is there)")
+    print(tr("without the rescale the error is {err:.2e} (that is why it is there)",
+             err=np.abs(acc / l[:, None] - exact).max()))
 except NotImplementedError:
-    print("Finish exercise 2 (online_softmax_merge) first, then run this cell again.")
+    print(tr("Finish exercise 2 (online_softmax_merge) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "tiled-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 1.3 The tiled algorithm
@@ -289,9 +295,11 @@ for causal in (False, True):
     for block in (16, 64):
         tiled = attnlab.flash_attention_numpy(q, k, v, causal=causal, block_size=block)
         full, _ = attnlab.scaled_dot_product_attention(q, k, v, causal=causal)
-        print(f"causal={causal!s:<5} block={block:>2}: max |tiled - standard| = {np.abs(tiled - full).max():.1e}")
+        print(tr("causal={causal!s:<5} block={block:>2}: max |tiled - standard| = {err:.1e}",
+                 causal=causal, block=block, err=np.abs(tiled - full).max()))
 
-print(f"\n{'N':>5} | {'standard peak MB':>16} | {'tiled peak MB':>13} | {'one N x N float64 MB':>20} | standard / tiled")
+print("\n{:>5} | {:>16} | {:>13} | {:>20} | {}".format(
+    "N", tr("standard peak MB"), tr("tiled peak MB"), tr("one N x N float64 MB"), tr("standard / tiled")))
 for n in (512, 1024, 2048):
     mem = attnlab.attention_peak_memory(n, d=64, block_size=64)
     print(f"{n:>5} | {mem['standard_bytes'] / 1e6:16.1f} | {mem['flash_bytes'] / 1e6:13.2f} | "
@@ -401,12 +409,13 @@ settings = {"local": {"window": 16}, "strided": {"stride": 32}, "fixed": {"n_glo
             "bigbird": {"window": 16, "n_global": 4, "n_random": 8}}
 try:
     masks = {p: sparse_mask(N_SPARSE, p, **kw) for p, kw in settings.items()}
-    who = "your sparse_mask"
+    who = tr("your sparse_mask")
 except NotImplementedError:
     masks = {p: attnlab.sparse_mask(N_SPARSE, p, **kw) for p, kw in settings.items()}
-    who = "attnlab.sparse_mask (finish exercise 3 to use yours)"
-print(f"masks from {who}; full attention has {N_SPARSE**2} entries")
-print(f"{'pattern':>8} | {'counted':>8} | {'closed form':>11} | {'density':>7} | {'tiles computed':>14}")
+    who = tr("attnlab.sparse_mask (finish exercise 3 to use yours)")
+print(tr("masks from {who}; full attention has {entries} entries", who=who, entries=N_SPARSE**2))
+print("{:>8} | {:>8} | {:>11} | {:>7} | {:>14}".format(
+    tr("pattern"), tr("counted"), tr("closed form"), tr("density"), tr("tiles computed")))
 for pattern, mask in masks.items():
     closed = attnlab.sparse_mask_nnz(N_SPARSE, pattern, **settings[pattern])
     tiles = attnlab.block_layout(mask, 32).mean()
@@ -417,7 +426,7 @@ qt, kt, vt = (torch.tensor(rng.standard_normal((N_SPARSE, 32))) for _ in range(3
 mask = masks["bigbird"]
 dense, _ = attnlab.scaled_dot_product_attention(qt.numpy(), kt.numpy(), vt.numpy(), mask=mask)
 sparse = attnlab.block_sparse_attention(qt, kt, vt, mask, block_size=32).numpy()
-print(f"\nBigBird: block-sparse vs dense masked attention, max difference {np.abs(sparse - dense).max():.1e}")
+print(tr("\nBigBird: block-sparse vs dense masked attention, max difference {diff:.1e}", diff=np.abs(sparse - dense).max()))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-tiles-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # Look at the last column. Local and fixed patterns are sparse in *tiles* too, so a GPU kernel skips
@@ -495,13 +504,14 @@ q, k, v = (rng.standard_normal((2, 200, 16)) for _ in range(3))
 try:
     for causal in (False, True):
         diff = np.abs(linear_attention(q, k, v, causal=causal) - attnlab.linear_attention_quadratic(q, k, v, causal=causal)).max()
-        print(f"causal={causal!s:<5}: max |yours - quadratic form| = {diff:.1e}")
+        print(tr("causal={causal!s:<5}: max |yours - quadratic form| = {diff:.1e}", causal=causal, diff=diff))
     diff = np.abs(linear_attention(q, k, v, causal=True) - attnlab.linear_attention_recurrent(q, k, v)).max()
-    print(f"causal       : max |yours - RNN form|       = {diff:.1e}")
+    print(tr("causal       : max |yours - RNN form|       = {diff:.1e}", diff=diff))
 except NotImplementedError:
-    print("Finish exercise 4 (linear_attention) first, then run this cell again.")
+    print(tr("Finish exercise 4 (linear_attention) first, then run this cell again."))
 
-print(f"\n{'N':>5} | {'softmax attention, O(N^2 d)':>27} | {'linear attention, O(N d^2)':>26} | ratio")
+print("\n{:>5} | {:>27} | {:>26} | {}".format(
+    "N", tr("softmax attention, O(N^2 d)"), tr("linear attention, O(N d^2)"), tr("ratio")))
 for row in attnlab.time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d=32):
     print(f"{row['n']:>5} | {row['quadratic_s'] * 1e3:24.2f} ms | {row['linear_s'] * 1e3:23.2f} ms | {row['ratio']:5.1f}x")
 
@@ -547,15 +557,19 @@ x, y = 0.5 * rng.standard_normal(8), 0.5 * rng.standard_normal(8)
 for m in (100, 10_000, 1_000_000):
     omega = attnlab.random_feature_matrix(8, m, seed=6)
     estimate = attnlab.performer_features(x[None], omega)[0] @ attnlab.performer_features(y[None], omega)[0]
-    print(f"m = {m:>9,}: phi(x).phi(y) = {estimate:.5f}   exp(x.y) = {np.exp(x @ y):.5f}   relative error {abs(estimate / np.exp(x @ y) - 1):.1e}")
+    print(tr("m = {m:>9,}: phi(x).phi(y) = {estimate:.5f}   exp(x.y) = {exact:.5f}   relative error {error:.1e}",
+             m=m, estimate=estimate, exact=np.exp(x @ y), error=abs(estimate / np.exp(x @ y) - 1)))
 one_feature = m * attnlab.performer_features(x[None], omega)[0] * attnlab.performer_features(y[None], omega)[0]
-print(f"variance of one feature / exp(x.y)^2: measured over {m:,} draws {one_feature.var() / np.exp(x @ y) ** 2:.2f}, "
-      f"Lemma 1: exp(|x + y|^2) - 1 = {np.exp(np.sum((x + y) ** 2)) - 1:.2f}  (heavy-tailed: the measurement converges slowly)")
+print(tr("variance of one feature / exp(x.y)^2: measured over {m:,} draws {measured:.2f}, "
+         "Lemma 1: exp(|x + y|^2) - 1 = {lemma:.2f}  (heavy-tailed: the measurement converges slowly)",
+         m=m, measured=one_feature.var() / np.exp(x @ y) ** 2, lemma=np.exp(np.sum((x + y) ** 2)) - 1))
 
 curve = attnlab.performer_error_curve(n=128, d=16, ms=(8, 32, 128, 512, 2048))
 for m, e_iid, e_orth in zip(curve["m"], curve["iid"], curve["orthogonal"]):
-    print(f"m = {m:>4}: relative error of Performer attention {e_iid:.3f} (i.i.d.), {e_orth:.3f} (orthogonal)")
-print(f"log-log slope over the larger m: {curve['iid_slope']:.2f} (i.i.d.), {curve['orthogonal_slope']:.2f} (orthogonal); 1/sqrt(m) is -0.50")
+    print(tr("m = {m:>4}: relative error of Performer attention {iid:.3f} (i.i.d.), {orth:.3f} (orthogonal)",
+             m=m, iid=e_iid, orth=e_orth))
+print(tr("log-log slope over the larger m: {iid:.2f} (i.i.d.), {orth:.2f} (orthogonal); 1/sqrt(m) is -0.50",
+         iid=curve["iid_slope"], orth=curve["orthogonal_slope"]))
 attnlab.plot_performer_error(curve)
 plt.show()
 
@@ -648,10 +662,12 @@ try:
         h = h + (delta / steps) * (A @ h + B[:, 0] * u0)
     zoh = A_bar @ h0 + B_bar[:, 0] * u0
     euler = h0 + delta * (A @ h0 + B[:, 0] * u0)
-    print(f"after one step of {delta}: fine simulation {h}, ZOH {zoh}, Euler {euler}")
-    print(f"  |ZOH - simulation| = {np.abs(zoh - h).max():.1e}   |Euler - simulation| = {np.abs(euler - h).max():.1e}")
+    print(tr("after one step of {delta}: fine simulation {h}, ZOH {zoh}, Euler {euler}",
+             delta=delta, h=h, zoh=zoh, euler=euler))
+    print(tr("  |ZOH - simulation| = {zoh:.1e}   |Euler - simulation| = {euler:.1e}",
+             zoh=np.abs(zoh - h).max(), euler=np.abs(euler - h).max()))
 except NotImplementedError:
-    print("Finish exercise 5 (ssm_discretize) first, then run this cell again.")
+    print(tr("Finish exercise 5 (ssm_discretize) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kernel-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # The ZOH step agrees with the simulation up to the simulation's own error (about $\Delta^2/\text{steps}$);
@@ -713,21 +729,22 @@ A_dense = -np.eye(4) + 0.5 * rng.standard_normal((4, 4))
 A_dense -= (np.max(np.linalg.eigvals(A_dense).real) + 0.2) * np.eye(4)  # shift so the system is stable
 B_dense, C_dense = rng.standard_normal(4), rng.standard_normal(4)
 try:
-    for name, A, B, C in [("diagonal, complex", A_diag, B_diag, C_diag), ("dense", A_dense, B_dense, C_dense)]:
+    for name, A, B, C in [(tr("diagonal, complex"), A_diag, B_diag, C_diag), (tr("dense"), A_dense, B_dense, C_dense)]:
         A_bar, B_bar = attnlab.ssm_discretize(A, B, 0.05)
         K = ssm_kernel(A_bar, B_bar, C, L_SEQ)
         y_conv = attnlab.ssm_convolve(K, u)
         y_rec = attnlab.ssm_recurrence(A_bar, B_bar, C, u)
-        print(f"{name:>17}: max |convolution - recurrence| = {np.abs(y_conv - y_rec).max():.1e}  (|y| up to {np.abs(y_rec).max():.1f})")
+        print(tr("{name:>17}: max |convolution - recurrence| = {diff:.1e}  (|y| up to {y_max:.1f})",
+                 name=name, diff=np.abs(y_conv - y_rec).max(), y_max=np.abs(y_rec).max()))
     plt.figure(figsize=(7, 2.8))
-    plt.plot(K.real, label="dense A: K_k")
+    plt.plot(K.real, label=tr("dense A: K_k"))
     plt.plot(ssm_kernel(*attnlab.ssm_discretize(A_diag, B_diag, 0.05), C_diag, L_SEQ).real, label="S4D-Lin: Re K_k")
-    plt.xlabel("lag k")
-    plt.title("SSM convolution kernels: how much input k steps ago counts now")
+    plt.xlabel(tr("lag k"))
+    plt.title(tr("SSM convolution kernels: how much input k steps ago counts now"))
     plt.legend()
     plt.show()
 except NotImplementedError:
-    print("Finish exercise 6 (ssm_kernel) first, then run this cell again.")
+    print(tr("Finish exercise 6 (ssm_kernel) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### 4.3 Mamba: selective (input-dependent) $\Delta$, $B$, $C$
@@ -796,15 +813,15 @@ attnlab.plot_selective_params(s["delta"], s["B"], s["C"], tokens=tokens)
 plt.show()
 try:
     y = selective_scan(s["u"], s["delta"], s["A"], s["B"], s["C"], s["D"])
-    print(f"1. max |your scan - MambaBlock's torch scan| = {np.abs(y - s['torch_out']).max():.1e}")
+    print(tr("1. max |your scan - MambaBlock's torch scan| = {diff:.1e}", diff=np.abs(y - s["torch_out"]).max()))
 except NotImplementedError:
-    print("1. (finish exercise 7 to compare your scan with the block's)")
+    print(tr("1. (finish exercise 7 to compare your scan with the block's)"))
 
 changed = tokens.copy()
 changed[10] = 0
 s2 = attnlab.mamba_selective_inputs(changed, d_model=16, d_state=8)
 moved = np.flatnonzero(np.abs(s2["delta"] - s["delta"]).max(axis=(0, 1)) > 1e-12)
-print(f"2. token 10 changed: delta changed at positions {moved.tolist()}")
+print(tr("2. token 10 changed: delta changed at positions {positions}", positions=moved.tolist()))
 
 u_, A_ = s["u"], s["A"]
 dt, B_avg, C_avg = s["delta"].mean(axis=-1, keepdims=True), s["B"].mean(axis=-1), s["C"].mean(axis=-1)
@@ -813,7 +830,8 @@ y_frozen = attnlab.selective_scan(u_, np.broadcast_to(dt, u_.shape), A_, np.repe
                                   np.repeat(C_avg[..., None], L_tok, -1))
 y_conv = np.stack([attnlab.ssm_convolve(attnlab.ssm_kernel(np.exp(dt[0, c, 0] * A_[c]), dt[0, c, 0] * B_avg[0], C_avg[0], L_tok), u_[0, c])
                    for c in range(u_.shape[1])])
-print(f"3. frozen delta, B, C: max |selective scan - LTI convolution| = {np.abs(y_frozen[0] - y_conv).max():.1e}")
+print(tr("3. frozen delta, B, C: max |selective scan - LTI convolution| = {diff:.1e}",
+         diff=np.abs(y_frozen[0] - y_conv).max()))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 5. The KV cache
@@ -864,10 +882,11 @@ check("kv_cache_bytes", kv_cache_bytes, hidden=True)
 # it actually cached.
 
 # %% nbgrader={"grade": false, "grade_id": "kv-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print("every token kept (the formula above, ignoring any sliding window); KiB = 1024 bytes, GiB = 2^30 bytes;")
-print("(in brackets: longer than the context the model was trained for)")
-print(f"{'model':>12} | kind | layers | heads | kv heads | head dim | {'context':>7} | {'KiB / token':>11} | "
-      f"{'GiB at 4K':>9} | {'GiB at 32K':>10} | vs MHA")
+print(tr("every token kept (the formula above, ignoring any sliding window); KiB = 1024 bytes, GiB = 2^30 bytes;"))
+print(tr("(in brackets: longer than the context the model was trained for)"))
+print("{:>12} | {:>4} | {:>6} | {:>5} | {:>8} | {:>8} | {:>7} | {:>11} | {:>9} | {:>10} | {}".format(
+    tr("model"), tr("kind"), tr("layers"), tr("heads"), tr("kv heads"), tr("head dim"), tr("context"),
+    tr("KiB / token"), tr("GiB at 4K"), tr("GiB at 32K"), tr("vs MHA")))
 kv_rows = attnlab.kv_cache_table(seq_lens=(4096, 32768))
 
 
@@ -880,20 +899,22 @@ for row in kv_rows:
     print(f"{row['name']:>12} | {row['kind']:>4} | {row['n_layers']:>6} | {row['n_heads']:>5} | {row['n_kv_heads']:>8} | "
           f"{row['head_dim']:>8} | {row['context_length']:>7,} | {row['bytes_per_token'] / 1024:11.0f} | "
           f"{gib(row, 4096):>9} | {gib(row, 32768):>10} | "
-          + ("-" if row["kind"] == "MHA" else f"{row['mha_bytes_at_4096'] / row['bytes_at_4096']:.0f}x smaller"))
+          + ("-" if row["kind"] == "MHA"
+             else tr("{ratio:.0f}x smaller", ratio=row["mha_bytes_at_4096"] / row["bytes_at_4096"])))
 for row in kv_rows:
     if row["sliding_window"] is not None:
-        print(f"\n{row['name']} has sliding_window = {row['sliding_window']}: its rolling cache keeps "
-              f"{row['kept_bytes_at_4096'] / 2**30:.2f} GiB at 4K and still {row['kept_bytes_at_32768'] / 2**30:.2f} GiB "
-              f"at 32K tokens, not {row['bytes_at_32768'] / 2**30:.2f} GiB")
+        print(tr("\n{name} has sliding_window = {window}: its rolling cache keeps {kept_4k:.2f} GiB at 4K "
+                 "and still {kept_32k:.2f} GiB at 32K tokens, not {full_32k:.2f} GiB",
+                 name=row["name"], window=row["sliding_window"], kept_4k=row["kept_bytes_at_4096"] / 2**30,
+                 kept_32k=row["kept_bytes_at_32768"] / 2**30, full_32k=row["bytes_at_32768"] / 2**30))
 
 try:
     shape = {"n_layers": 2, "n_kv_heads": 2, "head_dim": 16, "seq_len": 10, "batch": 3}
     measured = attnlab.hf_kv_cache_bytes(n_heads=4, **shape)
-    print(f"\ntiny Mistral (4 query heads, 2 kv heads): cache holds {measured} bytes; "
-          f"your formula says {kv_cache_bytes(**shape, bytes_per_element=4)}")
+    print(tr("\ntiny Mistral (4 query heads, 2 kv heads): cache holds {measured} bytes; your formula says {yours}",
+             measured=measured, yours=kv_cache_bytes(**shape, bytes_per_element=4)))
 except NotImplementedError:
-    print("\nFinish exercise 8 (kv_cache_bytes) to compare your formula with a real cache.")
+    print(tr("\nFinish exercise 8 (kv_cache_bytes) to compare your formula with a real cache."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kv-compress-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### Compressing the cache of a trained model
@@ -934,24 +955,28 @@ weights = np.exp(rng.multivariate_normal(mu, cov, size=400_000) @ keys.T / np.sq
 sampled = weights.mean(axis=0)
 noise = (weights.std(axis=0) / sampled).max() / np.sqrt(len(weights))  # Monte Carlo standard error
 sampled /= sampled.sum()
-print(f"expected attention of 10 keys: closed form vs 400,000 sampled queries, "
-      f"max relative difference {np.abs(closed_form / sampled - 1).max():.1e} "
-      f"(Monte Carlo standard error about {noise:.0e})")
+print(tr("expected attention of 10 keys: closed form vs 400,000 sampled queries, "
+         "max relative difference {diff:.1e} (Monte Carlo standard error about {noise:.0e})",
+         diff=np.abs(closed_form / sampled - 1).max(), noise=noise))
 
 model, corpus, history = attnlab.train_tiny_char_gpt(steps=1500 if FULL_RUN else 300)
-print(f"tiny GPT trained: loss {history['loss'][0]:.2f} -> {history['loss'][-1]:.2f} "
-      f"(uniform guessing over {corpus.vocab_size} characters: {np.log(corpus.vocab_size):.2f})")
+print(tr("tiny GPT trained: loss {first:.2f} -> {last:.2f} (uniform guessing over {vocab} characters: {uniform:.2f})",
+         first=history["loss"][0], last=history["loss"][-1], vocab=corpus.vocab_size,
+         uniform=np.log(corpus.vocab_size)))
 
 # %% nbgrader={"grade": false, "grade_id": "kv-compress", "locked": true, "schema_version": 3, "solution": false, "task": false}
 kv = attnlab.kv_compression_errors(model, corpus, n_groups=4, prune_fractions=(0.3, 0.6, 0.9))
-print("MHA -> GQA with 4 kv heads (errors = ||out - out_MHA|| / ||out_MHA|| on held-out text)")
-print(f"{'layer':>5} | {'averaging cost: uniform':>23} {'similarity':>10} | {'output error: uniform':>21} {'similarity':>10} | similarity groups")
+print(tr("MHA -> GQA with 4 kv heads (errors = ||out - out_MHA|| / ||out_MHA|| on held-out text)"))
+print("{:>5} | {:>23} {:>10} | {:>21} {:>10} | {}".format(
+    tr("layer"), tr("averaging cost: uniform"), tr("similarity"), tr("output error: uniform"), tr("similarity"),
+    tr("similarity groups")))
 for g in kv["grouping"]:
     print(f"{g['layer']:>5} | {g['uniform_cost']:23.1f} {g['similarity_cost']:10.1f} | "
           f"{g['uniform']:21.3f} {g['similarity']:10.3f} | {g['similarity_labels'].tolist()}")
 
-print("\npruning the cache when 96 of 128 tokens are cached; error of the next 32 outputs")
-print(f"{'layer':>5} | {'pruned':>6} | {'expected attention':>18} | {'recency':>7} | {'random':>6} | best")
+print(tr("\npruning the cache when 96 of 128 tokens are cached; error of the next 32 outputs"))
+print("{:>5} | {:>6} | {:>18} | {:>7} | {:>6} | {}".format(
+    tr("layer"), tr("pruned"), tr("expected attention"), tr("recency"), tr("random"), tr("best")))
 wins = 0
 for p in kv["pruning"]:
     errors = {m: p[m] for m in ("expected_attention", "recency", "random")}
@@ -959,7 +984,7 @@ for p in kv["pruning"]:
     wins += best == "expected_attention"
     print(f"{p['layer']:>5} | {p['fraction']:6.0%} | {errors['expected_attention']:18.3f} | "
           f"{errors['recency']:7.3f} | {errors['random']:6.3f} | {best}")
-print(f"\nexpected attention is best in {wins} of {len(kv['pruning'])} settings")
+print(tr("\nexpected attention is best in {wins} of {total} settings", wins=wins, total=len(kv["pruning"])))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kv-compress-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # How to read these numbers (they come from a model trained for seconds, so expect them to move with
@@ -996,18 +1021,20 @@ q, k, v = (rng.standard_normal((n_nodes, 8)) for _ in range(3))
 edges = attnlab.sparse_mask(n_nodes, "bigbird", window=1, n_global=1, n_random=2)
 passed = attnlab.message_passing_attention(q, k, v, edges)
 masked, _ = attnlab.scaled_dot_product_attention(q, k, v, mask=edges)
-print(f"BigBird graph: {int(edges.sum())} edges; max |message passing - masked attention| = {np.abs(passed - masked).max():.1e}")
+print(tr("BigBird graph: {edges} edges; max |message passing - masked attention| = {diff:.1e}",
+         edges=int(edges.sum()), diff=np.abs(passed - masked).max()))
 
 n_graph = 64
 graphs = {
-    "full": np.ones((n_graph, n_graph), dtype=bool),
-    "causal": attnlab.causal_mask(n_graph),
-    "local w=2": attnlab.sparse_mask(n_graph, "local", window=2),
-    "local w=2 + strided s=8": attnlab.sparse_mask(n_graph, "local", window=2) | attnlab.sparse_mask(n_graph, "strided", stride=8),
+    tr("full"): np.ones((n_graph, n_graph), dtype=bool),
+    tr("causal"): attnlab.causal_mask(n_graph),
+    tr("local w=2"): attnlab.sparse_mask(n_graph, "local", window=2),
+    tr("local w=2 + strided s=8"): attnlab.sparse_mask(n_graph, "local", window=2) | attnlab.sparse_mask(n_graph, "strided", stride=8),
     "BigBird (w=2, g=1, r=2)": attnlab.sparse_mask(n_graph, "bigbird", window=2, n_global=1, n_random=2),
-    "strided s=8 alone": attnlab.sparse_mask(n_graph, "strided", stride=8),
+    tr("strided s=8 alone"): attnlab.sparse_mask(n_graph, "strided", stride=8),
 }
-print(f"\n{'graph on 64 tokens':>24} | {'edges':>5} | layers until everyone has heard from everyone")
+print("\n{:>24} | {:>5} | {}".format(
+    tr("graph on 64 tokens"), tr("edges"), tr("layers until everyone has heard from everyone")))
 for name, graph in graphs.items():
     print(f"{name:>24} | {int(graph.sum()):>5} | {attnlab.graph_hops(graph):g}")
 
@@ -1025,7 +1052,8 @@ for name, graph in graphs.items():
 
 # %% nbgrader={"grade": false, "grade_id": "map", "locked": true, "schema_version": 3, "solution": false, "task": false}
 rows = attnlab.efficiency_map(n=4096, d=64)
-print(f"{'method':>32} | {'multiply-adds':>13} | {'train memory':>12} | {'decode state':>12} | hops | softmax?")
+print("{:>32} | {:>13} | {:>12} | {:>12} | {:>4} | {}".format(
+    tr("method"), tr("multiply-adds"), tr("train memory"), tr("decode state"), tr("hops"), tr("softmax?")))
 for r in rows:
     print(f"{r['method']:>32} | {r['cost']:13.2e} | {r['train_memory']:12.2e} | {r['decode_state']:12.2e} | "
           f"{r['hops']:>4g} | {r['exact']}")

@@ -59,14 +59,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import attnlab  # noqa: E402
+from attnlab import tr  # noqa: E402
 import grader_tests  # noqa: E402,F401  (imported first so the checks bind their tools early)
 from grader_tests import check  # noqa: E402
 from grader_tests.ex_zone4 import forward_with_inner, loop_limited, memory_limited  # noqa: E402
 
 np.set_printoptions(precision=4, suppress=True)
 torch.manual_seed(0)
-mode = "natively on the GPU" if torch.cuda.is_available() else "in Triton's CPU interpreter (TRITON_INTERPRET=1)"
-print(f"torch {torch.__version__}; Triton kernels will run {mode}")
+mode = tr("natively on the GPU") if torch.cuda.is_available() else tr("in Triton's CPU interpreter (TRITON_INTERPRET=1)")
+print(tr("torch {version}; Triton kernels will run {mode}", version=torch.__version__, mode=mode))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "kv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 1. Decoding with a KV cache
@@ -129,12 +130,12 @@ causal_out, _ = attnlab.scaled_dot_product_attention(q, k, v, causal=True)
 full_out, _ = attnlab.scaled_dot_product_attention(q, k, v, causal=False)
 try:
     decoded, k_cache, v_cache = attnlab.incremental_attention(kv_cache_attention_step, q, k, v)
-    print(f"cache after 12 steps: k {k_cache.shape}, v {v_cache.shape}")
-    print(f"max |token-by-token - causal attention|     = {np.abs(decoded - causal_out).max():.2e}")
-    print(f"max |token-by-token - non-causal attention| = {np.abs(decoded - full_out).max():.2e}"
-          "  (large: the cache never shows a token its future)")
+    print(tr("cache after 12 steps: k {k_shape}, v {v_shape}", k_shape=k_cache.shape, v_shape=v_cache.shape))
+    print(tr("max |token-by-token - causal attention|     = {diff:.2e}", diff=np.abs(decoded - causal_out).max()))
+    print(tr("max |token-by-token - non-causal attention| = {diff:.2e}  (large: the cache never shows a token its future)",
+             diff=np.abs(decoded - full_out).max()))
 except NotImplementedError:
-    print("Finish exercise 1 (kv_cache_attention_step) first, then run this cell again.")
+    print(tr("Finish exercise 1 (kv_cache_attention_step) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "gqa-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 2. Grouped-query attention
@@ -155,7 +156,7 @@ except NotImplementedError:
 # %% nbgrader={"grade": false, "grade_id": "gqa-cache", "locked": true, "schema_version": 3, "solution": false, "task": false}
 for n_kv, kind in ((32, "MHA"), (8, "GQA"), (1, "MQA")):
     size = attnlab.kv_cache_bytes(n_layers=32, n_kv_heads=n_kv, head_dim=128, seq_len=4096)
-    print(f"{kind}: H_kv = {n_kv:>2} -> KV cache {size / 2**30:6.3f} GiB per sequence")
+    print(tr("{kind}: H_kv = {n_kv:>2} -> KV cache {gib:6.3f} GiB per sequence", kind=kind, n_kv=n_kv, gib=size / 2**30))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "gqa-ex-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## Exercise 2 — `grouped_query_attention` (3 points)
@@ -199,9 +200,9 @@ torch_out = torch.nn.functional.scaled_dot_product_attention(
     *(torch.from_numpy(a) for a in (q, k, v)), is_causal=True, enable_gqa=True).numpy()
 try:
     mine = grouped_query_attention(q, k, v, causal=True)
-    print(f"max |yours - torch SDPA (enable_gqa)| = {np.abs(mine - torch_out).max():.2e}")
+    print(tr("max |yours - torch SDPA (enable_gqa)| = {diff:.2e}", diff=np.abs(mine - torch_out).max()))
 except NotImplementedError:
-    print("Finish exercise 2 (grouped_query_attention) first, then run this cell again.")
+    print(tr("Finish exercise 2 (grouped_query_attention) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "torch-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 3. The torch modules: attention, block, GPT
@@ -235,14 +236,14 @@ with torch.no_grad():
     module_out, _ = attention.double()(x)
     attention.float()
 library = attnlab.attention_module_numpy(attention, x.numpy())
-print(f"\nmax |Attention module - NumPy with attnlab.grouped_query_attention| = "
-      f"{np.abs(module_out.numpy() - library).max():.2e}")
+print(tr("\nmax |Attention module - NumPy with attnlab.grouped_query_attention| = {diff:.2e}",
+         diff=np.abs(module_out.numpy() - library).max()))
 try:
     yours = attnlab.attention_module_numpy(attention, x.numpy(), gqa=grouped_query_attention)
-    print(f"max |Attention module - NumPy with your grouped_query_attention|   = "
-          f"{np.abs(module_out.numpy() - yours).max():.2e}")
+    print(tr("max |Attention module - NumPy with your grouped_query_attention|   = {diff:.2e}",
+             diff=np.abs(module_out.numpy() - yours).max()))
 except NotImplementedError:
-    print("(finish exercise 2 to compare the module with your own function)")
+    print(tr("(finish exercise 2 to compare the module with your own function)"))
 
 idx = torch.randint(0, config.vocab_size, (2, 20))
 with torch.no_grad():
@@ -251,9 +252,9 @@ with torch.no_grad():
     step_logits = [gpt(idx[:, :5], kv_cache=cache)]  # the prompt in one go
     step_logits += [gpt(idx[:, t:t + 1], kv_cache=cache) for t in range(5, 20)]  # then one token per call
 step_logits = torch.cat(step_logits, dim=1)
-print(f"max |logits through the KV cache - full forward| = {(step_logits - full_logits).abs().max():.2e}")
-print(f"cache of layer 0: {cache[0]}")
-print(f"parameters: {gpt.num_parameters():,} (embedding tied to the output layer)")
+print(tr("max |logits through the KV cache - full forward| = {diff:.2e}", diff=(step_logits - full_logits).abs().max()))
+print(tr("cache of layer 0: {cache}", cache=cache[0]))
+print(tr("parameters: {params:,} (embedding tied to the output layer)", params=gpt.num_parameters()))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "hf-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 4. Loading Hugging Face GPT-2 weights
@@ -275,21 +276,21 @@ print(f"parameters: {gpt.num_parameters():,} (embedding tied to the output layer
 gpt2_small = attnlab.GPTConfig.gpt2_style(vocab_size=50257, context_length=1024, d_model=768,
                                           n_layers=12, n_heads=12)
 with torch.device("meta"):
-    print(f"GPT-2 small (124M) has {attnlab.GPT(gpt2_small).num_parameters():,} parameters")
+    print(tr("GPT-2 small (124M) has {params:,} parameters", params=attnlab.GPT(gpt2_small).num_parameters()))
 
 hf_gpt2 = attnlab.random_hf_gpt2(seed=0, vocab_size=500, n_positions=64, n_embd=96, n_layer=3,
                                   n_head=4)
 if hf_gpt2 is None:
-    print("transformers is not installed (pip install 'attnlab[dev]'), so the comparison is skipped.")
+    print(tr("transformers is not installed (pip install 'attnlab[dev]'), so the comparison is skipped."))
 else:
     ours = attnlab.GPT.from_hf_gpt2(hf_gpt2)
     idx = torch.randint(0, 500, (2, 40))
     with torch.no_grad():
         theirs_logits, ours_logits = hf_gpt2(idx).logits, ours(idx)
-    print(f"Hugging Face GPT-2 ({sum(p.numel() for p in hf_gpt2.parameters()):,} random parameters) "
-          f"vs attnlab.GPT: max |logit difference| = {(theirs_logits - ours_logits).abs().max():.2e}")
-    print(f"same greedy next tokens at every position: "
-          f"{bool((theirs_logits.argmax(-1) == ours_logits.argmax(-1)).all())}")
+    print(tr("Hugging Face GPT-2 ({params:,} random parameters) vs attnlab.GPT: max |logit difference| = {diff:.2e}",
+             params=sum(p.numel() for p in hf_gpt2.parameters()), diff=(theirs_logits - ours_logits).abs().max()))
+    print(tr("same greedy next tokens at every position: {same}",
+             same=bool((theirs_logits.argmax(-1) == ours_logits.argmax(-1)).all())))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "train-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 5. Training on a built-in corpus, then generating
@@ -316,30 +317,31 @@ FULL_RUN = False  # True: d_model 128, 4 layers, 1500 steps (a few minutes on a 
 
 corpus = attnlab.stdlib_corpus(max_chars=400_000 if FULL_RUN else 150_000)
 unigram = attnlab.unigram_entropy(corpus.train_data, corpus.vocab_size)
-print(f"{corpus}; unigram entropy {unigram:.2f} nats/char")
+print(tr("{corpus}; unigram entropy {entropy:.2f} nats/char", corpus=corpus, entropy=unigram))
 torch.manual_seed(0)
 lm_config = attnlab.GPTConfig.gpt2_style(
     vocab_size=corpus.vocab_size, context_length=64, n_heads=4, n_kv_heads=2,
     d_model=128 if FULL_RUN else 48, n_layers=4 if FULL_RUN else 2)
 lm = attnlab.GPT(lm_config)
-print(f"model: {lm.num_parameters():,} parameters")
+print(tr("model: {params:,} parameters", params=lm.num_parameters()))
 
 prompt = torch.tensor([corpus.encode("def ")])
 torch.manual_seed(1)
-print("sample before training:", repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
+print(tr("sample before training:"), repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
 
 train_config = attnlab.TrainConfig(steps=1500 if FULL_RUN else 80, lr=4e-3, warmup_steps=10,
                                    eval_every=500 if FULL_RUN else 40, eval_batches=2)
 trainer = attnlab.Trainer(lm, lambda g: corpus.batch(16, 64, g), train_config,
                           eval_batch=lambda g: corpus.batch(16, 64, g, split="val"))
 history = trainer.fit()
-attnlab.plot_training(history, title=f"{lm.num_parameters():,}-parameter GPT on stdlib source")
+attnlab.plot_training(history, title=tr("{params:,}-parameter GPT on stdlib source", params=lm.num_parameters()))
 plt.show()
-print(f"{train_config.steps} steps; loss: first batch {history['loss'][0]:.2f}, last batch {history['loss'][-1]:.2f}, "
-      f"validation {history['eval_loss'][-1]:.2f} nats/char "
-      f"({unigram - history['eval_loss'][-1]:.2f} below the unigram entropy: learned from context)")
+print(tr("{steps} steps; loss: first batch {first:.2f}, last batch {last:.2f}, validation {val:.2f} nats/char "
+         "({below:.2f} below the unigram entropy: learned from context)",
+         steps=train_config.steps, first=history["loss"][0], last=history["loss"][-1],
+         val=history["eval_loss"][-1], below=unigram - history["eval_loss"][-1]))
 torch.manual_seed(1)
-print("sample after training: ", repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
+print(tr("sample after training: "), repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "generate-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Cache or no cache, the same tokens.** `GPT.generate(..., use_cache=False)` recomputes the whole
@@ -351,11 +353,13 @@ print("sample after training: ", repr(corpus.decode(lm.generate(prompt, 48, temp
 
 # %% nbgrader={"grade": false, "grade_id": "generate", "locked": true, "schema_version": 3, "solution": false, "task": false}
 loop_prompt = torch.tensor([corpus.encode("    for i in range(")])
-for label, options in (("greedy", dict(temperature=0.0)), ("sampled, T=0.8, top-k 10", dict(temperature=0.8, top_k=10))):
+for label, options in ((tr("greedy"), dict(temperature=0.0)),
+                       (tr("sampled, T=0.8, top-k 10"), dict(temperature=0.8, top_k=10))):
     result = attnlab.generation_comparison(lm, loop_prompt, max_new_tokens=32, seed=3, **options)
-    print(f"{label}: identical tokens with and without the cache: {result['same']}; "
-          f"{result['seconds_cached'] * 1e3:.0f} ms with the cache, "
-          f"{result['seconds_uncached'] * 1e3:.0f} ms without ({result['speedup']:.1f}x)")
+    print(tr("{label}: identical tokens with and without the cache: {same}; "
+             "{cached_ms:.0f} ms with the cache, {uncached_ms:.0f} ms without ({speedup:.1f}x)",
+             label=label, same=result["same"], cached_ms=result["seconds_cached"] * 1e3,
+             uncached_ms=result["seconds_uncached"] * 1e3, speedup=result["speedup"]))
     print("   ", repr(corpus.decode(result["tokens_cached"][0])))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "flash-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -447,12 +451,13 @@ q, k, v = (rng.standard_normal((2048, 32)) for _ in range(3))
 (standard, _), standard_bytes = attnlab.peak_memory(attnlab.scaled_dot_product_attention, q, k, v, causal=True)
 try:
     tiled, tiled_bytes = attnlab.peak_memory(flash_attention_numpy, q, k, v, causal=True, block_size=64)
-    print(f"max |tiled - standard| = {np.abs(tiled - standard).max():.2e}")
-    print(f"peak memory: standard {standard_bytes / 2**20:.1f} MiB, tiled {tiled_bytes / 2**20:.2f} MiB "
-          f"({standard_bytes / tiled_bytes:.0f}x less); one 2048 x 2048 float64 matrix is "
-          f"{2048 * 2048 * 8 / 2**20:.0f} MiB")
+    print(tr("max |tiled - standard| = {diff:.2e}", diff=np.abs(tiled - standard).max()))
+    print(tr("peak memory: standard {standard:.1f} MiB, tiled {tiled:.2f} MiB ({ratio:.0f}x less); "
+             "one 2048 x 2048 float64 matrix is {matrix:.0f} MiB",
+             standard=standard_bytes / 2**20, tiled=tiled_bytes / 2**20, ratio=standard_bytes / tiled_bytes,
+             matrix=2048 * 2048 * 8 / 2**20))
 except NotImplementedError:
-    print("Finish exercise 3 (flash_attention_numpy) first, then run this cell again.")
+    print(tr("Finish exercise 3 (flash_attention_numpy) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "triton-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 7. FlashAttention in Triton
@@ -496,12 +501,12 @@ except ImportError:
 if HAVE_TRITON:
     kernels = attnlab.load_triton_kernels()
     load_tile, visible = kernels.load_tile, kernels.visible  # helpers your loop may call
-    where = "natively on the GPU" if not kernels.INTERPRET else "in Triton's CPU interpreter"
-    print(f"Triton {triton.__version__}: kernels run {where}.")
+    where = tr("natively on the GPU") if not kernels.INTERPRET else tr("in Triton's CPU interpreter")
+    print(tr("Triton {version}: kernels run {where}.", version=triton.__version__, where=where))
 else:
     load_tile = visible = None
-    print("Triton is not installed. Install it with:  pip install 'attnlab[triton]'  (Linux; on a CPU\n"
-          "it runs in Triton's interpreter), then restart the kernel. Exercise 4 counts as not attempted.")
+    print(tr("Triton is not installed. Install it with:  pip install 'attnlab[triton]'  (Linux; on a CPU\n"
+             "it runs in Triton's interpreter), then restart the kernel. Exercise 4 counts as not attempted."))
 
 # %% nbgrader={"grade": false, "grade_id": "triton-kernel", "locked": true, "schema_version": 3, "solution": false, "task": false}
 if HAVE_TRITON:
@@ -571,14 +576,15 @@ if HAVE_TRITON:
         out, lse = attnlab.flash_attention_triton_forward(q.to(device), k.to(device), v.to(device),
                                                           causal=True, inner=attn_fwd_inner)
         seconds = time.perf_counter() - start
-        print(f"max |your kernel - torch SDPA| = {(out.cpu() - expected).abs().max():.2e} "
-              f"({seconds * 1e3:.0f} ms, {'interpreter' if kernels.INTERPRET else 'GPU'})")
+        print(tr("max |your kernel - torch SDPA| = {diff:.2e} ({ms:.0f} ms, {where})",
+                 diff=(out.cpu() - expected).abs().max(), ms=seconds * 1e3,
+                 where=tr("interpreter") if kernels.INTERPRET else "GPU"))
     except Exception as error:  # the interpreter reports a NotImplementedError wrapped in its own error
         if "NotImplementedError" not in repr(error):
             raise
-        print("Finish exercise 4 (the loop body of attn_fwd_inner) first, then run this cell again.")
+        print(tr("Finish exercise 4 (the loop body of attn_fwd_inner) first, then run this cell again."))
 else:
-    print("Triton is not installed: pip install 'attnlab[triton]'.")
+    print(tr("Triton is not installed: pip install 'attnlab[triton]'."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "triton-gpu-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **How fast is the full kernel on a GPU?** The next cell prints a measured run of attnlab's
@@ -603,7 +609,7 @@ for key in ("fwd / sdpa-flash", "bwd / sdpa-flash", "fwd / sdpa-cudnn", "bwd / s
             "fwd % peak", "bwd % peak"):
     values = [r[key] for r in ratios if r[key] is not None]
     low, high = (f"{x:.0f}%" if "peak" in key else f"{x:.2f}x" for x in (min(values), max(values)))
-    print(f"attnlab {key:<16} from {low} to {high}")
+    print(tr("attnlab {key:<16} from {low} to {high}", key=key, low=low, high=high))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "triton-vs-fa3-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **What this kernel does.** It is a FlashAttention-2 design (Dao 2023,
@@ -683,8 +689,8 @@ mixer = attnlab.random_hf_mamba_mixer(seed=0, hidden_size=32, state_size=8, inte
 torch.manual_seed(5)
 x = torch.randn(2, 30, 32)
 if mixer is None:
-    print("transformers is not installed (pip install 'attnlab[dev]'): the comparison with\n"
-          "Hugging Face is skipped; the recurrent check below uses a fresh block.")
+    print(tr("transformers is not installed (pip install 'attnlab[dev]'): the comparison with\n"
+             "Hugging Face is skipped; the recurrent check below uses a fresh block."))
     block = attnlab.MambaBlock(d_model=32, d_state=8, d_conv=4, d_inner=64).eval()
 else:
     block = attnlab.MambaBlock.from_hf(mixer).eval()
@@ -697,9 +703,10 @@ with torch.no_grad():
     for t in range(x.shape[1]):
         y_t, state = block.step(x[:, t], state)
         steps.append(y_t)
-print(f"max |one token at a time - whole sequence| = {(torch.stack(steps, dim=1) - parallel).abs().max():.2e}")
-print(f"the recurrent state per sequence: conv {tuple(state[0].shape[1:])} + SSM {tuple(state[1].shape[1:])}, "
-      "whatever the length")
+print(tr("max |one token at a time - whole sequence| = {diff:.2e}",
+         diff=(torch.stack(steps, dim=1) - parallel).abs().max()))
+print(tr("the recurrent state per sequence: conv {conv} + SSM {ssm}, whatever the length",
+         conv=tuple(state[0].shape[1:]), ssm=tuple(state[1].shape[1:])))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "scan-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### The parallel scan
@@ -781,14 +788,16 @@ a_long, b_long = rng.uniform(0.9, 1.0, (256, 4096)), rng.standard_normal((256, 4
 try:
     via_your_scan = attnlab.selective_scan_with(parallel_scan, u, delta, A, B, C, D)
     stepwise = attnlab.selective_scan(u, delta, A, B, C, D)
-    print(f"max |selective scan via your parallel_scan - step by step| = {np.abs(via_your_scan - stepwise).max():.2e}")
+    print(tr("max |selective scan via your parallel_scan - step by step| = {diff:.2e}",
+             diff=np.abs(via_your_scan - stepwise).max()))
     t_loop = attnlab.best_time(attnlab.scan_loop, a_long, b_long, repeats=2)
     t_scan = attnlab.best_time(parallel_scan, a_long, b_long, repeats=2)
     error = np.abs(parallel_scan(a_long, b_long) - attnlab.scan_loop(a_long, b_long)).max()
-    print(f"256 x 4096 steps: loop over time {t_loop * 1e3:.0f} ms, your scan {t_scan * 1e3:.0f} ms "
-          f"in {int(np.ceil(np.log2(4096)))} rounds; max difference {error:.1e}")
+    print(tr("256 x 4096 steps: loop over time {loop_ms:.0f} ms, your scan {scan_ms:.0f} ms "
+             "in {rounds} rounds; max difference {error:.1e}",
+             loop_ms=t_loop * 1e3, scan_ms=t_scan * 1e3, rounds=int(np.ceil(np.log2(4096))), error=error))
 except NotImplementedError:
-    print("Finish exercise 5 (parallel_scan) first, then run this cell again.")
+    print(tr("Finish exercise 5 (parallel_scan) first, then run this cell again."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "scan-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # On a CPU with NumPy, the log-step scan does $\log_2 L$ times more arithmetic than the loop, and

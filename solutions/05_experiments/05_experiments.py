@@ -57,6 +57,7 @@ import numpy as np
 import torch
 
 import attnlab
+from attnlab import tr
 import grader_tests  # noqa: F401  (imported first so the checks bind their tools early)
 from grader_tests import check
 
@@ -92,16 +93,19 @@ FULL_RUN = False  # True: bigger models, more steps, longer sequences (10-30 min
 
 # %% nbgrader={"grade": false, "grade_id": "gpt-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
 corpus = attnlab.stdlib_corpus(max_chars=600_000 if FULL_RUN else 150_000)
-print(f"{corpus}; uniform guess over V = {corpus.vocab_size} characters: log V = {np.log(corpus.vocab_size):.2f} nats/char, "
-      f"unigram entropy {attnlab.unigram_entropy(corpus.train_data, corpus.vocab_size):.2f} nats/char")
+print(tr("{corpus}; uniform guess over V = {vocab} characters: log V = {log_v:.2f} nats/char, "
+         "unigram entropy {entropy:.2f} nats/char",
+         corpus=corpus, vocab=corpus.vocab_size, log_v=np.log(corpus.vocab_size),
+         entropy=attnlab.unigram_entropy(corpus.train_data, corpus.vocab_size)))
 
 torch.manual_seed(0)
 gpt_config = attnlab.GPTConfig.gpt2_style(
     vocab_size=corpus.vocab_size, context_length=64, n_heads=4,
     d_model=128 if FULL_RUN else 64, n_layers=4 if FULL_RUN else 2)
 lm = attnlab.GPT(gpt_config)
-print(f"model: {gpt_config.n_layers} layers x {gpt_config.n_heads} heads, d_model {gpt_config.d_model}: "
-      f"{lm.num_parameters():,} parameters")
+print(tr("model: {layers} layers x {heads} heads, d_model {d_model}: {params:,} parameters",
+         layers=gpt_config.n_layers, heads=gpt_config.n_heads, d_model=gpt_config.d_model,
+         params=lm.num_parameters()))
 
 lm_trainer = attnlab.Trainer(
     lm, lambda g: corpus.batch(16, 64, g),
@@ -109,10 +113,10 @@ lm_trainer = attnlab.Trainer(
                         eval_every=500 if FULL_RUN else 100, eval_batches=4),
     eval_batch=lambda g: corpus.batch(16, 64, g, split="val"))
 lm_history = lm_trainer.fit()
-attnlab.plot_training(lm_history, title=f"{lm.num_parameters():,}-parameter GPT on stdlib source")
+attnlab.plot_training(lm_history, title=tr("{params:,}-parameter GPT on stdlib source", params=lm.num_parameters()))
 plt.show()
-print(f"loss: first batch {lm_history['loss'][0]:.2f}, last batch {lm_history['loss'][-1]:.2f}, "
-      f"validation {lm_history['eval_loss'][-1]:.2f} nats/char")
+print(tr("loss: first batch {first:.2f}, last batch {last:.2f}, validation {val:.2f} nats/char",
+         first=lm_history["loss"][0], last=lm_history["loss"][-1], val=lm_history["eval_loss"][-1]))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "gpt-samples-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Samples.** Generation feeds the model its own output, one character at a time (with the KV
@@ -125,7 +129,7 @@ torch.manual_seed(1)
 for start in ("def ", "import ", "    if "):
     prompt = torch.tensor([corpus.encode(start)])
     sample = lm.generate(prompt, 64 - prompt.shape[1], temperature=0.8, top_k=10)
-    print(f"--- prompt {start!r}\n{corpus.decode(sample[0])}\n")
+    print(tr("--- prompt {start!r}\n{sample}\n", start=start, sample=corpus.decode(sample[0])))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ### What do the heads look at?
@@ -149,16 +153,17 @@ for start in ("def ", "import ", "    if "):
 # %% nbgrader={"grade": false, "grade_id": "heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
 text = "    def forward(self, x):\n        return self.out(x) + x\n"
 maps = attnlab.attention_maps(lm, torch.tensor([corpus.encode(text)]))
-print(f"attention maps: {maps.shape} = (layers, heads, queries, keys)")
+print(tr("attention maps: {shape} = (layers, heads, queries, keys)", shape=maps.shape))
 heads = [{"head": f"L{layer} H{head}", "layer": layer, "index": head, **attnlab.attention_summary(maps[layer, head])}
          for layer in range(maps.shape[0]) for head in range(maps.shape[1])]
 n_chars = maps.shape[-1]
 uniform = attnlab.causal_mask(n_chars) / np.arange(1, n_chars + 1)[:, None]  # each query spreads evenly over its past
-reference_row = {"head": "uniform", **attnlab.attention_summary(uniform)}
+reference_row = {"head": tr("uniform"), **attnlab.attention_summary(uniform)}
 attnlab.print_table(heads + [reference_row], [
-    ("head", "head", "s"), ("look-back (chars)", "distance", ".1f"), ("previous-char weight", "previous", ".2f"),
-    ("entropy (nats)", "entropy", ".2f"), ("mean max weight", "max_weight", ".2f")])
-attnlab.plot_attention_heads(maps, title="every head of the tiny GPT on one line of code")
+    (tr("head"), "head", "s"), (tr("look-back (chars)"), "distance", ".1f"),
+    (tr("previous-char weight"), "previous", ".2f"), (tr("entropy (nats)"), "entropy", ".2f"),
+    (tr("mean max weight"), "max_weight", ".2f")])
+attnlab.plot_attention_heads(maps, title=tr("every head of the tiny GPT on one line of code"))
 plt.show()
 best = max(heads, key=lambda row: row["previous"])
 attnlab.attention_head_explorer(maps, text, layer=best["layer"], head=best["index"])
@@ -200,23 +205,24 @@ for pos, losses in extrapolation["loss"].items():
     per_position = extrapolation["position_loss"][pos]
     rows.append({"pos": pos, **{f"L={n}": loss for n, loss in zip(extrapolation["eval_lens"], losses)},
                  "beyond": per_position[train_len:].mean(), "within": per_position[:train_len].mean()})
-print(f"validation loss (nats/char) by evaluation length; trained for {extrapolation['steps']} steps "
-      f"on windows of {train_len} characters")
+print(tr("validation loss (nats/char) by evaluation length; trained for {steps} steps on windows of {length} characters",
+         steps=extrapolation["steps"], length=train_len))
 attnlab.print_table(rows, [("pos", "pos", "s")]
                     + [(f"L={n}", f"L={n}", ".3f") for n in extrapolation["eval_lens"]]
-                    + [(f"loss at positions < {train_len}", "within", ".3f"),
-                       (f"loss at positions >= {train_len}", "beyond", ".3f"),
-                       ("penalty", lambda r: r["beyond"] - r["within"], "+.3f")])
-attnlab.plot_loss_curves(extrapolation["history"], title=f"training on windows of {train_len} characters")
+                    + [(tr("loss at positions < {length}", length=train_len), "within", ".3f"),
+                       (tr("loss at positions >= {length}", length=train_len), "beyond", ".3f"),
+                       (tr("penalty"), lambda r: r["beyond"] - r["within"], "+.3f")])
+attnlab.plot_loss_curves(extrapolation["history"], title=tr("training on windows of {length} characters", length=train_len))
 attnlab.plot_extrapolation(extrapolation)
 plt.show()
 if "learned_table" in extrapolation:
     table = extrapolation["learned_table"]
-    print(f"learned table, mean length of a position vector: {table['trained']:.3f} at the trained positions, "
-          f"{table['untrained']:.3f} at the never-trained ones; token vectors: {table['tokens']:.3f}")
+    print(tr("learned table, mean length of a position vector: {trained:.3f} at the trained positions, "
+             "{untrained:.3f} at the never-trained ones; token vectors: {tokens:.3f}",
+             trained=table["trained"], untrained=table["untrained"], tokens=table["tokens"]))
 ranked = sorted(rows, key=lambda r: r["beyond"] - r["within"])
-print("smallest penalty past the training length in this run: "
-      + ", ".join(f"{r['pos']} ({r['beyond'] - r['within']:+.3f})" for r in ranked))
+print(tr("smallest penalty past the training length in this run: {ranking}",
+         ranking=", ".join(f"{r['pos']} ({r['beyond'] - r['within']:+.3f})" for r in ranked)))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "pos-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Reading your table.** The *penalty* column compares, in the longest windows, the loss at the
@@ -285,26 +291,27 @@ check("fit_power_law", fit_power_law, hidden=True)
 # %% nbgrader={"grade": false, "grade_id": "sweep", "locked": true, "schema_version": 3, "solution": false, "task": false}
 sizes = ((8, 1), (16, 1), (32, 2), (64, 2), (128, 4)) if FULL_RUN else ((8, 1), (16, 1), (32, 2), (48, 2), (64, 2))
 sweep = attnlab.model_size_sweep(corpus, sizes=sizes, steps=1500 if FULL_RUN else 200)
-print(f"every size trained for {sweep[0]['steps']} steps on the same batches")
-attnlab.print_table(sweep, [("d_model", "d_model", "d"), ("layers", "n_layers", "d"),
-                            ("params", "params", ",d"), ("non-embedding N", "non_embedding_params", ",d"),
-                            ("tokens D", "tokens", ",d"), ("D / N", lambda r: r["tokens"] / r["non_embedding_params"], ".0f"),
-                            ("val loss", "val_loss", ".3f")])
+print(tr("every size trained for {steps} steps on the same batches", steps=sweep[0]["steps"]))
+attnlab.print_table(sweep, [("d_model", "d_model", "d"), (tr("layers"), "n_layers", "d"),
+                            (tr("params"), "params", ",d"), (tr("non-embedding N"), "non_embedding_params", ",d"),
+                            (tr("tokens D"), "tokens", ",d"), ("D / N", lambda r: r["tokens"] / r["non_embedding_params"], ".0f"),
+                            (tr("val loss"), "val_loss", ".3f")])
 attnlab.plot_loss_curves({f"N = {r['non_embedding_params']:,}": r["history"] for r in sweep},
-                         title="the same batches, five model sizes")
+                         title=tr("the same batches, five model sizes"))
 plt.show()
 sweep_n = np.array([r["non_embedding_params"] for r in sweep], dtype=float)
 sweep_loss = np.array([r["val_loss"] for r in sweep])
 try:
     a_fit, alpha_fit = fit_power_law(sweep_n, sweep_loss)
-    print(f"\nyour fit: L = {a_fit:.3f} * N^(-{alpha_fit:.4f})   (Kaplan et al. 2020: alpha_N = 0.076)")
+    print(tr("\nyour fit: L = {a:.3f} * N^(-{alpha:.4f})   (Kaplan et al. 2020: alpha_N = 0.076)", a=a_fit, alpha=alpha_fit))
     rel_residual = np.abs(a_fit * sweep_n**-alpha_fit / sweep_loss - 1)
-    print(f"largest relative distance of a measured point from the line: {rel_residual.max():.1%}")
-    print(f"the line predicts {a_fit * (10 * sweep_n[-1])**-alpha_fit:.3f} nats/char for a model 10x the "
-          f"largest ({10 * sweep_n[-1]:,.0f} parameters), if trained the same way")
+    print(tr("largest relative distance of a measured point from the line: {distance:.1%}", distance=rel_residual.max()))
+    print(tr("the line predicts {loss:.3f} nats/char for a model 10x the largest ({params:,.0f} parameters), "
+             "if trained the same way",
+             loss=a_fit * (10 * sweep_n[-1])**-alpha_fit, params=10 * sweep_n[-1]))
     attnlab.plot_scaling(sweep_n, sweep_loss, fit=(a_fit, alpha_fit))
 except NotImplementedError:
-    print("Finish exercise 1 (fit_power_law) to draw the fitted line; the measured points are below.")
+    print(tr("Finish exercise 1 (fit_power_law) to draw the fitted line; the measured points are below."))
     attnlab.plot_scaling(sweep_n, sweep_loss)
 plt.show()
 
@@ -372,23 +379,23 @@ try:
     for flops in (1e15, 1e18, 1e21, 5.76e23, 1e25):
         n_opt, d_opt = chinchilla_optimal(flops)
         budgets.append({"C": flops, "N": n_opt, "D": d_opt, "check": 6 * n_opt * d_opt / flops})
-    attnlab.print_table(budgets, [("budget C (FLOPs)", "C", ".3g"), ("N_opt (params)", "N", ".3g"),
-                                  ("D_opt (tokens)", "D", ".3g"), ("6ND / C", "check", ".6f")])
+    attnlab.print_table(budgets, [(tr("budget C (FLOPs)"), "C", ".3g"), (tr("N_opt (params)"), "N", ".3g"),
+                                  (tr("D_opt (tokens)"), "D", ".3g"), ("6ND / C", "check", ".6f")])
     biggest = sweep[-1]
     n_ours, d_ours = chinchilla_optimal(biggest["flops"])
-    print(f"\nour largest tiny model: N = {biggest['non_embedding_params']:,}, D = {biggest['tokens']:,} tokens, "
-          f"C = {biggest['flops']:.3g} FLOPs;\n  Chinchilla's recipe would spend that budget on "
-          f"N = {n_ours:,.0f} parameters and D = {d_ours:,.0f} tokens")
+    print(tr("\nour largest tiny model: N = {n:,}, D = {d:,} tokens, C = {c:.3g} FLOPs;\n"
+             "  Chinchilla's recipe would spend that budget on N = {n_opt:,.0f} parameters and D = {d_opt:,.0f} tokens",
+             n=biggest["non_embedding_params"], d=biggest["tokens"], c=biggest["flops"], n_opt=n_ours, d_opt=d_ours))
 except NotImplementedError:
-    print("Finish exercise 2 (chinchilla_optimal) first, then run this cell again.")
+    print(tr("Finish exercise 2 (chinchilla_optimal) first, then run this cell again."))
 
 growth = [{"factor": f, "kaplan": f**0.73, "chinchilla": f**0.50, "kaplan_d": f**0.27, "chinchilla_d": f**0.50}
           for f in (10, 100, 1000)]
-print("\nwhen compute grows by a factor f, grow the model by f^a and the data by f^b:")
-attnlab.print_table(growth, [("compute x", "factor", "d"), ("model x (Kaplan, a=0.73)", "kaplan", ".1f"),
-                             ("data x (Kaplan, b=0.27)", "kaplan_d", ".1f"),
-                             ("model x (Chinchilla, a=0.50)", "chinchilla", ".1f"),
-                             ("data x (Chinchilla, b=0.50)", "chinchilla_d", ".1f")])
+print(tr("\nwhen compute grows by a factor f, grow the model by f^a and the data by f^b:"))
+attnlab.print_table(growth, [(tr("compute x"), "factor", "d"), (tr("model x (Kaplan, a=0.73)"), "kaplan", ".1f"),
+                             (tr("data x (Kaplan, b=0.27)"), "kaplan_d", ".1f"),
+                             (tr("model x (Chinchilla, a=0.50)"), "chinchilla", ".1f"),
+                             (tr("data x (Chinchilla, b=0.50)"), "chinchilla_d", ".1f")])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "icl-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 4. In-context learning: attention that runs gradient descent
@@ -459,8 +466,8 @@ d_icl, n_icl = 4, 16
 icl_task = attnlab.LinearRegressionTask(d=d_icl, n_points=n_icl, seed=0)
 icl_model, icl_history = attnlab.train_icl_transformer(
     icl_task, steps=3000 if FULL_RUN else 400, d_model=64 if FULL_RUN else 32, n_layers=4 if FULL_RUN else 2)
-attnlab.plot_loss_curves({"ICL Transformer": icl_history}, title="training on in-context regression",
-                         smooth=20, ylabel="squared error (random k)")
+attnlab.plot_loss_curves({"ICL Transformer": icl_history}, title=tr("training on in-context regression"),
+                         smooth=20, ylabel=tr("squared error (random k)"))
 plt.show()
 
 # %% nbgrader={"grade": false, "grade_id": "icl-compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -478,11 +485,12 @@ try:
         tokens, target, ks, return_sem=True)
     curves["one GD step (yours), best lr"] = gd_errors
     z_scores = (gd_errors - curves["one GD step: theory (d+1)/(k+d+1)"]) / gd_sem
-    print("your gradient step vs the formula, (measured - theory) / standard error for each k:",
-          np.round(z_scores, 1), f"\n  all within 3 standard errors: {bool(np.all(np.abs(z_scores) < 3))}\n")
+    print(tr("your gradient step vs the formula, (measured - theory) / standard error for each k:"),
+          np.round(z_scores, 1),
+          tr("\n  all within 3 standard errors: {ok}\n", ok=bool(np.all(np.abs(z_scores) < 3))))
 except NotImplementedError:
-    print("Finish exercise 3 (gd_step_linear_attention) to add the gradient-step curve.\n")
-print("squared error / d on 1000 fresh prompts (predicting 0 scores about 1)")
+    print(tr("Finish exercise 3 (gd_step_linear_attention) to add the gradient-step curve.\n"))
+print(tr("squared error / d on 1000 fresh prompts (predicting 0 scores about 1)"))
 attnlab.print_table([{"k": k, **{name: errors[i] for name, errors in curves.items()}} for i, k in enumerate(ks)],
                     [("k", "k", "d")] + [(name, name, ".3f") for name in curves])
 attnlab.plot_icl_errors(ks, curves)
@@ -526,13 +534,13 @@ gd_weights = attnlab.linear_attention_gd_weights(d=8, lr=eta, n_context=64)
 attention_prediction = attnlab.linear_self_attention(z, **gd_weights)[64:, -1]  # the queries' y slot
 try:
     difference = np.abs(attention_prediction - gd_step_linear_attention(x_ctx, y_ctx, x_q, eta)).max()
-    print(f"max |linear self-attention - your gradient step| = {difference:.1e}  "
-          f"(within 1e-6: {difference < 1e-6})")
+    print(tr("max |linear self-attention - your gradient step| = {diff:.1e}  (within 1e-6: {close})",
+             diff=difference, close=difference < 1e-6))
 except NotImplementedError:
-    print("Finish exercise 3 (gd_step_linear_attention) first, then run this cell again.")
+    print(tr("Finish exercise 3 (gd_step_linear_attention) first, then run this cell again."))
 reference = attnlab.gd_step_linear_attention(x_ctx, y_ctx, x_q, eta)
-print(f"max |linear self-attention - attnlab.gd_step_linear_attention| = "
-      f"{np.abs(attention_prediction - reference).max():.1e}")
+print(tr("max |linear self-attention - attnlab.gd_step_linear_attention| = {diff:.1e}",
+         diff=np.abs(attention_prediction - reference).max()))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "lsa-train-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Does training find it?** The construction proves a linear attention layer *can* take a
@@ -548,8 +556,8 @@ print(f"max |linear self-attention - attnlab.gd_step_linear_attention| = "
 
 # %% nbgrader={"grade": false, "grade_id": "lsa-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
 lsa_weights, lsa_history = attnlab.train_linear_self_attention(icl_task, steps=1500 if FULL_RUN else 500)
-attnlab.plot_loss_curves({"one linear self-attention layer": lsa_history}, title="training on 16-example prompts",
-                         smooth=20, ylabel="squared error")
+attnlab.plot_loss_curves({tr("one linear self-attention layer"): lsa_history}, title=tr("training on 16-example prompts"),
+                         smooth=20, ylabel=tr("squared error"))
 plt.show()
 tokens64 = tokens.double().numpy()
 lsa_prediction = attnlab.linear_self_attention(tokens64, **lsa_weights)[:, -1, -1]
@@ -557,16 +565,18 @@ eta_star = n_icl / (n_icl + d_icl + 1)
 gd_prediction = np.array([attnlab.gd_step_linear_attention(t[:n_icl, :d_icl], t[:n_icl, d_icl], t[n_icl:, :d_icl],
                                                            eta_star)[0] for t in tokens64])
 y_true = target.double().numpy()
-print(f"error / d: trained linear attention {np.mean((lsa_prediction - y_true) ** 2) / d_icl:.4f}, "
-      f"one GD step with eta* = {eta_star:.3f}: {np.mean((gd_prediction - y_true) ** 2) / d_icl:.4f}")
-print(f"trained layer vs gradient step: correlation {np.corrcoef(lsa_prediction, gd_prediction)[0, 1]:.5f}, "
-      f"relative difference {np.linalg.norm(lsa_prediction - gd_prediction) / np.linalg.norm(gd_prediction):.3f}")
+print(tr("error / d: trained linear attention {trained:.4f}, one GD step with eta* = {eta:.3f}: {gd:.4f}",
+         trained=np.mean((lsa_prediction - y_true) ** 2) / d_icl, eta=eta_star,
+         gd=np.mean((gd_prediction - y_true) ** 2) / d_icl))
+print(tr("trained layer vs gradient step: correlation {corr:.5f}, relative difference {diff:.3f}",
+         corr=np.corrcoef(lsa_prediction, gd_prediction)[0, 1],
+         diff=np.linalg.norm(lsa_prediction - gd_prediction) / np.linalg.norm(gd_prediction)))
 constructed = attnlab.linear_attention_gd_weights(d=d_icl, lr=eta_star, n_context=n_icl)
 attnlab.plot_lsa_weights({
-    "trained  W_q W_k^T": lsa_weights["w_q"] @ lsa_weights["w_k"].T,
-    "trained  W_v W_o": lsa_weights["w_v"] @ lsa_weights["w_o"],
-    "constructed  W_q W_k^T": constructed["w_q"] @ constructed["w_k"].T,
-    "constructed  W_v W_o": constructed["w_v"] @ constructed["w_o"],
+    tr("trained  W_q W_k^T"): lsa_weights["w_q"] @ lsa_weights["w_k"].T,
+    tr("trained  W_v W_o"): lsa_weights["w_v"] @ lsa_weights["w_o"],
+    tr("constructed  W_q W_k^T"): constructed["w_q"] @ constructed["w_k"].T,
+    tr("constructed  W_v W_o"): constructed["w_v"] @ constructed["w_o"],
 })
 plt.show()
 
@@ -587,9 +597,9 @@ timing_gpt = attnlab.GPT(gpt_config.replace(context_length=1040 if FULL_RUN else
 kv_prompt = torch.tensor([corpus.encode("def ")])
 kv_rows = attnlab.kv_cache_speedup(timing_gpt, kv_prompt,
                                    new_tokens=(64, 128, 256, 512, 1024) if FULL_RUN else (32, 64, 128, 256, 512))
-attnlab.print_table(kv_rows, [("new tokens", "new_tokens", "d"), ("no cache (s)", "seconds_uncached", ".3f"),
-                              ("KV cache (s)", "seconds_cached", ".3f"), ("speed-up", "speedup", ".1f"),
-                              ("same tokens", "same", "")])
+attnlab.print_table(kv_rows, [(tr("new tokens"), "new_tokens", "d"), (tr("no cache (s)"), "seconds_uncached", ".3f"),
+                              (tr("KV cache (s)"), "seconds_cached", ".3f"), (tr("speed-up"), "speedup", ".1f"),
+                              (tr("same tokens"), "same", "")])
 attnlab.plot_kv_speedup(kv_rows)
 plt.show()
 
@@ -606,15 +616,16 @@ plt.show()
 # %% nbgrader={"grade": false, "grade_id": "kv-memory", "locked": true, "schema_version": 3, "solution": false, "task": false}
 memory_config = attnlab.GPTConfig(vocab_size=corpus.vocab_size, context_length=64, d_model=64, n_layers=2, n_heads=8)
 memory_rows = attnlab.kv_cache_memory(memory_config, seq_len=1024, kv_heads=(8, 2, 1))
-attnlab.print_table(memory_rows, [("kind", "kind", "s"), ("H_kv", "n_kv_heads", "d"),
-                                  ("measured bytes", "measured_bytes", ",d"), ("formula bytes", "formula_bytes", ",d"),
-                                  ("attention params / layer", "attention_params_per_layer", ",d")])
+attnlab.print_table(memory_rows, [(tr("kind"), "kind", "s"), ("H_kv", "n_kv_heads", "d"),
+                                  (tr("measured bytes"), "measured_bytes", ",d"),
+                                  (tr("formula bytes"), "formula_bytes", ",d"),
+                                  (tr("attention params / layer"), "attention_params_per_layer", ",d")])
 print()
 big = [{"kind": kind, "H_kv": h_kv,
         "GiB": attnlab.kv_cache_bytes(n_layers=80, n_kv_heads=h_kv, head_dim=128, seq_len=4096) / 2**30}
        for kind, h_kv in (("MHA", 64), ("GQA", 8), ("MQA", 1))]
-attnlab.print_table(big, [("LLaMA-2-70B shape", "kind", "s"), ("H_kv", "H_kv", "d"),
-                          ("KV cache per 4096-token sequence (GiB)", "GiB", ".3f")])
+attnlab.print_table(big, [(tr("LLaMA-2-70B shape"), "kind", "s"), ("H_kv", "H_kv", "d"),
+                          (tr("KV cache per 4096-token sequence (GiB)"), "GiB", ".3f")])
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "flash-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 6. FlashAttention: time and peak memory
@@ -629,21 +640,21 @@ attnlab.print_table(big, [("LLaMA-2-70B shape", "kind", "s"), ("H_kv", "H_kv", "
 # %% nbgrader={"grade": false, "grade_id": "flash", "locked": true, "schema_version": 3, "solution": false, "task": false}
 flash_rows = attnlab.attention_cost_vs_length((256, 512, 1024, 2048, 4096) if FULL_RUN else (256, 512, 1024, 2048))
 attnlab.print_table(flash_rows, [
-    ("N", "n", "d"), ("standard (ms)", lambda r: 1e3 * r["seconds_standard"], ".1f"),
-    ("tiled (ms)", lambda r: 1e3 * r["seconds_tiled"], ".1f"),
-    ("standard peak (MiB)", lambda r: r["peak_bytes_standard"] / 2**20, ".2f"),
-    ("tiled peak (MiB)", lambda r: r["peak_bytes_tiled"] / 2**20, ".2f"),
-    ("memory ratio", lambda r: r["peak_bytes_standard"] / r["peak_bytes_tiled"], ".1f"),
-    ("max |difference|", "max_abs_diff", ".1e")])
+    ("N", "n", "d"), (tr("standard (ms)"), lambda r: 1e3 * r["seconds_standard"], ".1f"),
+    (tr("tiled (ms)"), lambda r: 1e3 * r["seconds_tiled"], ".1f"),
+    (tr("standard peak (MiB)"), lambda r: r["peak_bytes_standard"] / 2**20, ".2f"),
+    (tr("tiled peak (MiB)"), lambda r: r["peak_bytes_tiled"] / 2**20, ".2f"),
+    (tr("memory ratio"), lambda r: r["peak_bytes_standard"] / r["peak_bytes_tiled"], ".1f"),
+    (tr("max |difference|"), "max_abs_diff", ".1e")])
 attnlab.plot_attention_cost(flash_rows)
 plt.show()
 flash_n = [r["n"] for r in flash_rows]
 try:
     for key in ("standard", "tiled"):
         _, exponent = fit_power_law(flash_n, [r[f"peak_bytes_{key}"] for r in flash_rows])
-        print(f"{key}: peak memory grows like N^{-exponent:.2f}")
+        print(tr("{key}: peak memory grows like N^{exponent:.2f}", key=key, exponent=-exponent))
 except NotImplementedError:
-    print("Finish exercise 1 (fit_power_law) to measure the exponents.")
+    print(tr("Finish exercise 1 (fit_power_law) to measure the exponents."))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "flash-gpu-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **The exponents.** About 2 for standard attention: its memory is the $N \times N$ matrices. At
@@ -684,12 +695,12 @@ if torch.cuda.is_available():
             torch.cuda.synchronize()
             row[name] = 1e3 * (time.perf_counter() - start) / 10
         gpu_rows.append(row)
-    print(f"GPU: {torch.cuda.get_device_name()}; batch 4, 16 heads, d = 64, causal, float16")
+    print(tr("GPU: {name}; batch 4, 16 heads, d = 64, causal, float16", name=torch.cuda.get_device_name()))
     attnlab.print_table(gpu_rows, [("N", "n", "d"), ("attnlab Triton (ms)", "triton", ".3f"),
-                                   ("torch SDPA (ms)", "torch", ".3f"), ("max |difference|", "diff", ".1e")])
+                                   ("torch SDPA (ms)", "torch", ".3f"), (tr("max |difference|"), "diff", ".1e")])
 else:
-    print("No CUDA GPU here: the Triton kernel would run in its CPU interpreter, which is far too slow to\n"
-          "time. On a GPU machine this cell times it; or run  python bench/flash_gpu.py --quick")
+    print(tr("No CUDA GPU here: the Triton kernel would run in its CPU interpreter, which is far too slow to\n"
+             "time. On a GPU machine this cell times it; or run  python bench/flash_gpu.py --quick"))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 7. Mamba vs attention
@@ -712,7 +723,7 @@ names = {copy_task.BLANK: ".", copy_task.MARKER: "?"}
 for xs, ys in zip(x_example.tolist(), y_example.tolist()):
     shown = " ".join(names.get(t, chr(ord("A") + t - 2)) for t in xs)
     answer = " ".join(chr(ord("A") + t - 2) for t in ys if t != attnlab.IGNORE)
-    print(f"{shown}    answer at the ?s: {answer}")
+    print(tr("{shown}    answer at the ?s: {answer}", shown=shown, answer=answer))
 
 copy_models = {  # built inside the loop, each from the same seed
     "Mamba": lambda: attnlab.MambaLM(copy_task.vocab_size, d_model=32, n_layers=2, d_state=4),
@@ -731,9 +742,10 @@ for name, make_model in copy_models.items():
     copy_rows.append({"model": name, "params": sum(p.numel() for p in model.parameters()),
                       "seconds": time.perf_counter() - start,
                       "accuracy": attnlab.task_accuracy(model, copy_task)})
-attnlab.print_table(copy_rows, [("model", "model", "s"), ("parameters", "params", ",d"),
-                                ("training (s)", "seconds", ".1f"), ("accuracy on 512 new sequences", "accuracy", ".1%")])
-attnlab.plot_loss_curves(copy_histories, title="selective copying", smooth=10)
+attnlab.print_table(copy_rows, [(tr("model"), "model", "s"), (tr("parameters"), "params", ",d"),
+                                (tr("training (s)"), "seconds", ".1f"),
+                                (tr("accuracy on 512 new sequences"), "accuracy", ".1%")])
+attnlab.plot_loss_curves(copy_histories, title=tr("selective copying"), smooth=10)
 plt.show()
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "throughput-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -768,10 +780,12 @@ for i, n in enumerate(lengths):
 mamba_lm = speed_models["Mamba (fixed-size state)"]
 state_bytes = sum(s.nbytes for layer_state in mamba_lm.init_state(1) for s in layer_state)
 attnlab.print_table(speed_rows, [("L", "L", "d"),
-                                 ("GPT prefill (tok/s)", "GPT prefill", ",.0f"), ("Mamba prefill (tok/s)", "Mamba prefill", ",.0f"),
-                                 ("GPT decode (ms/tok)", "GPT decode", ".2f"), ("Mamba decode (ms/tok)", "Mamba decode", ".2f"),
-                                 ("GPT KV cache / seq (KiB)", lambda r: r["KV cache"] / 1024, ",.0f")])
-print(f"Mamba's state per sequence: {state_bytes / 1024:.0f} KiB at every length")
+                                 (tr("GPT prefill (tok/s)"), "GPT prefill", ",.0f"),
+                                 (tr("Mamba prefill (tok/s)"), "Mamba prefill", ",.0f"),
+                                 (tr("GPT decode (ms/tok)"), "GPT decode", ".2f"),
+                                 (tr("Mamba decode (ms/tok)"), "Mamba decode", ".2f"),
+                                 (tr("GPT KV cache / seq (KiB)"), lambda r: r["KV cache"] / 1024, ",.0f")])
+print(tr("Mamba's state per sequence: {kib:.0f} KiB at every length", kib=state_bytes / 1024))
 attnlab.plot_throughput(speed, lengths)
 plt.show()
 
@@ -795,7 +809,7 @@ plt.show()
 # step, and measured the KV cache, FlashAttention's memory and Mamba against attention.
 
 # %% nbgrader={"grade": false, "grade_id": "timing", "locked": true, "schema_version": 3, "solution": false, "task": false}
-print(f"this notebook ran in {time.perf_counter() - notebook_start:.0f} s")
+print(tr("this notebook ran in {seconds:.0f} s", seconds=time.perf_counter() - notebook_start))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "next", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # **Next:** [Zone 6 — Review](../06_review/06_review.ipynb): the map of the whole lecture, a

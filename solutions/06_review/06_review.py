@@ -34,6 +34,7 @@ import numpy as np
 from IPython.display import Markdown, display
 
 import attnlab
+from attnlab import tr
 import grader_tests  # imported first so the checks bind their tools early
 from grader_tests import check
 
@@ -69,20 +70,22 @@ display(Markdown(attnlab.lecture_table_markdown(exercises=grader_tests.REGISTRY)
 rows = attnlab.lecture_map()
 named = sorted({name for row in rows for name in row["functions"]})
 missing = [name for name in named if not hasattr(attnlab, name)]
-print(f"{len(rows)} key ideas, {len(named)} attnlab functions named; missing from attnlab: {missing or 'none'}")
+print(tr("{ideas} key ideas, {functions} attnlab functions named; missing from attnlab: {missing}",
+         ideas=len(rows), functions=len(named), missing=missing or tr("none")))
 
 first_zone = {}  # exercise -> the zone that teaches it first
 for row in rows:
     for name in row["functions"]:
         if name in grader_tests.REGISTRY:
             first_zone.setdefault(name, row["title"])
-print("\nthe functions you wrote, zone by zone:")
+print(tr("\nthe functions you wrote, zone by zone:"))
 for title in dict.fromkeys(first_zone.values()):
     names = [name for name, zone in first_zone.items() if zone == title]
     points = sum(grader_tests.REGISTRY[name].points for name in names)
-    print(f"  {title:<26s} {points:>2d} points: {', '.join(names)}")
+    print(tr("  {title:<26s} {points:>2d} points: {names}", title=title, points=points, names=", ".join(names)))
 total = sum(grader_tests.REGISTRY[name].points for name in first_zone)
-print(f"  {'in all':<26s} {total:>2d} points in {len(first_zone)} graded functions")
+print(tr("  {label:<26s} {points:>2d} points in {count} graded functions",
+         label=tr("in all"), points=total, count=len(first_zone)))
 
 # %% [markdown] nbgrader={"grade": false, "grade_id": "story-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
 # ## 2. The story in seven threads
@@ -429,3 +432,44 @@ for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_
 # [Zone 5](../05_experiments/05_experiments.ipynb) with `FULL_RUN = True`, read one paper of
 # section 5, or start again from [Zone 0 — Quickstart](../00_quickstart/00_quickstart.ipynb) and
 # see how much more you notice in its three tokens.
+
+# %% [markdown] nbgrader={"grade": false, "grade_id": "glossary", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# ## Glossary: Japanese and English terms
+#
+# The lecture series this course follows is Japanese, and the course has a Japanese edition
+# (`course/ja/`). The terms it uses, with their English names:
+#
+# | 日本語 | English |
+# | --- | --- |
+# | 注意機構、注意 | attention (mechanism) |
+# | 自己注意 / 交差注意 | self-attention / cross-attention |
+# | 注意重み / 注意スコア | attention weights / attention scores |
+# | マルチヘッド注意、ヘッド | multi-head attention, head |
+# | スケール化内積注意 | scaled dot-product attention |
+# | クエリ・キー・バリュー | query, key, value |
+# | トークン / 埋め込み / 語彙 | token / embedding / vocabulary |
+# | 系列 / 系列長 | sequence / sequence length |
+# | ソフトマックス / 温度 | softmax / temperature |
+# | マスク / 因果マスク | mask / causal mask |
+# | 位置符号化 / 位置埋め込み | positional encoding / position embedding |
+# | 回転位置埋め込み（RoPE） | rotary position embedding |
+# | 層正規化 / RMS 正規化 | layer normalization / RMSNorm |
+# | 残差接続 / 残差ストリーム | residual connection / residual stream |
+# | フィードフォワード層 | feed-forward network |
+# | 勾配 / 勾配消失 / 逆伝播 | gradient / vanishing gradient / backpropagation |
+# | ヤコビ行列 | Jacobian |
+# | 損失 / 学習 / 学習率 | loss / training / learning rate |
+# | 分散 / 期待値 / 標準偏差 | variance / expectation / standard deviation |
+# | 内積 / 行列積 / 次元 | dot product / matrix product / dimension |
+# | 計算量 / メモリ / 帯域幅 | compute (cost) / memory / bandwidth |
+# | 再帰型ニューラルネットワーク / 畳み込み | recurrent neural network / convolution |
+# | 状態空間モデル / 離散化 / ゼロ次ホールド | state space model / discretization / zero-order hold |
+# | 選択的スキャン / 並列スキャン | selective scan / parallel scan |
+# | 線形注意 / 特徴写像 / カーネル | linear attention / feature map / kernel |
+# | オンラインソフトマックス / タイル | online softmax / tile |
+# | KV キャッシュ / スライディングウィンドウ | KV cache / sliding window |
+# | グループ化クエリ注意 | grouped-query attention (GQA) |
+# | 文脈内学習 | in-context learning |
+# | スケーリング則 / べき乗則 | scaling law / power law |
+# | 事前学習 / 推論 / 生成 | pretraining / inference / generation |
+# | 演習 / ヒント / 採点 / 隠しテスト | exercise / hint / grading / hidden test |

@@ -17,6 +17,7 @@ from torch import nn
 
 from .._validate import require_positive_int
 from ..data import IGNORE, Task
+from ..i18n import tr
 from ..nn import GPT, Encoder, EncoderConfig, GPTConfig, load_minilm
 from ..train import TrainConfig, Trainer, masked_accuracy, torch_threads
 
@@ -138,7 +139,8 @@ def recall_experiment(kinds=("gru", "attention"), max_distance: int = 64, steps:
         for kind in kinds:
             model = make_recall_model(kind, task, widths[kind], seed=seed)
             if progress:
-                print(f"training the {kind} model ({sum(p.numel() for p in model.parameters()):,d} parameters)")
+                print(tr("training the {kind} model ({parameters:,d} parameters)", kind=kind,
+                         parameters=sum(p.numel() for p in model.parameters())))
             trainer = Trainer(model, lambda g: task.batch(batch_size, g), config)
             start = time.perf_counter()
             history = trainer.fit()
@@ -202,7 +204,7 @@ def sentence_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray
     """
     try:
         tokens, weights = minilm_attention(sentence, model)
-        return tokens, weights, "pretrained MiniLM (all-MiniLM-L6-v2)"
+        return tokens, weights, tr("pretrained MiniLM (all-MiniLM-L6-v2)")
     except ModuleNotFoundError:
         tokens, weights = random_encoder_attention(sentence)
-        return tokens, weights, "RANDOM, UNTRAINED encoder (MiniLM not installed)"
+        return tokens, weights, tr("RANDOM, UNTRAINED encoder (MiniLM not installed)")

@@ -28,6 +28,7 @@ from .._validate import as_float_array, require_positive_int
 from ..data import LinearRegressionTask
 from ..flash import flash_attention_numpy
 from ..functional import kv_cache_bytes, scaled_dot_product_attention
+from ..i18n import tr
 from ..measure import best_time, peak_memory
 from ..nn import GPT, GPTConfig, TransformerBlock, TransformerConfig
 from ..train import TrainConfig, Trainer, masked_accuracy
@@ -375,7 +376,7 @@ def kv_cache_speedup(model: GPT, prompt: torch.Tensor, new_tokens=(32, 64, 128, 
     """
     require_positive_int("repeats", repeats)
     rows = []
-    for n in tqdm(list(new_tokens), desc="generating", disable=not progress):
+    for n in tqdm(list(new_tokens), desc=tr("generating"), disable=not progress):
         runs = [generation_comparison(model, prompt, int(n), temperature=0.0) for _ in range(repeats)]
         cached = min(r["seconds_cached"] for r in runs)
         uncached = min(r["seconds_uncached"] for r in runs)
@@ -425,7 +426,7 @@ def attention_cost_vs_length(lengths=(256, 512, 1024, 2048), d: int = 64, block_
     """
     rng = np.random.default_rng(seed)
     rows = []
-    for n in tqdm(list(lengths), desc="attention", disable=not progress):
+    for n in tqdm(list(lengths), desc=tr("attention"), disable=not progress):
         n = require_positive_int("lengths", int(n))
         q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
         (standard, _), standard_peak = peak_memory(scaled_dot_product_attention, q, k, v, causal=causal)

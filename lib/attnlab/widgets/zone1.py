@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..experiments.zone1 import D_K_STEPS, fossil_table, scaling_statistics, scaling_sweep
+from ..i18n import tr
 from ..viz import plot_attention
 from .core import live, subplots
 
@@ -25,16 +26,18 @@ D_STEPS = (64, 128, 256, 512, 1024, 2048)
 def print_fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
     """Print fossil_table(n, d, k) as aligned text and return its rows."""
     rows = fossil_table(n, d, k)
-    print(f"n = {n} tokens, d = {d} features")
-    print(f"{'layer':<22s}{'per layer':>12s}{'multiply-adds':>16s}{'sequential ops':>16s}{'max path':>10s}")
+    print(tr("n = {n} tokens, d = {d} features", n=n, d=d))
+    header = (tr("layer"), tr("per layer"), tr("multiply-adds"), tr("sequential ops"), tr("max path"))
+    print("{:<22s}{:>12s}{:>16s}{:>16s}{:>10s}".format(*header))
     for r in rows:
         print(f"{r['layer']:<22s}{r['complexity']:>12s}{r['ops']:>16,d}{r['sequential']:>16,d}{r['path']:>10,d}")
     rnn, attention = rows[0], rows[-1]
     scores_only = attention["ops"] / rnn["ops"]
     whole_layer = attention["ops_with_projections"] / rnn["ops_with_projections"]
-    print(f"self-attention / RNN work: {scores_only:.3g} counting QK^T and AV only (= n/d, the "
-          f"paper's table), {whole_layer:.3g} counting the Q, K, V, O projections too (= n/d + 2); "
-          f"attention takes {rnn['sequential']:,d}x fewer sequential steps")
+    print(tr("self-attention / RNN work: {scores_only:.3g} counting QK^T and AV only (= n/d, the "
+             "paper's table), {whole_layer:.3g} counting the Q, K, V, O projections too (= n/d + 2); "
+             "attention takes {steps:,d}x fewer sequential steps",
+             scores_only=scores_only, whole_layer=whole_layer, steps=rnn["sequential"]))
     return rows
 
 
@@ -49,7 +52,7 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
     for ax, key, title in zip(
         axes,
         ("ops", "sequential", "path"),
-        ("multiply-adds per layer", "sequential operations", "maximum path length"),
+        (tr("multiply-adds per layer"), tr("sequential operations"), tr("maximum path length")),
     ):
         values = [r[key] for r in rows]
         bars = ax.bar(names, values, color=colors)
@@ -59,7 +62,7 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
         ax.tick_params(axis="x", labelsize=8)
         for bar, value in zip(bars, values):
             ax.text(bar.get_x() + bar.get_width() / 2, value * 1.3, f"{value:,.3g}", ha="center", fontsize=8)
-    fig.suptitle(f"The fossils in numbers: n = {n}, d = {d} (Vaswani et al. 2017, Table 1)")
+    fig.suptitle(tr("The fossils in numbers: n = {n}, d = {d} (Vaswani et al. 2017, Table 1)", n=n, d=d))
     plt.show()
 
 
@@ -72,8 +75,8 @@ def fossil_explorer(n: int = 512, d: int = 512, k: int = 3):
 
     return live(
         draw_fossils,
-        n=w.SelectionSlider(options=N_STEPS, value=n, description="n tokens", continuous_update=False),
-        d=w.SelectionSlider(options=D_STEPS, value=d, description="d width", continuous_update=False),
+        n=w.SelectionSlider(options=N_STEPS, value=n, description=tr("n tokens"), continuous_update=False),
+        d=w.SelectionSlider(options=D_STEPS, value=d, description=tr("d width"), continuous_update=False),
         k=w.fixed(k),
     )
 
@@ -99,14 +102,14 @@ def plot_qkv(tokens, x, q, k, v, weights) -> None:
     """Heatmaps of the token matrix X and its projections Q, K, V, then the attention weights."""
     import matplotlib.pyplot as plt
 
-    mats = {"X (tokens)": x, "Q = X W_Q": q, "K = X W_K": k, "V = X W_V": v}
+    mats = {tr("X (tokens)"): x, "Q = X W_Q": q, "K = X W_K": k, "V = X W_V": v}
     fig, axes = plt.subplots(1, 5, figsize=(16, 3.2), gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1.3]})
     limit = max(float(np.abs(m).max()) for m in mats.values())
     for ax, (title, m) in zip(axes[:4], mats.items()):
         im = ax.imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(f"{title}  {m.shape[0]}x{m.shape[1]}")
         ax.set_yticks(range(len(tokens)), labels=list(tokens))
-        ax.set_xlabel("feature")
+        ax.set_xlabel(tr("feature"))
     fig.colorbar(im, ax=axes[3], fraction=0.046, pad=0.04)
     plot_attention(weights, x_labels=tokens, y_labels=tokens, ax=axes[4], title="softmax(QKᵀ/√d_k)")
     fig.tight_layout()
@@ -122,30 +125,33 @@ def draw_scaling(d_k: int = 256, scaled: bool = False, n_keys: int = 64, seed: i
     import matplotlib.pyplot as plt
 
     stats = scaling_statistics(d_k, scaled=scaled, n_keys=n_keys, seed=seed)
-    label = "scaled by 1/√d_k" if scaled else "unscaled"
+    label = tr("scaled by 1/√d_k") if scaled else tr("unscaled")
     print(f"d_k = {d_k}, {label}:")
-    print(f"  score std           {stats['score_std']:9.3f}   (√d_k = {np.sqrt(d_k):.2f})")
-    print(f"  max attention weight {stats['max_weight']:8.3f}   (uniform = {1 / n_keys:.3f}, one-hot = 1)")
-    print(f"  entropy             {stats['entropy']:9.3f}   nats (uniform = {stats['max_entropy']:.3f}, one-hot = 0)")
-    print(f"  softmax gradient    {stats['grad_norm']:9.3g}   (‖∂a/∂s‖_F)")
-    print("  (weight, entropy and gradient are medians over the queries)")
+    print(tr("  score std           {std:9.3f}   (√d_k = {sqrt_d_k:.2f})",
+             std=stats["score_std"], sqrt_d_k=np.sqrt(d_k)))
+    print(tr("  max attention weight {weight:8.3f}   (uniform = {uniform:.3f}, one-hot = 1)",
+             weight=stats["max_weight"], uniform=1 / n_keys))
+    print(tr("  entropy             {entropy:9.3f}   nats (uniform = {uniform:.3f}, one-hot = 0)",
+             entropy=stats["entropy"], uniform=stats["max_entropy"]))
+    print(tr("  softmax gradient    {gradient:9.3g}   (‖∂a/∂s‖_F)", gradient=stats["grad_norm"]))
+    print(tr("  (weight, entropy and gradient are medians over the queries)"))
 
     _, axes = subplots(1, 4, figsize=(16, 3.3))
     other = scaling_statistics(d_k, scaled=not scaled, n_keys=n_keys, seed=seed)
     edge = max(np.abs(stats["scores"]).max(), np.abs(other["scores"]).max())
     bins = np.linspace(-edge, edge, 81)
-    axes[0].hist(other["scores"], bins=bins, color="lightgray", label="unscaled" if scaled else "scaled")
+    axes[0].hist(other["scores"], bins=bins, color="lightgray", label=tr("unscaled") if scaled else tr("scaled"))
     axes[0].hist(stats["scores"], bins=bins, color="tab:blue" if scaled else "tab:red", alpha=0.85, label=label)
-    axes[0].set_title(f"scores, d_k = {d_k}")
-    axes[0].set_xlabel("score")
+    axes[0].set_title(tr("scores, d_k = {d_k}", d_k=d_k))
+    axes[0].set_xlabel(tr("score"))
     axes[0].legend(fontsize=8)
     for ax, key, title in zip(axes[1:], ("max_weight", "entropy", "grad_norm"),
-                              ("max attention weight", "entropy (nats)", "softmax gradient ‖J‖_F")):
+                              (tr("max attention weight"), tr("entropy (nats)"), tr("softmax gradient ‖J‖_F"))):
         for flag, color in ((False, "tab:red"), (True, "tab:blue")):
             sweep = _sweep(flag, n_keys, seed)
             ax.plot(sweep["d_k"], sweep[key], "o-", ms=3, color=color,
-                    label="scaled" if flag else "unscaled")
-        ax.plot([d_k], [stats[key]], "k*", ms=14, label="this setting")
+                    label=tr("scaled") if flag else tr("unscaled"))
+        ax.plot([d_k], [stats[key]], "k*", ms=14, label=tr("this setting"))
         _plain_log_axis(ax, "x", ticks=[1, 4, 16, 64, 256, 1024])
         if key == "grad_norm":
             _plain_log_axis(ax)
@@ -175,6 +181,6 @@ def scaling_explorer(d_k: int = 256, scaled: bool = False):
     return live(
         draw_scaling,
         d_k=w.SelectionSlider(options=D_K_STEPS, value=d_k, description="d_k", continuous_update=False),
-        scaled=w.ToggleButtons(options=[("unscaled", False), ("scaled by 1/√d_k", True)], value=scaled,
-                               description="scores"),
+        scaled=w.ToggleButtons(options=[(tr("unscaled"), False), (tr("scaled by 1/√d_k"), True)], value=scaled,
+                               description=tr("scores")),
     )

@@ -13,6 +13,7 @@ import numpy as np
 from ..efficient import sparse_mask
 from ..experiments.zone3 import positional_similarity
 from ..functional import causal_mask, gelu, silu, softmax
+from ..i18n import tr
 from ..viz import plot_attention
 from .core import live, subplots
 
@@ -52,13 +53,13 @@ def plot_head_maps(maps, tokens=None, title=None, kind: str = "weights"):
     for h, ax in enumerate(axes[0]):
         if kind == "weights":
             plot_attention(maps[h], x_labels=tokens, y_labels=tokens, ax=ax,
-                           title=f"head {h}", annotate=False)
+                           title=tr("head {head}", head=h), annotate=False)
         else:
             im = ax.imshow(np.where(np.isfinite(maps[h]), maps[h], np.nan), cmap="magma",
                            vmin=low, vmax=0.0)
-            ax.set_title(f"head {h}")
-            ax.set_xlabel("key j")
-            ax.set_ylabel("query i")
+            ax.set_title(tr("head {head}", head=h))
+            ax.set_xlabel(tr("key j"))
+            ax.set_ylabel(tr("query i"))
             if h == n_heads - 1:
                 fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         if h > 0:
@@ -88,30 +89,34 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
                                               seed=seed, position=100)
     _, alibi = positional_similarity("alibi", max_distance, n_heads=alibi_heads)
     shown = [k for k in (1, 4, 16, 64, 256, 1024) if k <= max_distance]
-    print(f"d_model={d_model}, RoPE base={rope_base:g}, ALiBi heads={alibi_heads}")
-    print("  distance k      " + "".join(f"{k:>8d}" for k in shown))
-    print("  sinusoidal      " + "".join(f"{sin_sim[k]:8.3f}" for k in shown))
+    print(tr("d_model={d_model}, RoPE base={base:g}, ALiBi heads={heads}", d_model=d_model, base=rope_base,
+             heads=alibi_heads))
+    first_head = tr("ALiBi head {head}", head=0)
+    last_head = tr("ALiBi head {head}", head=alibi_heads - 1)
+    distance, sinusoidal = tr("distance k"), tr("sinusoidal")
+    print(f"  {distance:<16s}" + "".join(f"{k:>8d}" for k in shown))
+    print(f"  {sinusoidal:<16s}" + "".join(f"{sin_sim[k]:8.3f}" for k in shown))
     print("  RoPE            " + "".join(f"{rope_sim[k]:8.3f}" for k in shown))
-    print("  ALiBi head 0    " + "".join(f"{alibi[0, k]:8.3f}" for k in shown))
-    print(f"  ALiBi head {alibi_heads - 1:<4d} " + "".join(f"{alibi[-1, k]:8.3f}" for k in shown))
-    print("  same curves measured from position 100 instead of 0: max difference "
-          f"{max(np.abs(sin_sim - sin_sim_later).max(), np.abs(rope_sim - rope_sim_later).max()):.1e}")
+    print(f"  {first_head:<16s}" + "".join(f"{alibi[0, k]:8.3f}" for k in shown))
+    print(f"  {last_head:<16s}" + "".join(f"{alibi[-1, k]:8.3f}" for k in shown))
+    print(tr("  same curves measured from position 100 instead of 0: max difference {difference:.1e}",
+             difference=max(np.abs(sin_sim - sin_sim_later).max(), np.abs(rope_sim - rope_sim_later).max())))
 
     _, axes = subplots(1, 3, figsize=(13, 3.4))
     axes[0].plot(dist, sin_sim, color="tab:blue")
-    axes[0].set_title("sinusoidal: cos(PE[p], PE[p+k])")
+    axes[0].set_title(tr("sinusoidal: cos(PE[p], PE[p+k])"))
     axes[1].plot(dist, rope_sim, color="tab:orange")
     axes[1].set_title("RoPE: rope(q,p)·rope(q,p+k) / |q|²")
     for h in range(alibi.shape[0]):
         axes[2].plot(dist, alibi[h], color=plt.cm.viridis(h / max(1, alibi.shape[0] - 1)),
-                     label=f"head {h}" if alibi.shape[0] <= 8 else None)
-    axes[2].set_title("ALiBi: weight factor exp(-m_h k)")
+                     label=tr("head {head}", head=h) if alibi.shape[0] <= 8 else None)
+    axes[2].set_title(tr("ALiBi: weight factor exp(-m_h k)"))
     if alibi.shape[0] <= 8:
         axes[2].legend(fontsize=7, ncol=2)
     for ax in axes:
-        ax.set_xlabel("distance k")
+        ax.set_xlabel(tr("distance k"))
         ax.axhline(0.0, color="gray", linewidth=0.5)
-    axes[0].set_ylabel("similarity")
+    axes[0].set_ylabel(tr("similarity"))
     plt.show()
 
 
@@ -124,15 +129,23 @@ def positional_encoding_explorer():
     return live(
         draw_positional_similarity,
         d_model=w.IntSlider(value=64, min=4, max=512, step=4, description="d_model", **slow),
-        rope_base=w.FloatLogSlider(value=10000.0, base=10, min=1, max=6, description="RoPE base", **slow),
-        max_distance=w.IntSlider(value=128, min=16, max=1024, step=16, description="max k", **slow),
-        alibi_heads=w.IntSlider(value=8, min=1, max=16, description="ALiBi heads", **slow),
+        rope_base=w.FloatLogSlider(value=10000.0, base=10, min=1, max=6, description=tr("RoPE base"), **slow),
+        max_distance=w.IntSlider(value=128, min=16, max=1024, step=16, description=tr("max k"), **slow),
+        alibi_heads=w.IntSlider(value=8, min=1, max=16, description=tr("ALiBi heads"), **slow),
         seed=w.fixed(0),
     )
 
 
 # ============================================================================ masks
 MASK_PATTERNS = ("full", "local", "strided", "fixed", "bigbird")
+
+
+def _pattern_options(patterns) -> list[tuple[str, str]]:
+    """(label, pattern) pairs for a menu of mask patterns: the label in the reader's language,
+    the value the pattern's name as the code expects it ("bigbird", a name, stays as it is)."""
+    labels = {"full": tr("full"), "local": tr("local"), "strided": tr("strided"), "fixed": tr("fixed"),
+              "random": tr("random")}
+    return [(labels.get(p, p), p) for p in patterns]
 
 
 def mask_for_pattern(pattern: str, n: int, causal: bool = True, window: int = 3,
@@ -160,22 +173,27 @@ def draw_mask(pattern: str = "full", n: int = 12, causal: bool = True, window: i
     scores = np.random.default_rng(seed).normal(size=(n, n))
     weights = softmax(scores + additive)
     seen = mask.sum(axis=1)
-    print(f"pattern={pattern!r}, causal={causal}, n={n}: {int(mask.sum())} of {n * n} "
-          f"(query, key) pairs computed, density {mask.mean():.3f}")
-    print(f"  keys per query: min {seen.min()}, max {seen.max()}; "
-          f"largest weight on a forbidden key: {weights[~mask].max(initial=0.0):.1f}; "
-          f"row sums: {weights.sum(axis=1).min():.3f} .. {weights.sum(axis=1).max():.3f}")
+    print(tr("pattern={pattern!r}, causal={causal}, n={n}: {computed} of {total} "
+             "(query, key) pairs computed, density {density:.3f}",
+             pattern=pattern, causal=causal, n=n, computed=int(mask.sum()), total=n * n,
+             density=mask.mean()))
+    print(tr("  keys per query: min {least}, max {most}; "
+             "largest weight on a forbidden key: {forbidden:.1f}; "
+             "row sums: {low:.3f} .. {high:.3f}",
+             least=seen.min(), most=seen.max(), forbidden=weights[~mask].max(initial=0.0),
+             low=weights.sum(axis=1).min(), high=weights.sum(axis=1).max()))
 
     fig, axes = subplots(1, 3, figsize=(12.5, 3.9))
-    fig.suptitle(f"{pattern}, n = {n}, causal = {causal}  (window = {window}, stride = {stride})", fontsize=10)
+    fig.suptitle(tr("{pattern}, n = {n}, causal = {causal}  (window = {window}, stride = {stride})",
+                    pattern=pattern, n=n, causal=causal, window=window, stride=stride), fontsize=10)
     axes[0].imshow(mask, cmap="viridis", vmin=0, vmax=1)
-    axes[0].set_title("boolean mask (yellow = may attend)")
+    axes[0].set_title(tr("boolean mask (yellow = may attend)"))
     axes[1].imshow(np.where(mask, 0.0, 1.0), cmap="Greys", vmin=0, vmax=1)
-    axes[1].set_title("additive mask (white = 0, black = -inf)")
+    axes[1].set_title(tr("additive mask (white = 0, black = -inf)"))
     plot_attention(weights, ax=axes[2], title="softmax(S + mask)", annotate=False)
     for ax in axes[:2]:
-        ax.set_xlabel("key j")
-        ax.set_ylabel("query i")
+        ax.set_xlabel(tr("key j"))
+        ax.set_ylabel(tr("query i"))
     plt.show()
 
 
@@ -187,11 +205,11 @@ def mask_explorer(n: int = 12):
     slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_mask,
-        pattern=w.Dropdown(options=list(MASK_PATTERNS), value="full", description="pattern"),
+        pattern=w.Dropdown(options=_pattern_options(MASK_PATTERNS), value="full", description=tr("pattern")),
         n=w.IntSlider(value=n, min=4, max=48, description="n", **slow),
-        causal=w.Checkbox(value=True, description="causal"),
-        window=w.IntSlider(value=3, min=0, max=12, description="window", **slow),
-        stride=w.IntSlider(value=4, min=1, max=12, description="stride", **slow),
+        causal=w.Checkbox(value=True, description=tr("causal")),
+        window=w.IntSlider(value=3, min=0, max=12, description=tr("window"), **slow),
+        stride=w.IntSlider(value=4, min=1, max=12, description=tr("stride"), **slow),
         seed=w.fixed(0),
     )
 
@@ -205,15 +223,15 @@ def plot_activations(x=None):
     exact, approx = gelu(x), gelu(x, approximate="tanh")
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
     axes[0].plot(x, np.maximum(x, 0.0), label="ReLU")
-    axes[0].plot(x, exact, label="GELU (exact, erf)")
+    axes[0].plot(x, exact, label=tr("GELU (exact, erf)"))
     axes[0].plot(x, approx, "--", label="GELU (tanh, GPT-2)")
-    axes[0].plot(x, silu(x), label="SiLU (in SwiGLU)")
+    axes[0].plot(x, silu(x), label=tr("SiLU (in SwiGLU)"))
     axes[0].legend()
     axes[0].set_xlabel("x")
-    axes[0].set_title("activations")
+    axes[0].set_title(tr("activations"))
     axes[1].semilogy(x, np.abs(exact - approx) + 1e-20)
     axes[1].set_xlabel("x")
-    axes[1].set_title("|GELU exact - GELU tanh|")
+    axes[1].set_title(tr("|GELU exact - GELU tanh|"))
     fig.tight_layout()
     return fig
 
@@ -228,9 +246,9 @@ def plot_gradient_norms(per_layer: dict, depths, last_layer: dict, fit_from: int
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     for name, norms in per_layer.items():
         axes[0].plot(np.arange(1, len(norms) + 1), norms, "o-", label=name)
-    axes[0].set_xlabel("layer (1 = next to the input)")
+    axes[0].set_xlabel(tr("layer (1 = next to the input)"))
     axes[0].set_ylabel("|dL/dW_2|")
-    axes[0].set_title(f"gradient by layer at initialisation, L = {len(norms)}")
+    axes[0].set_title(tr("gradient by layer at initialisation, L = {layers}", layers=len(norms)))
     axes[0].set_ylim(bottom=0)
     axes[0].legend()
     depths = np.asarray(depths, dtype=float)
@@ -238,13 +256,14 @@ def plot_gradient_norms(per_layer: dict, depths, last_layer: dict, fit_from: int
     for name, values in last_layer.items():
         values = np.asarray(values, dtype=float)
         slope = np.polyfit(np.log(depths[fit]), np.log(values[fit]), 1)[0]
-        axes[1].loglog(depths, values, "o-", label=f"{name}: slope {slope:+.2f} (L >= {fit_from})")
+        axes[1].loglog(depths, values, "o-", label=tr("{name}: slope {slope:+.2f} (L >= {fit_from})", name=name, slope=slope,
+                                                      fit_from=fit_from))
     start = max(values[0] for values in last_layer.values())
     axes[1].loglog(depths, start / np.sqrt(depths / depths[0]), ":", color="gray",
-                   label="1/sqrt(L) for reference")
-    axes[1].set_xlabel("number of layers L")
-    axes[1].set_ylabel("|dL/dW_2| of the last layer")
-    axes[1].set_title("last layer's gradient vs depth")
+                   label=tr("1/sqrt(L) for reference"))
+    axes[1].set_xlabel(tr("number of layers L"))
+    axes[1].set_ylabel(tr("|dL/dW_2| of the last layer"))
+    axes[1].set_title(tr("last layer's gradient vs depth"))
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -11,7 +11,9 @@ import numpy as np
 
 from ..efficient import SPARSE_PATTERNS, sparse_mask, sparse_mask_nnz
 from ..flash import hbm_traffic
+from ..i18n import tr
 from .core import live, subplots
+from .zone3 import _pattern_options
 
 __all__ = [
     "draw_sparse_mask",
@@ -41,15 +43,19 @@ def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, str
                               n_random=n_random, seed=seed, causal=causal)
     full = n * (n + 1) // 2 if causal else n * n
     print(f"pattern={pattern!r}, n={n}, causal={causal}")
-    print(f"  entries computed: {counted} (closed form {formula}) of {full} "
-          f"for full attention -> density {counted / full:.3f}")
-    print(f"  keys per query: min {mask.sum(axis=1).min()}, max {mask.sum(axis=1).max()}")
+    print(tr("  entries computed: {counted} (closed form {formula}) of {full} "
+             "for full attention -> density {density:.3f}",
+             counted=counted, formula=formula, full=full, density=counted / full))
+    print(tr("  keys per query: min {least}, max {most}", least=mask.sum(axis=1).min(),
+             most=mask.sum(axis=1).max()))
     _, ax = subplots(figsize=(4.2, 4.2))
     ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xlabel("key j")
-    ax.set_ylabel("query i")
-    ax.set_title(f"{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
-                 f"n_global {n_global}, n_random {n_random}, seed {seed})", fontsize=9)
+    ax.set_xlabel(tr("key j"))
+    ax.set_ylabel(tr("query i"))
+    ax.set_title(tr("{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
+                    "n_global {n_global}, n_random {n_random}, seed {seed})",
+                    pattern=pattern, counted=counted, full=full, window=window, stride=stride,
+                    n_global=n_global, n_random=n_random, seed=seed), fontsize=9)
     plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
 
 
@@ -65,14 +71,15 @@ def sparse_mask_explorer(n: int = 32):
     slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_sparse_mask,
-        pattern=w.Dropdown(options=list(SPARSE_PATTERNS), value="bigbird", description="pattern"),
+        pattern=w.Dropdown(options=_pattern_options(SPARSE_PATTERNS), value="bigbird",
+                           description=tr("pattern")),
         n=w.IntSlider(value=n, min=8, max=128, step=8, description="n", **slow),
-        window=w.IntSlider(value=2, min=0, max=16, description="window", **slow),
-        stride=w.IntSlider(value=4, min=1, max=16, description="stride", **slow),
+        window=w.IntSlider(value=2, min=0, max=16, description=tr("window"), **slow),
+        stride=w.IntSlider(value=4, min=1, max=16, description=tr("stride"), **slow),
         n_global=w.IntSlider(value=1, min=0, max=8, description="n_global", **slow),
         n_random=w.IntSlider(value=2, min=0, max=8, description="n_random", **slow),
-        causal=w.Checkbox(value=False, description="causal"),
-        seed=w.IntSlider(value=0, min=0, max=9, description="seed", **slow),
+        causal=w.Checkbox(value=False, description=tr("causal")),
+        seed=w.IntSlider(value=0, min=0, max=9, description=tr("seed"), **slow),
     )
 
 
@@ -87,9 +94,10 @@ def plot_sparse_patterns(n: int = 32, patterns=("local", "strided", "fixed", "bi
         mask = sparse_mask(n, pattern, window=window, stride=stride, n_global=n_global,
                            n_random=n_random, seed=seed)
         ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(f"{pattern}\n{int(mask.sum())} / {n * n} entries")
-        ax.set_xlabel("key j")
-        ax.set_ylabel("query i")
+        ax.set_title(tr("{pattern}\n{computed} / {total} entries", pattern=pattern,
+                        computed=int(mask.sum()), total=n * n))
+        ax.set_xlabel(tr("key j"))
+        ax.set_ylabel(tr("query i"))
     fig.tight_layout()
     return fig
 
@@ -106,10 +114,10 @@ def plot_hbm_traffic(ns, d: int, sram_bytes: int, bytes_per_element: int = 2, tr
     ns = np.asarray(ns)
     pairs = np.array([traffic(int(n), d, sram_bytes, bytes_per_element) for n in ns], dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.loglog(ns, pairs[:, 0], "o-", label="standard attention")
+    ax.loglog(ns, pairs[:, 0], "o-", label=tr("standard attention"))
     ax.loglog(ns, pairs[:, 1], "s-", label="FlashAttention")
-    ax.set_xlabel("sequence length N")
-    ax.set_ylabel("HBM bytes read + written (one head)")
+    ax.set_xlabel(tr("sequence length N"))
+    ax.set_ylabel(tr("HBM bytes read + written (one head)"))
     ax.set_title(f"d = {d}, SRAM = {sram_bytes // 1024} KiB")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
@@ -123,12 +131,12 @@ def plot_performer_error(curve: dict):
 
     m = np.asarray(curve["m"], dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.loglog(m, curve["iid"], "o-", label="i.i.d. features")
-    ax.loglog(m, curve["orthogonal"], "s-", label="orthogonal features")
+    ax.loglog(m, curve["iid"], "o-", label=tr("i.i.d. features"))
+    ax.loglog(m, curve["orthogonal"], "s-", label=tr("orthogonal features"))
     guide = curve["iid"][0] * np.sqrt(m[0] / m)
     ax.loglog(m, guide, "k--", alpha=0.6, label=r"$\propto 1/\sqrt{m}$")
-    ax.set_xlabel("number of random features m")
-    ax.set_ylabel("relative error vs softmax attention")
+    ax.set_xlabel(tr("number of random features m"))
+    ax.set_ylabel(tr("relative error vs softmax attention"))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     return fig
@@ -146,17 +154,17 @@ def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
     import matplotlib.pyplot as plt
 
     d = np.asarray(delta)[0, :channels]
-    panels = [(r"$\Delta_t$ / its channel's mean over $t$", d / d.mean(axis=-1, keepdims=True)),
+    panels = [(tr(r"$\Delta_t$ / its channel's mean over $t$"), d / d.mean(axis=-1, keepdims=True)),
               (r"$B_t$", np.asarray(B)[0]), (r"$C_t$", np.asarray(C)[0])]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, (title, values) in zip(axes, panels):
         im = ax.imshow(values, aspect="auto", cmap="magma")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
         ax.set_title(title)
-        ax.set_xlabel("time t (token)")
+        ax.set_xlabel(tr("time t (token)"))
         if tokens is not None:
             ax.set_xticks(range(len(tokens)), labels=[str(t) for t in tokens], fontsize=7)
-    axes[0].set_ylabel("channel / state index")
+    axes[0].set_ylabel(tr("channel / state index"))
     fig.tight_layout()
     return fig
 
@@ -172,8 +180,8 @@ def plot_efficiency_map(rows: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
-    for ax, key, label in ((axes[0], "train_memory", "extra memory while training (elements)"),
-                           (axes[1], "decode_state", "kept to decode the next token (elements)")):
+    for ax, key, label in ((axes[0], "train_memory", tr("extra memory while training (elements)")),
+                           (axes[1], "decode_state", tr("kept to decode the next token (elements)"))):
         placed = []
         for row in rows:
             exact = row["exact"].startswith("exact")
@@ -187,10 +195,10 @@ def plot_efficiency_map(rows: list[dict]):
                         fontsize=8)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel(f"multiply-adds for one layer, N = {rows[0]['n']} (compute)")
+        ax.set_xlabel(tr("multiply-adds for one layer, N = {n} (compute)", n=rows[0]["n"]))
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_title("training: compute vs memory")
-    axes[1].set_title("generation: compute vs state (blue: exact softmax, orange: not)")
+    axes[0].set_title(tr("training: compute vs memory"))
+    axes[1].set_title(tr("generation: compute vs state (blue: exact softmax, orange: not)"))
     fig.tight_layout()
     return fig

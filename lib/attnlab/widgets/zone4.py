@@ -10,6 +10,7 @@ import numpy as np
 
 from .._validate import require_positive_int
 from ..functional import causal_mask
+from ..i18n import tr
 from .core import live, subplots
 
 __all__ = [
@@ -66,15 +67,18 @@ def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_
     n_k = n if n_k is None else n_k
     counts = flash_tile_counts(n, n_k, block_size, causal)
     total = counts["grid"].size
-    print(f"n_q={n}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles")
-    print(f"  skipped {counts['skipped']}, full (no mask) {counts['full']}, masked {counts['masked']}")
-    print(f"  score entries computed: {100 * counts['computed_fraction']:.1f}% of {n * n_k}")
+    print(tr("n_q={n_q}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles",
+             n_q=n, n_k=n_k, block_size=block_size, causal=causal, total=total))
+    print(tr("  skipped {skipped}, full (no mask) {full}, masked {masked}", skipped=counts["skipped"],
+             full=counts["full"], masked=counts["masked"]))
+    print(tr("  score entries computed: {percent:.1f}% of {total}",
+             percent=100 * counts["computed_fraction"], total=n * n_k))
     _, ax = subplots(figsize=(4.4, 4.4))
     cmap = ListedColormap(["#eeeeee", "#4c72b0", "#dd8452"])
     ax.imshow(counts["grid"], cmap=cmap, vmin=0, vmax=2, extent=(0, n_k, n, 0))
-    ax.set_xlabel("key j")
-    ax.set_ylabel("query i")
-    ax.set_title("grey: skipped, blue: full, orange: masked", fontsize=9)
+    ax.set_xlabel(tr("key j"))
+    ax.set_ylabel(tr("query i"))
+    ax.set_title(tr("grey: skipped, blue: full, orange: masked"), fontsize=9)
     plt.show()
 
 
@@ -87,21 +91,27 @@ def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True)
     return live(
         draw_flash_tiles,
         n=w.IntSlider(value=n, min=16, max=1024, step=16, description="N", **slow),
-        block_size=w.IntSlider(value=block_size, min=8, max=256, step=8, description="block size", **slow),
-        causal=w.Checkbox(value=causal, description="causal"),
+        block_size=w.IntSlider(value=block_size, min=8, max=256, step=8, description=tr("block size"), **slow),
+        causal=w.Checkbox(value=causal, description=tr("causal")),
     )
 
 
-def plot_training(history: dict, title: str = "training"):
-    """Training loss per step (and evaluation loss where measured) from attnlab.Trainer's history."""
+def plot_training(history: dict, title: str | None = None):
+    """Training loss per step (and evaluation loss where measured) from attnlab.Trainer's history.
+
+    title: default "training", in the reader's language.
+    """
     import matplotlib.pyplot as plt
 
+    if title is None:
+        title = tr("training")
+
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(history["step"], history["loss"], lw=1, label="training batch")
+    ax.plot(history["step"], history["loss"], lw=1, label=tr("training batch"))
     if history.get("eval_step"):
-        ax.plot(history["eval_step"], history["eval_loss"], "o-", label="validation")
-    ax.set_xlabel("step")
-    ax.set_ylabel("cross-entropy (nats / character)")
+        ax.plot(history["eval_step"], history["eval_loss"], "o-", label=tr("validation"))
+    ax.set_xlabel(tr("step"))
+    ax.set_ylabel(tr("cross-entropy (nats / character)"))
     ax.set_title(title)
     ax.legend()
     return fig
@@ -126,9 +136,11 @@ def plot_scan_rounds(length: int = 8):
             ax.annotate("", xy=(t, r + 1), xytext=(t - offset, r),
                         arrowprops={"arrowstyle": "->", "color": "#4c72b0", "lw": 1})
             ax.plot([t, t], [r, r + 1], color="#bbbbbb", lw=1, zorder=1)
-    ax.set_yticks(range(n_rounds + 1), labels=["input"] + [f"round {r + 1}" for r in range(n_rounds)])
+    ax.set_yticks(range(n_rounds + 1),
+                  labels=[tr("input")] + [tr("round {r}", r=r + 1) for r in range(n_rounds)])
     ax.set_xticks(range(length))
-    ax.set_xlabel("time step t")
+    ax.set_xlabel(tr("time step t"))
     ax.invert_yaxis()
-    ax.set_title(f"{n_rounds} rounds for L = {length}: blue arrows combine t - 2^r into t")
+    ax.set_title(tr("{rounds} rounds for L = {length}: blue arrows combine t - 2^r into t",
+                    rounds=n_rounds, length=length))
     return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..i18n import tr
 from ..viz import plot_attention
 from .core import live, subplots
 
@@ -86,14 +87,15 @@ def draw_attention_head(maps, labels, layer: int = 0, head: int = 0):
     maps = np.asarray(maps)
     w = maps[layer, head]
     s = attention_summary(w)
-    print(f"layer {layer}, head {head}: mean max weight {s['max_weight']:.2f}, mean entropy "
-          f"{s['entropy']:.2f} nats, looks back {s['distance']:.1f} characters on average, "
-          f"weight on the previous character {s['previous']:.2f}")
+    print(tr("layer {layer}, head {head}: mean max weight {max_weight:.2f}, mean entropy "
+             "{entropy:.2f} nats, looks back {distance:.1f} characters on average, "
+             "weight on the previous character {previous:.2f}", layer=layer, head=head,
+             max_weight=s["max_weight"], entropy=s["entropy"], distance=s["distance"], previous=s["previous"]))
     size = 0.22 * len(labels) + 2
     _, ax = subplots(figsize=(size, size * 0.85))
     shown = [repr(c)[1:-1] if c != " " else "␣" for c in labels]
     plot_attention(w, x_labels=shown, y_labels=shown, ax=ax, annotate=False,
-                   title=f"layer {layer}, head {head}")
+                   title=tr("layer {layer}, head {head}", layer=layer, head=head))
     ax.tick_params(axis="x", rotation=0)
     plt.show()
 
@@ -108,16 +110,22 @@ def attention_head_explorer(maps, labels, layer: int = 0, head: int = 0):
         draw_attention_head,
         maps=w.fixed(maps),
         labels=w.fixed(labels),
-        layer=w.IntSlider(value=layer, min=0, max=maps.shape[0] - 1, description="layer",
+        layer=w.IntSlider(value=layer, min=0, max=maps.shape[0] - 1, description=tr("layer"),
                           continuous_update=False),
-        head=w.IntSlider(value=head, min=0, max=maps.shape[1] - 1, description="head",
+        head=w.IntSlider(value=head, min=0, max=maps.shape[1] - 1, description=tr("head"),
                          continuous_update=False),
     )
 
 
-def plot_attention_heads(maps, title: str = "every head"):
-    """All heads of all layers as small heatmaps: rows are layers, columns heads."""
+def plot_attention_heads(maps, title: str | None = None):
+    """All heads of all layers as small heatmaps: rows are layers, columns heads.
+
+    title: default "every head", in the reader's language.
+    """
     import matplotlib.pyplot as plt
+
+    if title is None:
+        title = tr("every head")
 
     maps = np.asarray(maps)
     n_layers, n_heads = maps.shape[:2]
@@ -128,7 +136,8 @@ def plot_attention_heads(maps, title: str = "every head"):
             ax = axes[layer, head]
             ax.imshow(maps[layer, head], cmap="viridis", vmin=0, vmax=1)
             s = attention_summary(maps[layer, head])
-            ax.set_title(f"L{layer} H{head}: back {s['distance']:.1f}", fontsize=8)
+            ax.set_title(tr("L{layer} H{head}: back {distance:.1f}", layer=layer, head=head,
+                            distance=s["distance"]), fontsize=8)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(title)
@@ -137,11 +146,17 @@ def plot_attention_heads(maps, title: str = "every head"):
 
 
 # ============================================================================ training curves
-def plot_loss_curves(histories: dict, title: str = "training", smooth: int = 10,
-                     ylabel: str = "training loss"):
+def plot_loss_curves(histories: dict, title: str | None = None, smooth: int = 10,
+                     ylabel: str | None = None):
     """Training loss per step of several runs ({name: attnlab.Trainer history}), smoothed by a
-    moving average over `smooth` steps."""
+    moving average over `smooth` steps. title and ylabel default to "training" and
+    "training loss", in the reader's language."""
     import matplotlib.pyplot as plt
+
+    if title is None:
+        title = tr("training")
+    if ylabel is None:
+        ylabel = tr("training loss")
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, history in histories.items():
@@ -150,7 +165,7 @@ def plot_loss_curves(histories: dict, title: str = "training", smooth: int = 10,
         smoothed = np.convolve(loss, np.ones(k) / k, mode="valid")
         ax.plot(np.asarray(history["step"])[k - 1:], smoothed, label=name,
                 color=ENCODING_COLORS.get(name))
-    ax.set_xlabel("step")
+    ax.set_xlabel(tr("step"))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -172,12 +187,12 @@ def plot_extrapolation(result: dict, smooth: int = 8):
         k = max(1, min(smooth, len(per_pos)))
         right.plot(np.arange(k - 1, len(per_pos)), np.convolve(per_pos, np.ones(k) / k, "valid"),
                    label=pos, color=ENCODING_COLORS.get(pos))
-    _length_axis(left, lens, "evaluation length (characters)")
-    left.set_ylabel("validation loss (nats / char)")
-    left.set_title("loss vs evaluation length")
-    right.set_xlabel("position in the window")
-    right.set_ylabel("loss at that position")
-    right.set_title(f"loss by position (windows of {max(lens)})")
+    _length_axis(left, lens, tr("evaluation length (characters)"))
+    left.set_ylabel(tr("validation loss (nats / char)"))
+    left.set_title(tr("loss vs evaluation length"))
+    right.set_xlabel(tr("position in the window"))
+    right.set_ylabel(tr("loss at that position"))
+    right.set_title(tr("loss by position (windows of {length})", length=max(lens)))
     for ax in (left, right):
         ax.axvline(train_len, color="grey", ls="--", lw=1)
         ax.legend(fontsize=8)
@@ -186,35 +201,47 @@ def plot_extrapolation(result: dict, smooth: int = 8):
 
 
 # ============================================================================ scaling
-def plot_scaling(n, loss, fit=None, xlabel: str = "non-embedding parameters N"):
-    """Measured loss against N on log-log axes, with the power law a * N**(-alpha) if fit=(a, alpha)."""
+def plot_scaling(n, loss, fit=None, xlabel: str | None = None):
+    """Measured loss against N on log-log axes, with the power law a * N**(-alpha) if fit=(a, alpha).
+
+    xlabel: default "non-embedding parameters N", in the reader's language.
+    """
     import matplotlib.pyplot as plt
+
+    if xlabel is None:
+        xlabel = tr("non-embedding parameters N")
 
     n, loss = np.asarray(n, dtype=float), np.asarray(loss, dtype=float)
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    ax.loglog(n, loss, "o", ms=7, label="measured")
+    ax.loglog(n, loss, "o", ms=7, label=tr("measured"))
     if fit is not None:
         a, alpha = fit
         grid = np.geomspace(n.min() / 2, n.max() * 4, 50)
-        ax.loglog(grid, a * grid**-alpha, "-", label=f"fit: {a:.2f} N^(-{alpha:.3f})")
+        ax.loglog(grid, a * grid**-alpha, "-", label=tr("fit: {a:.2f} N^(-{alpha:.3f})", a=a, alpha=alpha))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("validation loss (nats / char)")
-    ax.set_title("loss vs model size")
+    ax.set_ylabel(tr("validation loss (nats / char)"))
+    ax.set_title(tr("loss vs model size"))
     ax.legend()
     return fig
 
 
 # ============================================================================ in-context learning
-def plot_icl_errors(ks, curves: dict, title: str = "in-context linear regression"):
-    """Error (MSE / d) against the number of in-context examples k, one line per method."""
+def plot_icl_errors(ks, curves: dict, title: str | None = None):
+    """Error (MSE / d) against the number of in-context examples k, one line per method.
+
+    title: default "in-context linear regression", in the reader's language.
+    """
     import matplotlib.pyplot as plt
+
+    if title is None:
+        title = tr("in-context linear regression")
 
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for name, errors in curves.items():
         style = "--" if "theory" in name else "o-"
         ax.plot(ks, errors, style, label=name, ms=4)
-    ax.set_xlabel("number of in-context examples k")
-    ax.set_ylabel("squared error / d")
+    ax.set_xlabel(tr("number of in-context examples k"))
+    ax.set_ylabel(tr("squared error / d"))
     ax.set_ylim(bottom=0)
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -245,15 +272,15 @@ def plot_kv_speedup(rows: list[dict]):
 
     n = [r["new_tokens"] for r in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-    left.plot(n, [r["seconds_uncached"] for r in rows], "o-", label="no cache (recompute all)")
-    left.plot(n, [r["seconds_cached"] for r in rows], "o-", label="KV cache")
-    left.set_xlabel("tokens generated")
-    left.set_ylabel("seconds")
+    left.plot(n, [r["seconds_uncached"] for r in rows], "o-", label=tr("no cache (recompute all)"))
+    left.plot(n, [r["seconds_cached"] for r in rows], "o-", label=tr("KV cache"))
+    left.set_xlabel(tr("tokens generated"))
+    left.set_ylabel(tr("seconds"))
     left.legend()
     right.plot(n, [r["speedup"] for r in rows], "o-", color="#55a868")
-    right.set_xlabel("tokens generated")
-    right.set_ylabel("speed-up (x)")
-    right.set_title("KV cache speed-up")
+    right.set_xlabel(tr("tokens generated"))
+    right.set_ylabel(tr("speed-up (x)"))
+    right.set_title(tr("KV cache speed-up"))
     fig.tight_layout()
     return fig
 
@@ -264,14 +291,14 @@ def plot_attention_cost(rows: list[dict]):
 
     n = np.array([r["n"] for r in rows], dtype=float)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for key, label in (("standard", "standard (N x N scores)"), ("tiled", "tiled (FlashAttention)")):
+    for key, label in (("standard", tr("standard (N x N scores)")), ("tiled", tr("tiled (FlashAttention)"))):
         left.loglog(n, [r[f"seconds_{key}"] for r in rows], "o-", label=label)
         right.loglog(n, [r[f"peak_bytes_{key}"] / 2**20 for r in rows], "o-", label=label)
-    right.loglog(n, n**2 * 8 / 2**20, "k:", label="one N x N float64 matrix")
-    left.set_ylabel("seconds")
-    right.set_ylabel("peak memory (MiB)")
+    right.loglog(n, n**2 * 8 / 2**20, "k:", label=tr("one N x N float64 matrix"))
+    left.set_ylabel(tr("seconds"))
+    right.set_ylabel(tr("peak memory (MiB)"))
     for ax in (left, right):
-        _length_axis(ax, n, "sequence length N")
+        _length_axis(ax, n, tr("sequence length N"))
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -286,10 +313,10 @@ def plot_throughput(result: dict, lengths):
     for name, metrics in result.items():
         left.loglog(lengths, metrics["prefill_tokens_per_s"], "o-", label=name)
         right.loglog(lengths, metrics["decode_ms_per_token"], "o-", label=name)
-    left.set_ylabel("prefill: tokens per second")
-    right.set_ylabel("decoding: ms per new token")
+    left.set_ylabel(tr("prefill: tokens per second"))
+    right.set_ylabel(tr("decoding: ms per new token"))
     for ax in (left, right):
-        _length_axis(ax, lengths, "sequence length L")
+        _length_axis(ax, lengths, tr("sequence length L"))
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 
 from ..experiments.zone6 import THREADS, ZONE_TITLES, lecture_map
+from ..i18n import tr
 from .core import live, subplots
 
 __all__ = ["draw_lecture_map", "lecture_map_explorer", "plot_lecture_map"]
@@ -37,10 +38,13 @@ def _stops() -> dict[tuple[str, str], list[dict]]:
 
 
 def _stop_text(ideas: list[dict]) -> tuple[list[str], list[str]]:
-    """The lines of one stop: (tags, function lines), the functions wrapped to FUNCTION_WIDTH."""
+    """The lines of one stop: (tags, function lines), the functions wrapped to FUNCTION_WIDTH.
+
+    Tags, thread names and zone titles are N_-marked data of experiments.zone6, translated
+    here, where they are shown."""
     lines, kinds = [], []
     for idea in ideas:
-        lines.append(idea["tag"])
+        lines.append(tr(idea["tag"]))
         kinds.append("tag")
         for part in textwrap.wrap(", ".join(idea["functions"]), FUNCTION_WIDTH, break_long_words=False,
                                   break_on_hyphens=False):
@@ -76,7 +80,7 @@ def plot_lecture_map(highlight: str | None = None):
     fig, ax = subplots(figsize=(16, 0.58 * total + 1.2))
     col_w = 1.0
     for j, zone in enumerate(zones):
-        name, title = ZONE_TITLES[zone].split(" — ")
+        name, _, title = tr(ZONE_TITLES[zone]).partition(" — ")
         ax.text(j * col_w + 0.5, -0.15, f"{name}\n{title}", ha="center", va="bottom", fontsize=9,
                 fontweight="bold")
         ax.axvline(j * col_w, color="0.9", lw=0.8, zorder=0)
@@ -85,7 +89,7 @@ def plot_lecture_map(highlight: str | None = None):
         faded = highlight is not None and thread != highlight
         alpha = 0.12 if faded else 1.0
         y_mid = tops[i] + heights[i] / 2
-        ax.text(-0.08, y_mid, textwrap.fill(THREADS[thread], 18), ha="right", va="center", fontsize=9,
+        ax.text(-0.08, y_mid, textwrap.fill(tr(THREADS[thread]), 18), ha="right", va="center", fontsize=9,
                 color=color, alpha=max(alpha, 0.35), fontweight="bold")
         present = [j for j, z in enumerate(zones) if (z, thread) in stops]
         if len(present) > 1:
@@ -108,9 +112,9 @@ def plot_lecture_map(highlight: str | None = None):
     ax.set_xlim(-1.45, len(zones) * col_w)
     ax.set_ylim(total, -0.75)
     ax.axis("off")
-    title = "The lecture on one page: zones, key ideas (bold) and the attnlab functions behind them"
+    title = tr("The lecture on one page: zones, key ideas (bold) and the attnlab functions behind them")
     if highlight is not None:
-        title += f" — thread: {THREADS[highlight]}"
+        title += tr(" — thread: {thread}", thread=tr(THREADS[highlight]))
     ax.set_title(title, fontsize=11)
     return fig
 
@@ -120,13 +124,15 @@ def draw_lecture_map(thread: str = "all") -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in lecture_map() if thread == "all" or r["thread"] == thread]
-    label = "the whole lecture" if thread == "all" else THREADS[thread]
+    label = tr("the whole lecture") if thread == "all" else tr(THREADS[thread])
     zones = list(dict.fromkeys(r["zone"] for r in rows))
     n_functions = len({name for r in rows for name in r["functions"]})
-    print(f"{label}: {len(rows)} key ideas in {len(zones)} zones, {n_functions} attnlab functions")
+    print(tr("{label}: {ideas} key ideas in {zones} zones, {functions} attnlab functions", label=label,
+             ideas=len(rows), zones=len(zones), functions=n_functions))
     if thread != "all":
         for r in rows:
-            print(f"  {r['title']:<26s} {r['idea']}\n  {'':<26s} -> {', '.join(r['functions'])}")
+            title, idea = tr(r["title"]), tr(r["idea"])
+            print(f"  {title:<26s} {idea}\n  {'':<26s} -> {', '.join(r['functions'])}")
     plot_lecture_map(None if thread == "all" else thread)
     plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
 
@@ -135,6 +141,6 @@ def lecture_map_explorer(thread: str = "all"):
     """draw_lecture_map with a "thread" menu ("all threads" or one; static: the given thread)."""
     import ipywidgets as w
 
-    options = [("all threads", "all")] + [(label, key) for key, label in THREADS.items()]
+    options = [(tr("all threads"), "all")] + [(tr(label), key) for key, label in THREADS.items()]
     return live(draw_lecture_map,
-                thread=w.Dropdown(options=options, value=thread, description="thread"))
+                thread=w.Dropdown(options=options, value=thread, description=tr("thread")))

@@ -1,0 +1,187 @@
+"""The Japanese edition: built from the same sources, every catalogue entry translated and
+current, code and grading identical to the English edition, feedback and figures in Japanese.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from course_lock import course_dir_lock
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import translations
+
+COURSE = ROOT / "course"
+JA = COURSE / "ja"
+NOTEBOOKS = sorted(p.relative_to(COURSE).as_posix() for p in COURSE.glob("*/*.ipynb"))
+JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")  # kana and kanji
+# What is not prose: code, maths, links' targets, HTML tags, URLs.
+NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|\]\([^)]*\)|<[^>]+>|https?://\S+", re.S)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _course_dir_not_being_modified():
+    with course_dir_lock(exclusive=False):
+        yield
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+def test_every_catalogue_entry_is_translated_current_and_keeps_code_maths_and_numbers():
+    problems = translations.problems("ja")
+    assert problems == [], f"{len(problems)} problems (python tools/translations.py check ja):\n" + \
+        "\n".join(problems[:40])
+
+
+def test_a_changed_english_paragraph_turns_fuzzy_and_shows_in_english_until_checked(tmp_path):
+    zone = translations.zones()[0]
+    source = zone.read_text(encoding="utf-8")
+    english = next(m.id for m in translations.notebook_template(zone) if m.id and len(m.id) > 80)
+    changed = english.replace(" ", "  ", 1).rstrip(".") + ", and one sentence more."
+    assert source.count(english.split("\n")[0]) >= 1
+    edited = tmp_path / zone.name
+    edited.write_text(source.replace(english.split("\n")[0], changed.split("\n")[0], 1), encoding="utf-8")
+    po = tmp_path / "ja.po"
+    shutil.copy(translations.NOTEBOOK_LOCALE / "ja" / f"{zone.stem}.po", po)
+    old = translations.read_catalogue(po, "ja").get(english).string
+    catalog = translations.update_catalogue(po, translations.notebook_template(edited), "ja")
+    new_id = next(m.id for m in translations.notebook_template(edited) if m.id.startswith(changed.split("\n")[0][:60]))
+    entry = catalog.get(new_id)
+    assert entry is not None and entry.fuzzy and entry.string == old
+    finished = {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+    assert translations.translate_markdown(new_id, finished) == new_id  # English, not a stale translation
+
+
+def test_the_japanese_edition_has_every_notebook():
+    assert NOTEBOOKS, "no notebooks in course/"
+    assert sorted(p.relative_to(JA).as_posix() for p in JA.glob("*/*.ipynb")) == NOTEBOOKS
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.split("/")[0] for n in NOTEBOOKS])
+def test_code_grade_ids_and_points_are_those_of_the_english_edition(notebook):
+    en, ja = _cells(COURSE / notebook), _cells(JA / notebook)
+    assert [c["cell_type"] for c in en] == [c["cell_type"] for c in ja]
+    for a, b in zip(en, ja):
+        assert a["metadata"].get("nbgrader") == b["metadata"].get("nbgrader")
+        if a["cell_type"] == "code":
+            assert a["source"] == b["source"], f"code differs in cell {a.get('id')}"
+    assert json.loads((JA / notebook).read_text())["metadata"]["language"] == "ja"
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.split("/")[0] for n in NOTEBOOKS])
+def test_every_markdown_paragraph_is_in_japanese(notebook):
+    """No English prose is left outside code, maths, links and names: a paragraph with three or
+    more English words has Japanese in it."""
+    left = []
+    for en, ja in zip(_cells(COURSE / notebook), _cells(JA / notebook)):
+        if en["cell_type"] != "markdown":
+            continue
+        for block in translations.markdown_blocks("".join(ja["source"])):
+            prose = NOT_PROSE.sub(" ", block)
+            if len(re.findall(r"[A-Za-z]{2,}", prose)) >= 3 and not JAPANESE.search(prose):
+                left.append(block[:100])
+    assert left == [], f"English left in the Japanese {notebook}: {left}"
+
+
+def test_feedback_names_a_catalogued_mistake_in_japanese_for_every_exercise(monkeypatch):
+    from attnlab.i18n import catalogue
+
+    import grader_tests  # noqa: F401  (registers every exercise)
+    from grader_tests.core import REGISTRY, run_check
+
+    monkeypatch.setenv("ATTNLAB_LANG", "ja")
+    japanese = catalogue("ja")
+    without = []
+    for name, ex in REGISTRY.items():
+        if not ex.mutants:
+            continue
+        for mutant in ex.mutants:
+            failures = run_check(name, mutant.fn, hidden=True, allow_reference=True)
+            hint = japanese.get(mutant.hint)
+            if failures and hint and hint in failures[0] and JAPANESE.search(failures[0].split("\n")[0]):
+                break
+        else:
+            without.append(name)
+    assert without == [], f"no mistake named in Japanese for: {without}"
+
+
+def test_the_pass_line_and_the_not_solved_box_are_japanese(monkeypatch, capsys):
+    import numpy as np
+
+    from grader_tests.core import check, not_solved_text
+
+    def softmax(x, axis=-1):  # a learner's correct answer
+        x = np.asarray(x, dtype=float)
+        top = np.max(x, axis=axis, keepdims=True)
+        e = np.exp(x - np.where(np.isfinite(top), top, 0.0))
+        total = e.sum(axis=axis, keepdims=True)
+        return np.divide(e, total, out=np.zeros_like(e), where=total > 0)
+
+    monkeypatch.setenv("ATTNLAB_LANG", "ja")
+    check("softmax", softmax)
+    assert JAPANESE.search(capsys.readouterr().out)
+    assert JAPANESE.search(not_solved_text("softmax"))
+
+
+def test_the_language_follows_the_setting_the_notebook_and_the_locale(monkeypatch, tmp_path):
+    from attnlab.i18n import language
+
+    for var in ("ATTNLAB_LANG", "JPY_SESSION_NAME", "LC_ALL", "LC_MESSAGES", "LANG"):
+        monkeypatch.delenv(var, raising=False)
+    assert language() == "en"
+    monkeypatch.setenv("LANG", "ja_JP.UTF-8")
+    assert language() == "ja"
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.setenv("JPY_SESSION_NAME", str(JA / NOTEBOOKS[0]))  # Jupyter names the kernel's notebook
+    assert language() == "ja"
+    monkeypatch.setenv("JPY_SESSION_NAME", str(COURSE / NOTEBOOKS[0]))
+    assert language() == "en"
+    monkeypatch.setenv("ATTNLAB_LANG", "ja")
+    assert language() == "ja"
+    monkeypatch.setenv("ATTNLAB_LANG", "fr")
+    with pytest.raises(ValueError, match="ATTNLAB_LANG='fr'"):
+        language()
+
+
+def test_japanese_figures_have_every_glyph(tmp_path):
+    """Every translated message, drawn as a figure title in the Japanese edition's font setup,
+    draws without a missing-glyph warning (mathtext included)."""
+    if not shutil.which("fc-list") or "Noto Sans CJK JP" not in subprocess.run(
+            ["fc-list"], capture_output=True, text=True).stdout:
+        pytest.fail("fonts-noto-cjk is not installed: tools/ensure_system_packages.sh installs it")
+    script = r"""
+import io, logging, os, sys, warnings
+os.environ["ATTNLAB_LANG"] = "ja"
+import matplotlib
+matplotlib.use("Agg")
+import attnlab
+from attnlab.i18n import catalogue
+import matplotlib.pyplot as plt
+log = io.StringIO()
+logging.getLogger("matplotlib").addHandler(logging.StreamHandler(log))
+texts = [t for t in catalogue("ja").values() if len(t) < 200 and "\n" not in t]
+fig, ax = plt.subplots()
+with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    for text in texts:
+        ax.set_title(text)
+        try:
+            fig.canvas.draw()
+        except ValueError:  # not valid mathtext (a message, not a label): drawn as plain text
+            ax.set_title(text.replace("$", r"\$"))
+            fig.canvas.draw()
+print(len(texts), "drawn")
+sys.exit(1 if "glyph" in log.getvalue() else 0)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    assert int(out.stdout.split()[0]) > 100
