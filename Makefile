@@ -30,7 +30,7 @@ endif
 # JupyterLab refuses to start as root (containers, CI) unless told it may.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: course test test-triton-oldest build lint clean
+.PHONY: course test check test-triton-oldest build lint clean
 
 $(VENV)/.course-installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,8 +66,13 @@ test-triton-oldest: $(VENV)/.dev-installed
 build: $(VENV)/.course-installed
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) tools/build_course.py
 
+## Quick checks before a commit: ruff (lint, formatting) and the tests not marked slow.
+check: lint
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 -q -m "not slow"
+
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check lib grader_tests tests tools bench
+	$(VENV)/bin/ruff format --check lib grader_tests tests tools bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts solutions/*/*.ipynb

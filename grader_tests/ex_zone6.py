@@ -15,6 +15,7 @@ import math
 
 import attnlab
 import numpy as np
+from attnlab.i18n import tr
 
 from .core import Case, Exercise, Mutant, register
 
@@ -35,7 +36,8 @@ def _cases(part: str):
 def _explain(part: str):
     def diagnose(case, got, expected):
         question = case.args[0]
-        return f"{question}, the right answer explained: {QUIZ[part][question].explanation}"
+        return tr("{question}, the right answer explained: {explanation}", question=question,
+                  explanation=tr(QUIZ[part][question].explanation))
 
     return diagnose
 

@@ -185,3 +185,57 @@ sys.exit(1 if "glyph" in log.getvalue() else 0)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
     assert int(out.stdout.split()[0]) > 100
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")
+def test_a_japanese_class_is_graded_with_the_same_commands_and_one_setting(tmp_path):
+    """README.ja.md's instructor steps, in a copy of the repository: `make build`'s Japanese
+    edition, then with ATTNLAB_LANG=ja: generate_assignment, attnlab-grade, generate_feedback.
+    A student who forgot the 1/sqrt(d_k) scale gets the English edition's score, and the
+    feedback HTML is Japanese: the notebook's prose and the hint naming the mistake."""
+    import csv
+    import os
+
+    import nbformat
+    from attnlab.i18n import catalogue
+    from nbgrader_course import nbgrader_env, replace_solution
+    from test_class_grading import NO_SCALE_SDPA
+
+    zone = "00_quickstart"
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    copy = tmp_path / "attnlab"
+    for name in filter(None, files.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, copy / name)
+    env = dict(nbgrader_env(), ATTNLAB_LANG="ja")
+
+    def run(*args, timeout=900):
+        out = subprocess.run(list(args), cwd=copy, env=env, capture_output=True, text=True, timeout=timeout)
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+
+    run(sys.executable, "tools/build_course.py", "--lang", "ja", "--only", zone)
+    run(sys.executable, "-m", "nbgrader", "generate_assignment", zone, "--force", "--log-level=WARN")
+    source = nbformat.read(copy / "solutions-ja" / zone / f"{zone}.ipynb", as_version=4)
+    submitted = copy / "submitted" / "kenta" / zone
+    submitted.mkdir(parents=True)
+    nbformat.write(replace_solution(source, "scaled_dot_product_attention", NO_SCALE_SDPA),
+                   submitted / f"{zone}.ipynb")
+    (submitted / "timestamp.txt").write_text("2026-11-29 10:00:00.000000 UTC")
+    run(sys.executable, "-m", "grader_tests.instructor", zone, "--no-progress")
+    run(sys.executable, "-m", "nbgrader", "generate_feedback", zone, "--force", "--log-level=WARN")
+    with open(copy / "grading_report.csv") as fh:
+        row = next(csv.DictReader(fh))
+    assert (row["student"], float(row["score"]), float(row["max_score"])) == ("kenta", 2.0, 5.0), row
+    html = (copy / "feedback" / "kenta" / zone / f"{zone}.html").read_text(encoding="utf-8")
+    assert "ゾーン 0" in html
+    from grader_tests.core import REGISTRY
+
+    hints = [catalogue("ja")[m.hint] for m in REGISTRY["scaled_dot_product_attention"].mutants
+             if m.hint in catalogue("ja")]
+    import html as html_lib
+
+    text = html_lib.unescape(html)
+    assert any(h in text for h in hints), "no Japanese hint in the feedback"
+    assert os.path.exists(copy / "course" / "ja" / zone / f"{zone}.ipynb")

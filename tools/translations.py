@@ -110,6 +110,10 @@ def grader_messages() -> list[tuple[str, str]]:
     for name, ex in REGISTRY.items():
         found += [(m.hint, f"grader_tests:{name}:{m.name}") for m in ex.mutants]
         found += [(case.label, f"grader_tests:{name}:case") for case in ex.cases()]
+    import attnlab  # the quiz's explanations, shown by its graders (grader_tests/ex_zone6.py)
+
+    for part, questions in attnlab.QUIZ.items():
+        found += [(q.explanation, f"attnlab.QUIZ:{part}:{key}") for key, q in questions.items()]
     return found
 
 

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ._validate import require_positive_int
 from .data import IGNORE
+from .i18n import tr
 
 
 @contextmanager
@@ -201,7 +202,7 @@ class Trainer:
         """Run n_steps more steps (default: the remaining ones up to config.steps)."""
         cfg = self.config
         end = cfg.steps if n_steps is None else self.step + require_positive_int("n_steps", n_steps)
-        bar = tqdm(range(self.step, end), disable=not cfg.progress, desc="training")
+        bar = tqdm(range(self.step, end), disable=not cfg.progress, desc=tr("training"))
         for _ in bar:
             loss = self.train_step()
             at_eval = cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps)
