@@ -11,7 +11,7 @@ compare like with like on the same machine state:
 
     python bench/grading_parallel.py                       # the full set (long: about an hour on 2 cores)
     python bench/grading_parallel.py --zone0 20 --course 0 --trivial 50   # a quick look
-Prints a Markdown table for docs/benchmarks.md.
+Prints a Markdown table for docs/benchmarks.md, a row as soon as it is measured.
 """
 
 from __future__ import annotations
@@ -120,34 +120,36 @@ def main() -> None:
     parser.add_argument("--trivial", type=int, default=1000, help="trivial submissions (0: skip)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    rows = []
+    print(f"{datetime.date.today()}, {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print("| run | wall time | submissions | per submission | per minute | ratio |")
+    print("| --- | --- | --- | --- | --- | --- |", flush=True)
+
+    def row(name: str, seconds: float, count: int, ratio: str = "") -> None:
+        """One row of the table, printed as soon as it is measured (a long run keeps its rows)."""
+        print(f"| {name} | {seconds:.0f} s | {count} | {seconds / count:.2f} s | {60 * count / seconds:.1f} | {ratio} |",
+              flush=True)
+
     work = Path(tempfile.mkdtemp(prefix="attnlab-bench-"))
     try:
         if args.zone0:
             n = args.zone0
             one = _grade(_class(work / "z1", ["00_quickstart"], n), ["00_quickstart"], "--workers", "1")
+            row(f"{n} zone-0 submissions, 1 worker", one, n)
             many = _grade(_class(work / "zn", ["00_quickstart"], n), ["00_quickstart"], "--workers", str(args.workers))
+            row(f"{n} zone-0 submissions, {args.workers} workers", many, n, f"{one / many:.2f}x vs 1 worker")
             with LocalDaskCluster() as address:
                 dask = _grade(_class(work / "zd", ["00_quickstart"], n), ["00_quickstart"], "--scheduler", address)
-            rows.append((f"{n} zone-0 submissions, 1 worker", one, n, ""))
-            rows.append((f"{n} zone-0 submissions, {args.workers} workers", many, n, f"{one / many:.2f}x vs 1 worker"))
-            rows.append((f"{n} zone-0 submissions, Dask (2 workers on 127.0.0.1)", dask, n,
-                         f"{many / dask:.2f}x vs the local pool"))
+            row(f"{n} zone-0 submissions, Dask (2 workers on 127.0.0.1)", dask, n, f"{many / dask:.2f}x vs the local pool")
         if args.course:
             k = args.course
             t = _grade(_class(work / "c", ZONES, k), ZONES, "--workers", str(args.workers))
-            rows.append((f"{k} students x {len(ZONES)} notebooks, {args.workers} workers", t, k * len(ZONES), ""))
+            row(f"{k} students x {len(ZONES)} notebooks, {args.workers} workers", t, k * len(ZONES))
         if args.trivial:
             m = args.trivial
             t = _grade(_trivial_class(work / "t", m), ["trivial"], "--workers", str(args.workers))
-            rows.append((f"{m} one-cell submissions, {args.workers} workers", t, m, ""))
+            row(f"{m} one-cell submissions, {args.workers} workers", t, m)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n{datetime.date.today()}, {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| run | wall time | submissions | per submission | per minute | ratio |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, seconds, count, ratio in rows:
-        print(f"| {name} | {seconds:.0f} s | {count} | {seconds / count:.2f} s | {60 * count / seconds:.1f} | {ratio} |")
 
 
 if __name__ == "__main__":
