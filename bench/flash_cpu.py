@@ -65,11 +65,24 @@ def main() -> None:
     parser.add_argument("--blas-threads", type=int, default=1)
     args = parser.parse_args()
 
-    print(f"# {date.today()}  {platform.machine()} {os.cpu_count()} cores  numpy {np.__version__}"
-          f"  BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}  d={args.d} float32  "
-          f"block_size={args.block_size}")
-    header = ("N", "naive-min ms", "naive-lib ms", "tiled ms", "tiled/min time", "tiled/lib time",
-              "naive-min MiB", "naive-lib MiB", "tiled MiB", "min/tiled mem", "lib/tiled mem")
+    print(
+        f"# {date.today()}  {platform.machine()} {os.cpu_count()} cores  numpy {np.__version__}"
+        f"  BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}  d={args.d} float32  "
+        f"block_size={args.block_size}"
+    )
+    header = (
+        "N",
+        "naive-min ms",
+        "naive-lib ms",
+        "tiled ms",
+        "tiled/min time",
+        "tiled/lib time",
+        "naive-min MiB",
+        "naive-lib MiB",
+        "tiled MiB",
+        "min/tiled mem",
+        "lib/tiled mem",
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     rng = np.random.default_rng(0)
@@ -80,7 +93,8 @@ def main() -> None:
             "min": lambda q=q, k=k, v=v: naive_min(q, k, v),
             "lib": lambda q=q, k=k, v=v: attnlab.scaled_dot_product_attention(q, k, v)[0],
             "tiled": lambda q=q, k=k, v=v: attnlab.flash_attention_numpy(
-                q, k, v, block_size=args.block_size),
+                q, k, v, block_size=args.block_size
+            ),
         }
         ref = fns["min"]()
         assert np.allclose(fns["tiled"](), ref, atol=1e-4), "tiled output differs from naive"
@@ -89,19 +103,26 @@ def main() -> None:
         m = {name: peak_bytes(fn) for name, fn in fns.items()}
         results[n] = (t, m)
         mib = 2**20
-        print(f"| {n} | {t['min'] * 1e3:.0f} | {t['lib'] * 1e3:.0f} | {t['tiled'] * 1e3:.0f} | "
-              f"{t['tiled'] / t['min']:.2f} | {t['tiled'] / t['lib']:.2f} | "
-              f"{m['min'] / mib:.1f} | {m['lib'] / mib:.1f} | {m['tiled'] / mib:.2f} | "
-              f"{m['min'] / m['tiled']:.0f}x | {m['lib'] / m['tiled']:.0f}x |", flush=True)
+        print(
+            f"| {n} | {t['min'] * 1e3:.0f} | {t['lib'] * 1e3:.0f} | {t['tiled'] * 1e3:.0f} | "
+            f"{t['tiled'] / t['min']:.2f} | {t['tiled'] / t['lib']:.2f} | "
+            f"{m['min'] / mib:.1f} | {m['lib'] / mib:.1f} | {m['tiled'] / mib:.2f} | "
+            f"{m['min'] / m['tiled']:.0f}x | {m['lib'] / m['tiled']:.0f}x |",
+            flush=True,
+        )
 
     worst_time = max(t["tiled"] / t["min"] for t, _ in results.values())
-    print(f"\ntarget tiled time <= 1.5x naive-min at every N: worst {worst_time:.2f}x -> "
-          f"{'PASS' if worst_time <= 1.5 else 'FAIL'}")
+    print(
+        f"\ntarget tiled time <= 1.5x naive-min at every N: worst {worst_time:.2f}x -> "
+        f"{'PASS' if worst_time <= 1.5 else 'FAIL'}"
+    )
     if 4096 in results:
         t, m = results[4096]
         ratio = m["min"] / m["tiled"]
-        print(f"target peak memory >= 50x smaller at N=4096: {ratio:.0f}x -> "
-              f"{'PASS' if ratio >= 50 else 'FAIL'}")
+        print(
+            f"target peak memory >= 50x smaller at N=4096: {ratio:.0f}x -> "
+            f"{'PASS' if ratio >= 50 else 'FAIL'}"
+        )
 
 
 if __name__ == "__main__":

@@ -50,20 +50,41 @@ def _trivial_class(root: Path, students: int) -> Course:
     """An assignment of one graded cell (the `causal_mask` check) and nothing else."""
     course = Course(root, [])
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    meta = {"grade": False, "locked": False, "solution": True, "grade_id": "causal_mask", "schema_version": 3,
-            "task": False}
-    test = {"grade": True, "locked": True, "solution": False, "grade_id": "causal_mask-tests", "points": 1,
-            "schema_version": 3, "task": False}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    meta = {
+        "grade": False,
+        "locked": False,
+        "solution": True,
+        "grade_id": "causal_mask",
+        "schema_version": 3,
+        "task": False,
+    }
+    test = {
+        "grade": True,
+        "locked": True,
+        "solution": False,
+        "grade_id": "causal_mask-tests",
+        "points": 1,
+        "schema_version": 3,
+        "task": False,
+    }
     nb.cells = [
-        nbformat.v4.new_code_cell("import numpy as np\nfrom grader_tests import check\n"
-                                  "def causal_mask(n_q, n_k=None):\n"
-                                  "    n_k = n_q if n_k is None else n_k\n"
-                                  "    return np.tril(np.ones((n_q, n_k), dtype=bool), k=n_k - n_q)",
-                                  metadata={"nbgrader": meta}),
-        nbformat.v4.new_code_cell('check("causal_mask", causal_mask)\n### BEGIN HIDDEN TESTS\n'
-                                  'check("causal_mask", causal_mask, hidden=True)\n### END HIDDEN TESTS',
-                                  metadata={"nbgrader": test}),
+        nbformat.v4.new_code_cell(
+            "import numpy as np\nfrom grader_tests import check\n"
+            "def causal_mask(n_q, n_k=None):\n"
+            "    n_k = n_q if n_k is None else n_k\n"
+            "    return np.tril(np.ones((n_q, n_k), dtype=bool), k=n_k - n_q)",
+            metadata={"nbgrader": meta},
+        ),
+        nbformat.v4.new_code_cell(
+            'check("causal_mask", causal_mask)\n### BEGIN HIDDEN TESTS\n'
+            'check("causal_mask", causal_mask, hidden=True)\n### END HIDDEN TESTS',
+            metadata={"nbgrader": test},
+        ),
     ]
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"c{i}"
@@ -79,9 +100,21 @@ def _trivial_class(root: Path, students: int) -> Course:
 
 def _grade(course: Course, zones: list[str], *extra: str) -> float:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "grader_tests.instructor", *zones, "--no-progress",
-                          "--course-dir", str(course.root), *extra],
-                         env=nbgrader_env(), capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader_tests.instructor",
+            *zones,
+            "--no-progress",
+            "--course-dir",
+            str(course.root),
+            *extra,
+        ],
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
     return time.perf_counter() - start
@@ -97,10 +130,18 @@ class LocalDaskCluster:
         dask = str(Path(sys.executable).parent / "dask")
         self.address = f"tcp://127.0.0.1:{port}"
         quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "env": nbgrader_env()}
-        self.procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                        "--no-dashboard"], **quiet)]
-        self.procs += [subprocess.Popen([dask, "worker", self.address, "--nthreads", "1", "--no-dashboard"],
-                                        **quiet) for _ in range(2)]
+        self.procs = [
+            subprocess.Popen(
+                [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                **quiet,
+            )
+        ]
+        self.procs += [
+            subprocess.Popen(
+                [dask, "worker", self.address, "--nthreads", "1", "--no-dashboard"], **quiet
+            )
+            for _ in range(2)
+        ]
         from distributed import Client
 
         with Client(self.address, timeout=60) as client:
@@ -116,30 +157,58 @@ class LocalDaskCluster:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--zone0", type=int, default=80, help="zone-0 submissions (0: skip)")
-    parser.add_argument("--course", type=int, default=5, help="students handing in the whole course (0: skip)")
+    parser.add_argument(
+        "--course", type=int, default=5, help="students handing in the whole course (0: skip)"
+    )
     parser.add_argument("--trivial", type=int, default=1000, help="trivial submissions (0: skip)")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
-    print(f"{datetime.date.today()}, {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
+    print(
+        f"{datetime.date.today()}, {platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}\n"
+    )
     print("| run | wall time | submissions | per submission | per minute | ratio |")
     print("| --- | --- | --- | --- | --- | --- |", flush=True)
 
     def row(name: str, seconds: float, count: int, ratio: str = "") -> None:
         """One row of the table, printed as soon as it is measured (a long run keeps its rows)."""
-        print(f"| {name} | {seconds:.0f} s | {count} | {seconds / count:.2f} s | {60 * count / seconds:.1f} | {ratio} |",
-              flush=True)
+        print(
+            f"| {name} | {seconds:.0f} s | {count} | {seconds / count:.2f} s | {60 * count / seconds:.1f} | {ratio} |",
+            flush=True,
+        )
 
     work = Path(tempfile.mkdtemp(prefix="attnlab-bench-"))
     try:
         if args.zone0:
             n = args.zone0
-            one = _grade(_class(work / "z1", ["00_quickstart"], n), ["00_quickstart"], "--workers", "1")
+            one = _grade(
+                _class(work / "z1", ["00_quickstart"], n), ["00_quickstart"], "--workers", "1"
+            )
             row(f"{n} zone-0 submissions, 1 worker", one, n)
-            many = _grade(_class(work / "zn", ["00_quickstart"], n), ["00_quickstart"], "--workers", str(args.workers))
-            row(f"{n} zone-0 submissions, {args.workers} workers", many, n, f"{one / many:.2f}x vs 1 worker")
+            many = _grade(
+                _class(work / "zn", ["00_quickstart"], n),
+                ["00_quickstart"],
+                "--workers",
+                str(args.workers),
+            )
+            row(
+                f"{n} zone-0 submissions, {args.workers} workers",
+                many,
+                n,
+                f"{one / many:.2f}x vs 1 worker",
+            )
             with LocalDaskCluster() as address:
-                dask = _grade(_class(work / "zd", ["00_quickstart"], n), ["00_quickstart"], "--scheduler", address)
-            row(f"{n} zone-0 submissions, Dask (2 workers on 127.0.0.1)", dask, n, f"{many / dask:.2f}x vs the local pool")
+                dask = _grade(
+                    _class(work / "zd", ["00_quickstart"], n),
+                    ["00_quickstart"],
+                    "--scheduler",
+                    address,
+                )
+            row(
+                f"{n} zone-0 submissions, Dask (2 workers on 127.0.0.1)",
+                dask,
+                n,
+                f"{many / dask:.2f}x vs the local pool",
+            )
         if args.course:
             k = args.course
             t = _grade(_class(work / "c", ZONES, k), ZONES, "--workers", str(args.workers))

@@ -56,8 +56,13 @@ def hf_mixer(d_model: int, d_inner: int, d_state: int):
     from transformers.models.mamba.modeling_mamba import MambaMixer
 
     transformers.logging.set_verbosity_error()
-    config = MambaConfig(hidden_size=d_model, intermediate_size=d_inner, state_size=d_state,
-                         num_hidden_layers=1, use_mambapy=False)
+    config = MambaConfig(
+        hidden_size=d_model,
+        intermediate_size=d_inner,
+        state_size=d_state,
+        num_hidden_layers=1,
+        use_mambapy=False,
+    )
     return MambaMixer(config, layer_idx=0).eval()
 
 
@@ -83,9 +88,11 @@ def bench_scans(lengths, repeats: int, d_inner: int = 1536, d_state: int = 16):
     mixer = hf_mixer(d_inner // 2, d_inner, d_state)
     block = attnlab.MambaBlock.from_hf(mixer).eval()
     rows = []
-    header = (f"{'L':>5} {'seq':>7} {'par':>7} {'HF scan':>7} {'fused':>7} {'seq/par':>7} "
-              f"{'HFscan/par':>10} {'fused/par':>9} | {'HF mixer':>8} {'our block':>9} "
-              f"{'HF/ours':>7} {'max|diff|':>9}")
+    header = (
+        f"{'L':>5} {'seq':>7} {'par':>7} {'HF scan':>7} {'fused':>7} {'seq/par':>7} "
+        f"{'HFscan/par':>10} {'fused/par':>9} | {'HF mixer':>8} {'our block':>9} "
+        f"{'HF/ours':>7} {'max|diff|':>9}"
+    )
     print(header)
     print("-" * len(header))
     for L in lengths:
@@ -109,10 +116,13 @@ def bench_scans(lengths, repeats: int, d_inner: int = 1536, d_state: int = 16):
         row = dict(L=L, diff=diff, **times)
         rows.append(row)
         t = times
-        print(f"{L:>5} {t['seq']:>7.3f} {t['par']:>7.3f} {t['hf_scan']:>7.3f} {t['fused']:>7.3f} "
-              f"{t['seq'] / t['par']:>7.1f} {t['hf_scan'] / t['par']:>10.1f} "
-              f"{t['fused'] / t['par']:>9.1f} | {t['hf']:>8.3f} {t['ours']:>9.3f} "
-              f"{t['hf'] / t['ours']:>7.1f} {diff:>9.1e}", flush=True)
+        print(
+            f"{L:>5} {t['seq']:>7.3f} {t['par']:>7.3f} {t['hf_scan']:>7.3f} {t['fused']:>7.3f} "
+            f"{t['seq'] / t['par']:>7.1f} {t['hf_scan'] / t['par']:>10.1f} "
+            f"{t['fused'] / t['par']:>9.1f} | {t['hf']:>8.3f} {t['ours']:>9.3f} "
+            f"{t['hf'] / t['ours']:>7.1f} {diff:>9.1e}",
+            flush=True,
+        )
     return rows
 
 
@@ -144,20 +154,27 @@ def mamba_decode_rate(mamba, prompt, new_tokens: int) -> float:
 
 
 @torch.no_grad()
-def bench_generation(contexts, new_tokens: int, repeats: int, d_model: int = 256, n_layers: int = 4):
+def bench_generation(
+    contexts, new_tokens: int, repeats: int, d_model: int = 256, n_layers: int = 4
+):
     """Decode tokens/s after a prompt of each length (best of `repeats`), GPT vs Mamba."""
     torch.manual_seed(0)
     vocab = 256
     max_len = max(contexts) + new_tokens
-    gpt = attnlab.GPT(attnlab.GPTConfig(vocab_size=vocab, context_length=max_len, d_model=d_model,
-                                        n_layers=n_layers, n_heads=4)).eval()
+    gpt = attnlab.GPT(
+        attnlab.GPTConfig(
+            vocab_size=vocab, context_length=max_len, d_model=d_model, n_layers=n_layers, n_heads=4
+        )
+    ).eval()
     # a Mamba layer holds ~3 * expand * d^2 = 6 d^2 weights, a GPT block 12 d^2: twice the layers
     mamba = attnlab.MambaLM(vocab, d_model=d_model, n_layers=2 * n_layers).eval()
     n_gpt = sum(p.numel() for p in gpt.parameters())
     n_mamba = sum(p.numel() for p in mamba.parameters())
-    print(f"\nGPT: {n_gpt / 1e6:.2f}M params incl. a {max_len}-position table ({n_layers} layers); "
-          f"MambaLM: {n_mamba / 1e6:.2f}M params ({2 * n_layers} layers); d_model={d_model}; "
-          f"greedy decoding of {new_tokens} tokens, batch 1")
+    print(
+        f"\nGPT: {n_gpt / 1e6:.2f}M params incl. a {max_len}-position table ({n_layers} layers); "
+        f"MambaLM: {n_mamba / 1e6:.2f}M params ({2 * n_layers} layers); d_model={d_model}; "
+        f"greedy decoding of {new_tokens} tokens, batch 1"
+    )
     header = f"{'context':>8} {'GPT tok/s':>10} {'Mamba tok/s':>12} {'Mamba/GPT':>10}"
     print(header)
     print("-" * len(header))
@@ -167,8 +184,10 @@ def bench_generation(contexts, new_tokens: int, repeats: int, d_model: int = 256
         gpt_rate = max(gpt_decode_rate(gpt, prompt, new_tokens) for _ in range(repeats))
         mamba_rate = max(mamba_decode_rate(mamba, prompt, new_tokens) for _ in range(repeats))
         rows.append({"context": n_ctx, "gpt": gpt_rate, "mamba": mamba_rate})
-        print(f"{n_ctx:>8} {gpt_rate:>10.0f} {mamba_rate:>12.0f} {mamba_rate / gpt_rate:>10.2f}",
-              flush=True)
+        print(
+            f"{n_ctx:>8} {gpt_rate:>10.0f} {mamba_rate:>12.0f} {mamba_rate / gpt_rate:>10.2f}",
+            flush=True,
+        )
     return rows
 
 
@@ -179,9 +198,15 @@ def main():
     parser.add_argument("--contexts", type=int, nargs="+", default=None, help="prompt lengths")
     parser.add_argument("--new-tokens", type=int, default=None, help="tokens generated per run")
     parser.add_argument("--repeats", type=int, default=3, help="timings keep the minimum")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="cpu: this process's CPU time, robust on a shared machine (needs --threads 1)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's)"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: this process's CPU time, robust on a shared machine (needs --threads 1)",
+    )
     parser.add_argument("--no-generation", action="store_true", help="skip part 2")
     args = parser.parse_args()
     lengths = args.lengths or ([256, 1024] if args.quick else [256, 512, 1024, 2048, 4096])
@@ -196,16 +221,22 @@ def main():
         global CLOCK
         CLOCK = time.process_time
 
-    print(f"# bench/scan.py  {datetime.date.today()}  {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock")
-    print("\nPart 1: selective scan and Mamba block, d_inner=1536, d_state=16, batch 1 (seconds, "
-          "minimum over interleaved repeats)")
+    print(
+        f"# bench/scan.py  {datetime.date.today()}  {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock"
+    )
+    print(
+        "\nPart 1: selective scan and Mamba block, d_inner=1536, d_state=16, batch 1 (seconds, "
+        "minimum over interleaved repeats)"
+    )
     rows = bench_scans(lengths, args.repeats)
     at_2048 = [r for r in rows if r["L"] == 2048]
     if at_2048:
         r = at_2048[0]
-        print(f"\nat L=2048: parallel/sequential speed-up {r['seq'] / r['par']:.1f}x (target >= 3x), "
-              f"our block vs HF slow path {r['hf'] / r['ours']:.1f}x (target >= 2x)")
+        print(
+            f"\nat L=2048: parallel/sequential speed-up {r['seq'] / r['par']:.1f}x (target >= 3x), "
+            f"our block vs HF slow path {r['hf'] / r['ours']:.1f}x (target >= 2x)"
+        )
     if not args.no_generation:
         print("\nPart 2: decode tokens/s after a prompt of the given length")
         bench_generation(contexts, new_tokens, max(1, args.repeats - 1))

@@ -45,7 +45,8 @@ CACHE = ".attnlab-grading"
 
 @functools.cache
 def _code_fingerprint() -> str:
-    """A hash of the attnlab and grader_tests sources: new graders mean new runs."""
+    """A hash of the attnlab and grader_tests sources and message catalogues: new graders (or
+    new translations of what they print) mean new runs."""
     import attnlab
 
     import grader_tests
@@ -53,7 +54,7 @@ def _code_fingerprint() -> str:
     digest = hashlib.sha256()
     for package in (attnlab, grader_tests):
         root = Path(package.__file__).parent
-        for path in sorted(root.rglob("*.py")):
+        for path in sorted([*root.rglob("*.py"), *root.rglob("*.po")]):
             digest.update(str(path.relative_to(root)).encode() + path.read_bytes())
     return digest.hexdigest()
 
@@ -63,9 +64,16 @@ def notebook_key(nb, limits: dict, unsafe_no_sandbox: bool, lang: str = "en") ->
     time limits, the language it prints in, and whether it ran in the sandbox at all."""
     cells = [(c.get("cell_type"), c.get("id"), c.get("source")) for c in nb.cells]
     times = [limits.get("cell_timeout_s"), limits.get("wall_seconds")]
-    text = json.dumps({"cells": cells, "kernel": nb.metadata.get("kernelspec", {}).get("name"),
-                       "code": _code_fingerprint(), "times": times, "unsafe": unsafe_no_sandbox,
-                       "lang": lang})
+    text = json.dumps(
+        {
+            "cells": cells,
+            "kernel": nb.metadata.get("kernelspec", {}).get("name"),
+            "code": _code_fingerprint(),
+            "times": times,
+            "unsafe": unsafe_no_sandbox,
+            "lang": lang,
+        }
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -110,8 +118,13 @@ def course_config(course_dir: Path):
         return Config()
 
 
-def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
-               limits: Limits | None = None, unsafe_no_sandbox: bool = False) -> list[SandboxTask]:
+def plan_tasks(
+    course_dir: Path,
+    assignment: str,
+    students: Iterable[str],
+    limits: Limits | None = None,
+    unsafe_no_sandbox: bool = False,
+) -> list[SandboxTask]:
     """The notebooks nbgrader's autograde will run, sanitized exactly as it will (trusted)."""
     from nbgrader.coursedir import CourseDirectory
     from nbgrader.preprocessors import (
@@ -130,7 +143,13 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
     limits = asdict(limits or Limits())
     lang = language()
     tasks = []
-    steps = [ClearOutput(), DeduplicateIds(), OverwriteKernelspec(), OverwriteCells(), CheckCellMetadata()]
+    steps = [
+        ClearOutput(),
+        DeduplicateIds(),
+        OverwriteKernelspec(),
+        OverwriteCells(),
+        CheckCellMetadata(),
+    ]
     for student in students:
         folder = course_dir / "submitted" / student / assignment
         for path in sorted(folder.glob("*.ipynb")):
@@ -138,17 +157,33 @@ def plan_tasks(course_dir: Path, assignment: str, students: Iterable[str],
                 continue
             try:
                 nb = nbformat.read(path, as_version=4)
-                resources = {"unique_key": path.stem, "metadata": {"path": str(folder)},
-                             "nbgrader": {"student": student, "assignment": assignment,
-                                          "notebook": path.stem, "db_url": db_url}}
+                resources = {
+                    "unique_key": path.stem,
+                    "metadata": {"path": str(folder)},
+                    "nbgrader": {
+                        "student": student,
+                        "assignment": assignment,
+                        "notebook": path.stem,
+                        "db_url": db_url,
+                    },
+                }
                 for step in steps:
                     nb, resources = step.preprocess(nb, resources)
             except Exception:
                 continue  # nbgrader will report this one itself when it grades
-            tasks.append(SandboxTask(assignment, student, path.stem,
-                                     notebook_key(nb, limits, unsafe_no_sandbox, lang),
-                                     nbformat.writes(nb), _submission_files(folder, path.stem, ignore),
-                                     limits, unsafe_no_sandbox, lang))
+            tasks.append(
+                SandboxTask(
+                    assignment,
+                    student,
+                    path.stem,
+                    notebook_key(nb, limits, unsafe_no_sandbox, lang),
+                    nbformat.writes(nb),
+                    _submission_files(folder, path.stem, ignore),
+                    limits,
+                    unsafe_no_sandbox,
+                    lang,
+                )
+            )
     return tasks
 
 
@@ -158,9 +193,15 @@ def run_task(task: SandboxTask, slot: int | None = None) -> dict:
         slot = 100 + (os.getpid() * 31 + threading.get_ident()) % 3000
     work_root = Path(tempfile.mkdtemp(prefix="attnlab-run-"))
     try:
-        result = run_notebook_sandboxed(task.notebook_json, task.files, work_root / "w",
-                                        limits=Limits(**task.limits), slot=slot,
-                                        unsafe_no_sandbox=task.unsafe_no_sandbox, lang=task.lang)
+        result = run_notebook_sandboxed(
+            task.notebook_json,
+            task.files,
+            work_root / "w",
+            limits=Limits(**task.limits),
+            slot=slot,
+            unsafe_no_sandbox=task.unsafe_no_sandbox,
+            lang=task.lang,
+        )
         records = {}
         for path in sorted(result.results_dir.glob("*.npz")):
             if path.is_file() and not path.is_symlink() and path.stat().st_size < 64 * 2**20:
@@ -168,9 +209,15 @@ def run_task(task: SandboxTask, slot: int | None = None) -> dict:
         executed = None
         if result.notebook is not None and result.notebook.stat().st_size < 32 * 2**20:
             executed = result.notebook.read_text(encoding="utf-8", errors="replace")
-        return {"key": task.key, "returncode": result.returncode, "timed_out": result.timed_out,
-                "wall_s": result.wall_s, "log": result.log[-4000:], "executed": executed,
-                "records": records}
+        return {
+            "key": task.key,
+            "returncode": result.returncode,
+            "timed_out": result.timed_out,
+            "wall_s": result.wall_s,
+            "log": result.log[-4000:],
+            "executed": executed,
+            "records": records,
+        }
     finally:
         shutil.rmtree(work_root, ignore_errors=True)
 
@@ -182,7 +229,12 @@ def store_outcome(course_dir: Path, task: SandboxTask, outcome: dict) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "results").mkdir(parents=True)
     for name, data in (outcome.get("records") or {}).items():
-        if isinstance(name, str) and name.endswith(".npz") and "/" not in name and isinstance(data, bytes):
+        if (
+            isinstance(name, str)
+            and name.endswith(".npz")
+            and "/" not in name
+            and isinstance(data, bytes)
+        ):
             (tmp / "results" / name).write_bytes(data)
     if isinstance(outcome.get("executed"), str):
         (tmp / "executed.ipynb").write_text(outcome["executed"], encoding="utf-8")
@@ -194,17 +246,26 @@ def store_outcome(course_dir: Path, task: SandboxTask, outcome: dict) -> None:
     os.replace(tmp, folder)
 
 
-def run_tasks(course_dir: Path, tasks: list[SandboxTask], workers: int = 1,
-              scheduler: str | None = None, progress: bool = True,
-              on_done: Callable[[SandboxTask, dict], None] | None = None) -> dict:
+def run_tasks(
+    course_dir: Path,
+    tasks: list[SandboxTask],
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: bool = True,
+    on_done: Callable[[SandboxTask, dict], None] | None = None,
+) -> dict:
     """Run every task not yet in the cache, in parallel; store each outcome as it arrives.
 
     Returns {"ran": n, "cached": n, "seconds": s}.
     """
     from tqdm.auto import tqdm
 
-    todo = [t for t in tasks if cached_outcome(
-        cache_folder(course_dir, t.assignment, t.student, t.notebook, t.key)) is None]
+    todo = [
+        t
+        for t in tasks
+        if cached_outcome(cache_folder(course_dir, t.assignment, t.student, t.notebook, t.key))
+        is None
+    ]
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc="sandboxed runs", unit="sub", disable=not progress or not todo)
 
@@ -237,7 +298,11 @@ def run_tasks(course_dir: Path, tasks: list[SandboxTask], workers: int = 1,
                     done(futures[future], future.result())
     finally:
         bar.close()
-    return {"ran": len(todo), "cached": len(tasks) - len(todo), "seconds": time.perf_counter() - start}
+    return {
+        "ran": len(todo),
+        "cached": len(tasks) - len(todo),
+        "seconds": time.perf_counter() - start,
+    }
 
 
 def _run_on_dask(scheduler: str, todo: list[SandboxTask], done) -> None:
@@ -251,8 +316,9 @@ def _run_on_dask(scheduler: str, todo: list[SandboxTask], done) -> None:
         from distributed import Client
         from distributed import as_completed as dask_completed
     except ImportError as exc:  # pragma: no cover - the extra is missing
-        raise SystemExit("attnlab-grade --scheduler needs Dask distributed: "
-                         "pip install 'attnlab[cluster]'") from exc
+        raise SystemExit(
+            "attnlab-grade --scheduler needs Dask distributed: pip install 'attnlab[cluster]'"
+        ) from exc
     suspects = []
     with Client(scheduler, timeout=30) as client:
         futures = {client.submit(run_task, t, key=_dask_key(t), pure=False): t for t in todo}
@@ -263,13 +329,21 @@ def _run_on_dask(scheduler: str, todo: list[SandboxTask], done) -> None:
                 suspects.append(futures[future])
         for task in suspects:  # alone on the cluster, so only its own deaths count against it
             try:
-                outcome = client.submit(run_task, task, key=_dask_key(task, "alone"),
-                                        pure=False).result()
+                outcome = client.submit(
+                    run_task, task, key=_dask_key(task, "alone"), pure=False
+                ).result()
             except Exception as exc:
-                outcome = {"key": task.key, "returncode": -9, "timed_out": False, "wall_s": 0.0,
-                           "log": "", "executed": None, "records": {},
-                           "error": "grading workers died while running this submission alone "
-                                    f"({type(exc).__name__})"}
+                outcome = {
+                    "key": task.key,
+                    "returncode": -9,
+                    "timed_out": False,
+                    "wall_s": 0.0,
+                    "log": "",
+                    "executed": None,
+                    "records": {},
+                    "error": "grading workers died while running this submission alone "
+                    f"({type(exc).__name__})",
+                }
             done(task, outcome)
 
 

@@ -166,7 +166,11 @@ def _fmt(x) -> str:
             return f"{_num(x[()])} (dtype {x.dtype})"
         return f"shape {x.shape}, dtype {x.dtype}, values {_values(x)}"
     if isinstance(x, tuple):
-        return "(" + ", ".join(_fmt(v) if type(v) is not _ndarray else f"array {v.shape}" for v in x) + ")"
+        return (
+            "("
+            + ", ".join(_fmt(v) if type(v) is not _ndarray else f"array {v.shape}" for v in x)
+            + ")"
+        )
     if isinstance(x, (float, _floating)):
         return _num(x)
     text = repr(x)
@@ -185,8 +189,14 @@ def _differences(exp, arr, bad) -> list[str]:
     where = np.argwhere(bad)
     for idx in where[:MAX_DIFFS_SHOWN]:
         idx = tuple(idx)
-        lines.append(tr("  at {index}: expected {expected}, got {got}", index=_index(idx),
-                        expected=_num(exp[idx]), got=_num(arr[idx])))
+        lines.append(
+            tr(
+                "  at {index}: expected {expected}, got {got}",
+                index=_index(idx),
+                expected=_num(exp[idx]),
+                got=_num(arr[idx]),
+            )
+        )
     if len(where) > MAX_DIFFS_SHOWN:
         lines.append(tr("  ... and {n} more", n=len(where) - MAX_DIFFS_SHOWN))
     return lines
@@ -215,11 +225,16 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
     where = tr("output") if where is None else where
     if isinstance(expected, tuple):
         if type(got) not in (tuple, list):
-            return tr("{where}: expected a tuple of {n} values, got {kind}", where=where,
-                      n=len(expected), kind=type(got).__name__)
+            return tr(
+                "{where}: expected a tuple of {n} values, got {kind}",
+                where=where,
+                n=len(expected),
+                kind=type(got).__name__,
+            )
         if len(got) != len(expected):
-            return tr("{where}: expected {n} values, got {m}", where=where, n=len(expected),
-                      m=len(got))
+            return tr(
+                "{where}: expected {n} values, got {m}", where=where, n=len(expected), m=len(got)
+            )
         for i, (e, g) in enumerate(zip(expected, got)):
             msg = compare(e, g, rtol, atol, check_dtype, where=f"{where}[{i}]")
             if msg:
@@ -229,46 +244,90 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
         if type(got) is not dict:
             return tr("{where}: expected a dict, got {kind}", where=where, kind=type(got).__name__)
         if sorted(map(str, got)) != sorted(map(str, expected)):
-            return tr("{where}: expected keys {expected}, got {got}", where=where,
-                      expected=sorted(expected), got=sorted(got))
+            return tr(
+                "{where}: expected keys {expected}, got {got}",
+                where=where,
+                expected=sorted(expected),
+                got=sorted(got),
+            )
         for key in expected:
-            msg = compare(expected[key], got[key], rtol, atol, check_dtype, where=f"{where}[{key!r}]")
+            msg = compare(
+                expected[key], got[key], rtol, atol, check_dtype, where=f"{where}[{key!r}]"
+            )
             if msg:
                 return msg
         return None
     if isinstance(expected, str):
         if type(got) is not str:
-            return tr("{where}: expected a string, got {kind}", where=where, kind=type(got).__name__)
-        return None if got.strip().lower() == expected.strip().lower() else (
-            tr("{where}: expected {expected}, got {got}", where=where, expected=repr(expected),
-               got=repr(got))
+            return tr(
+                "{where}: expected a string, got {kind}", where=where, kind=type(got).__name__
+            )
+        return (
+            None
+            if got.strip().lower() == expected.strip().lower()
+            else (
+                tr(
+                    "{where}: expected {expected}, got {got}",
+                    where=where,
+                    expected=repr(expected),
+                    got=repr(got),
+                )
+            )
         )
     exp = _asarray(expected)
     arr = _as_plain_array(got, where)
     if arr is None:
-        return tr("{where}: expected a NumPy array or number, got an object of type {kind}",
-                  where=where, kind=type(got).__name__)
+        return tr(
+            "{where}: expected a NumPy array or number, got an object of type {kind}",
+            where=where,
+            kind=type(got).__name__,
+        )
     if exp.dtype == _bool_:
         if arr.dtype != _bool_:
-            return tr("{where}: expected a boolean array (True/False), got dtype {dtype}",
-                      where=where, dtype=arr.dtype)
+            return tr(
+                "{where}: expected a boolean array (True/False), got dtype {dtype}",
+                where=where,
+                dtype=arr.dtype,
+            )
         if arr.shape != exp.shape:
-            return tr("{where}: shape: expected {expected}, got {got}", where=where,
-                      expected=exp.shape, got=arr.shape)
+            return tr(
+                "{where}: shape: expected {expected}, got {got}",
+                where=where,
+                expected=exp.shape,
+                got=arr.shape,
+            )
         if not _array_equal(arr, exp):
             bad = arr != exp
-            return "\n".join([tr("{where}: {n} of {size} entries differ", where=where,
-                                  n=int(bad.sum()), size=exp.size)]
-                             + _differences(exp, arr, bad))
+            return "\n".join(
+                [
+                    tr(
+                        "{where}: {n} of {size} entries differ",
+                        where=where,
+                        n=int(bad.sum()),
+                        size=exp.size,
+                    )
+                ]
+                + _differences(exp, arr, bad)
+            )
         return None
     if not (_issubdtype(arr.dtype, _number) or arr.dtype == _bool_):
         return tr("{where}: expected numbers, got dtype {dtype}", where=where, dtype=arr.dtype)
     if arr.shape != exp.shape:
-        return tr("{where}: shape: expected {expected}, got {got} (dtype {dtype})", where=where,
-                  expected=exp.shape, got=arr.shape, dtype=arr.dtype)
+        return tr(
+            "{where}: shape: expected {expected}, got {got} (dtype {dtype})",
+            where=where,
+            expected=exp.shape,
+            got=arr.shape,
+            dtype=arr.dtype,
+        )
     if check_dtype and _issubdtype(exp.dtype, _floating) and arr.dtype != exp.dtype:
-        return tr("{where}: dtype: expected {expected} (the input's dtype), got {got}; keep the "
-                  "input's floating type", where=where, expected=exp.dtype, got=arr.dtype)
+        return tr(
+            "{where}: dtype: expected {expected} (the input's dtype), got {got}; keep the "
+            "input's floating type",
+            where=where,
+            expected=exp.dtype,
+            got=arr.dtype,
+        )
     shown = arr
     arr = arr.astype(float)
     expf = exp.astype(float)
@@ -282,17 +341,31 @@ def compare(expected, got, rtol: float, atol: float, check_dtype: bool = False, 
     tolerance = tr("tolerance rtol={rtol:g}, atol={atol:g}", rtol=rtol, atol=atol)
     new_nan = _isnan(arr) & ~_isnan(expf)
     if _any(new_nan):
-        headline = tr("{where}: {n} of {size} values are NaN where the correct result has none",
-                      where=where, n=int(new_nan.sum()), size=expf.size)
+        headline = tr(
+            "{where}: {n} of {size} values are NaN where the correct result has none",
+            where=where,
+            n=int(new_nan.sum()),
+            size=expf.size,
+        )
     elif expf.ndim == 0:
-        return tr("{where}: expected {expected}, got {got} ({tolerance})", where=where,
-                  expected=_num(exp[()]), got=_num(shown[()]), tolerance=tolerance)
+        return tr(
+            "{where}: expected {expected}, got {got} ({tolerance})",
+            where=where,
+            expected=_num(exp[()]),
+            got=_num(shown[()]),
+            tolerance=tolerance,
+        )
     else:
         finite = bad & _isfinite(diff)
         worst = f"{float(diff[finite].max()):.3g}" if _any(finite) else "inf"
-        headline = tr("{where}: {n} of {size} values differ (largest difference {worst}; "
-                      "{tolerance})", where=where, n=int(bad.sum()), size=expf.size, worst=worst,
-                      tolerance=tolerance)
+        headline = tr(
+            "{where}: {n} of {size} values differ (largest difference {worst}; {tolerance})",
+            where=where,
+            n=int(bad.sum()),
+            size=expf.size,
+            worst=worst,
+            tolerance=tolerance,
+        )
     return "\n".join([headline] + _differences(exp, shown, bad))
 
 
@@ -334,22 +407,35 @@ def _call_with_timeout(fn: Callable, args: tuple, kwargs: dict, timeout_s: float
 
 def _describe_exception(name: str, case: Case, exc: BaseException) -> str:
     if isinstance(exc, NotImplementedError):
-        return tr("{name}: not implemented yet. Replace `raise NotImplementedError()` with your "
-                  "code, then run this cell again.", name=name)
-    frames = [f for f in traceback.extract_tb(exc.__traceback__)
-              if not f.filename.startswith(_GRADER_DIR)]
+        return tr(
+            "{name}: not implemented yet. Replace `raise NotImplementedError()` with your "
+            "code, then run this cell again.",
+            name=name,
+        )
+    frames = [
+        f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith(_GRADER_DIR)
+    ]
     # The learner's own line, not NumPy's or the library's internals, when there is one.
     own = [f for f in frames if not any(part in f.filename for part in _LIBRARY_PATHS)]
     text = str(exc)
     if len(text) > MAX_ERROR_CHARS:
         text = text[:MAX_ERROR_CHARS] + " ..."
-    lines = [tr("{name} raised {error} on input: {case}", name=name, error=type(exc).__name__,
-                case=tr(case.label)), f"  {text}"]
+    lines = [
+        tr(
+            "{name} raised {error} on input: {case}",
+            name=name,
+            error=type(exc).__name__,
+            case=tr(case.label),
+        ),
+        f"  {text}",
+    ]
     if own or frames:
         last = (own or frames)[-1]
         code = (last.line or "").strip()
-        lines.append(tr("  in {function}, line {line}", function=last.name, line=last.lineno)
-                     + (f": {code}" if code else ""))
+        lines.append(
+            tr("  in {function}, line {line}", function=last.name, line=last.lineno)
+            + (f": {code}" if code else "")
+        )
     return "\n".join(lines)
 
 
@@ -377,7 +463,9 @@ def _uses_reference(fn: Callable, ex: Exercise) -> bool:
                 return True
         instructions = list(dis.get_instructions(c))
         for first, second in zip(instructions, instructions[1:]):
-            module = globals_.get(first.argval) if first.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+            module = (
+                globals_.get(first.argval) if first.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+            )
             if (
                 getattr(module, "__name__", "").split(".")[0] == "attnlab"
                 and second.opname in ("LOAD_ATTR", "LOAD_METHOD")
@@ -387,8 +475,15 @@ def _uses_reference(fn: Callable, ex: Exercise) -> bool:
     return False
 
 
-def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bool = False,
-              _compare=compare, _copy=_copy_args, _call=_call_with_timeout) -> list[str]:
+def run_check(
+    name: str,
+    fn: Callable,
+    hidden: bool = False,
+    allow_reference: bool = False,
+    _compare=compare,
+    _copy=_copy_args,
+    _call=_call_with_timeout,
+) -> list[str]:
     """Run the cases of exercise `name` on `fn`; return a list of failure messages (empty = pass).
 
     Visible cases always run; hidden=True adds the hidden ones. A learner's function that is,
@@ -401,12 +496,21 @@ def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bo
         raise KeyError(f"no exercise named {name!r}; known: {sorted(REGISTRY)}")
     ex = REGISTRY[name]
     if not callable(fn):
-        return [tr("{name}: expected a function, got {kind}. Did you overwrite it?", name=name,
-                   kind=type(fn).__name__)]
+        return [
+            tr(
+                "{name}: expected a function, got {kind}. Did you overwrite it?",
+                name=name,
+                kind=type(fn).__name__,
+            )
+        ]
     if not allow_reference and _uses_reference(fn, ex):
-        return [tr("{name}: your function calls the library's own attnlab.{name}. The point is to "
-                   "write it yourself: use NumPy (and the helpers the exercise mentions) instead.",
-                   name=name)]
+        return [
+            tr(
+                "{name}: your function calls the library's own attnlab.{name}. The point is to "
+                "write it yourself: use NumPy (and the helpers the exercise mentions) instead.",
+                name=name,
+            )
+        ]
     cases = [c for c in ex.cases() if hidden or not c.hidden]
     expectations = []
     for case in cases:
@@ -420,12 +524,24 @@ def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bo
         try:
             got = _call(fn, args, kwargs, timeout_s)
         except _Timeout:
-            return [tr("{name}: took longer than {seconds} s on input: {case}. Look for an "
-                       "infinite loop, or loop over whole arrays instead of single entries.",
-                       name=name, seconds=format(timeout_s, "g"), case=tr(case.label))]
+            return [
+                tr(
+                    "{name}: took longer than {seconds} s on input: {case}. Look for an "
+                    "infinite loop, or loop over whole arrays instead of single entries.",
+                    name=name,
+                    seconds=format(timeout_s, "g"),
+                    case=tr(case.label),
+                )
+            ]
         except (KeyboardInterrupt, SystemExit) as exc:
-            return [tr("{name}: stopped with {error} on input: {case}", name=name,
-                       error=type(exc).__name__, case=tr(case.label))]
+            return [
+                tr(
+                    "{name}: stopped with {error} on input: {case}",
+                    name=name,
+                    error=type(exc).__name__,
+                    case=tr(case.label),
+                )
+            ]
         except Exception as exc:  # the learner's code failed: report it, do not crash grading
             message = _describe_exception(name, case, exc)
             for hint in _mutant_hints_for_exception(mutants, case, exc):
@@ -438,8 +554,9 @@ def run_check(name: str, fn: Callable, hidden: bool = False, allow_reference: bo
     return []
 
 
-def failure_message(ex: Exercise, case: Case, expected, got, problem: str, rtol: float,
-                    atol: float) -> str:
+def failure_message(
+    ex: Exercise, case: Case, expected, got, problem: str, rtol: float, atol: float
+) -> str:
     """What a learner reads when `got` differs from `expected` on `case`: what, where, and why."""
     # `problem` (from compare) already says which part differs: shapes, dtypes, a few values.
     lines = [tr("{name}: wrong result on input: {case}", name=ex.name, case=tr(case.label))]
@@ -496,11 +613,17 @@ def _mutant_hints_for_exception(mutants: list, case: Case, exc: BaseException) -
         except Exception as wrong:
             if type(wrong) is type(exc) and str(wrong) == str(exc):
                 exact.append(tr(mutant.hint))
-            elif type(wrong) is type(exc) and _DIGITS.sub("#", str(wrong)) == _DIGITS.sub("#", str(exc)):
+            elif type(wrong) is type(exc) and _DIGITS.sub("#", str(wrong)) == _DIGITS.sub(
+                "#", str(exc)
+            ):
                 similar.append(tr(mutant.hint))  # the same error on other sizes
             elif _is_shape_error(wrong) and _is_shape_error(exc):
-                shape.append(tr("(your code fails with a shape error, as this mistake does) {hint}",
-                                hint=tr(mutant.hint)))
+                shape.append(
+                    tr(
+                        "(your code fails with a shape error, as this mistake does) {hint}",
+                        hint=tr(mutant.hint),
+                    )
+                )
     return list(dict.fromkeys(exact or similar or shape))
 
 
@@ -525,8 +648,11 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
             show_not_solved(name)  # a learner's own session: Run All goes on to the demos below
             return None
         raise GradingError("\n".join(failures))
-    print(tr("{name}: all hidden checks passed.", name=name) if hidden
-          else tr("{name}: all visible checks passed.", name=name))
+    print(
+        tr("{name}: all hidden checks passed.", name=name)
+        if hidden
+        else tr("{name}: all visible checks passed.", name=name)
+    )
 
 
 # ----------------------------------------------------------------------------------------
@@ -535,7 +661,9 @@ def check(name: str, fn: Callable, hidden: bool = False) -> None:
 
 
 def _not_solved_yet(name: str, failures: list[str]) -> bool:
-    return bool(failures) and failures[0] == _describe_exception(name, Case("", ()), NotImplementedError())
+    return bool(failures) and failures[0] == _describe_exception(
+        name, Case("", ()), NotImplementedError()
+    )
 
 
 def _grading() -> bool:
@@ -546,9 +674,12 @@ def _grading() -> bool:
 
 
 def not_solved_text(name: str) -> str:
-    return tr("{name}: not solved yet. Replace `raise NotImplementedError()` in the exercise cell "
-              "above with your code, run that cell, then this one again. Until then this exercise "
-              "scores 0; the rest of the notebook still runs.", name=name)
+    return tr(
+        "{name}: not solved yet. Replace `raise NotImplementedError()` in the exercise cell "
+        "above with your code, run that cell, then this one again. Until then this exercise "
+        "scores 0; the rest of the notebook still runs.",
+        name=name,
+    )
 
 
 def show_not_solved(name: str) -> None:
@@ -568,11 +699,20 @@ def show_not_solved(name: str) -> None:
         '<div style="border: 2px solid #d9a400; background: #fff8dc; color: #333; '
         'padding: 0.6em 0.9em; border-radius: 4px; margin: 0.3em 0;">'
         "<b>&#9203; "
-        + tr("{name}: not solved yet.", name="<code>" + html.escape(name) + "</code>") + "</b> "
-        + re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(tr(
-            "Replace `raise NotImplementedError()` in the exercise cell above with your code, "
-            "run that cell, then this one again.")))
-        + "<br>" + html.escape(tr("Until then this exercise scores 0; the rest of the notebook "
-                                  "still runs.")) + "</div>"
+        + tr("{name}: not solved yet.", name="<code>" + html.escape(name) + "</code>")
+        + "</b> "
+        + re.sub(
+            r"`([^`]+)`",
+            r"<code>\1</code>",
+            html.escape(
+                tr(
+                    "Replace `raise NotImplementedError()` in the exercise cell above with your code, "
+                    "run that cell, then this one again."
+                )
+            ),
+        )
+        + "<br>"
+        + html.escape(tr("Until then this exercise scores 0; the rest of the notebook still runs."))
+        + "</div>"
     )
     display({"text/plain": text, "text/html": box}, raw=True)

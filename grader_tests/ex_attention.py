@@ -32,7 +32,11 @@ def _softmax_cases():
             (np.array([[0.0, 1.0, 2.0], [-np.inf, -np.inf, -np.inf]]),),
             hidden=True,
         ),
-        Case("very negative scores x = [-1000.0, -1001.0]", (np.array([-1000.0, -1001.0]),), hidden=True),
+        Case(
+            "very negative scores x = [-1000.0, -1001.0]",
+            (np.array([-1000.0, -1001.0]),),
+            hidden=True,
+        ),
         Case("a (2, 3, 7) batch with scale 10", (10 * rng.normal(size=(2, 3, 7)),), hidden=True),
         Case(
             "float32 scores of shape (3, 6)",
@@ -126,9 +130,7 @@ register(
 
 # ---------------------------------------------------------------- scaled dot-product attention
 
-QUICKSTART_X = np.array(
-    [[1.0, 0.5, 0.2, 0.1], [0.3, 1.0, 0.4, 0.2], [0.2, 0.3, 1.0, 0.5]]
-)
+QUICKSTART_X = np.array([[1.0, 0.5, 0.2, 0.1], [0.3, 1.0, 0.4, 0.2], [0.2, 0.3, 1.0, 0.5]])
 
 
 def _sdpa_visible_causal_rect():
@@ -152,7 +154,9 @@ def _sdpa_cases():
             (q2, k3, v3),
         ),
         Case("causal=True on a batch (3, 4, 8)", (q4, k4, v4), {"causal": True}),
-        Case("mask = [True, True, True, False] hides the last key", (q4, k4, v4), {"mask": hide_last}),
+        Case(
+            "mask = [True, True, True, False] hides the last key", (q4, k4, v4), {"mask": hide_last}
+        ),
         Case(
             "causal=True with 3 queries and 6 keys: query i sees keys j <= i + 3 (bottom-right aligned)",
             _sdpa_visible_causal_rect(),
@@ -165,7 +169,12 @@ def _sdpa_cases():
             {"causal": True},
             hidden=True,
         ),
-        Case("padding mask of shape (1, 5) with causal=False", (qc, kc, vc), {"mask": pad}, hidden=True),
+        Case(
+            "padding mask of shape (1, 5) with causal=False",
+            (qc, kc, vc),
+            {"mask": pad},
+            hidden=True,
+        ),
         Case("large scores (q and k times 30)", (30 * q4, 30 * k4, v4), hidden=True),
         Case(
             "float32 inputs",

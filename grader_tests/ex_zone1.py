@@ -35,7 +35,9 @@ def _qkv_cases():
             {"mask": pad, "causal": True},
             hidden=True,
         ),
-        Case("large tokens (x times 20): a saturated softmax", (20 * x, w_q, w_k, w_v), hidden=True),
+        Case(
+            "large tokens (x times 20): a saturated softmax", (20 * x, w_q, w_k, w_v), hidden=True
+        ),
         Case(
             "float32 inputs",
             tuple(a.astype(np.float32) for a in (xb, w_q, w_k, w_v)),
@@ -46,8 +48,15 @@ def _qkv_cases():
     ]
 
 
-def _qkv_variant(project=None, scale=None, softmax_axis=-1, use_mask=True, use_causal=True,
-                 causal_fn=None, swap_qk=False):
+def _qkv_variant(
+    project=None,
+    scale=None,
+    softmax_axis=-1,
+    use_mask=True,
+    use_causal=True,
+    causal_fn=None,
+    swap_qk=False,
+):
     """Build one wrong qkv_attention from the reference recipe, with one step changed."""
 
     def wrong(x, w_q, w_k, w_v, mask=None, causal=False):
@@ -164,19 +173,37 @@ def _stats_cases():
         Case("2000 pairs of unit-variance vectors of width d = 16", (q16, k16)),
         Case(
             "3 hand-written pairs of width 2: q = [[1, 2], [0, 1], [3, -1]], k = [[1, 0], [2, 2], [1, 1]]",
-            (np.array([[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]]), np.array([[1.0, 0.0], [2.0, 2.0], [1.0, 1.0]])),
+            (
+                np.array([[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]]),
+                np.array([[1.0, 0.0], [2.0, 2.0], [1.0, 1.0]]),
+            ),
         ),
-        Case("width d = 1 (scalars)", (rng.standard_normal((50, 1)), rng.standard_normal((50, 1))), hidden=True),
+        Case(
+            "width d = 1 (scalars)",
+            (rng.standard_normal((50, 1)), rng.standard_normal((50, 1))),
+            hidden=True,
+        ),
         Case(
             "entries with mean 1 (the mean of q . k is not 0)",
             (1 + rng.standard_normal((300, 8)), 1 + rng.standard_normal((300, 8))),
             hidden=True,
         ),
-        Case("only two pairs", (rng.standard_normal((2, 5)), rng.standard_normal((2, 5))), hidden=True),
-        Case("d = 256", (rng.standard_normal((400, 256)), rng.standard_normal((400, 256))), hidden=True),
+        Case(
+            "only two pairs",
+            (rng.standard_normal((2, 5)), rng.standard_normal((2, 5))),
+            hidden=True,
+        ),
+        Case(
+            "d = 256",
+            (rng.standard_normal((400, 256)), rng.standard_normal((400, 256))),
+            hidden=True,
+        ),
         Case(
             "float32 inputs",
-            (rng.standard_normal((500, 32)).astype(np.float32), rng.standard_normal((500, 32)).astype(np.float32)),
+            (
+                rng.standard_normal((500, 32)).astype(np.float32),
+                rng.standard_normal((500, 32)).astype(np.float32),
+            ),
             hidden=True,
             rtol=1e-4,
             atol=1e-5,

@@ -56,7 +56,10 @@ def _perm_cases():
             "fn = the same attention after adding sinusoidal positions, x (6, 4), perm = [1, 2, 3, 4, 5, 0]",
             (attention_with_positions, x, shift),
         ),
-        Case("fn = running sum over the tokens (np.cumsum), perm = [2, 0, 1, 5, 3, 4]", (running_sum, x, swap)),
+        Case(
+            "fn = running sum over the tokens (np.cumsum), perm = [2, 0, 1, 5, 3, 4]",
+            (running_sum, x, swap),
+        ),
         Case(
             "a batch of 3 sequences x (3, 6, 4): permute the token axis (-2), not the batch axis",
             (attention_with_positions, np.random.default_rng(122).normal(size=(3, 6, 4)), swap),
@@ -66,7 +69,11 @@ def _perm_cases():
             (attention_with_positions, batch, shift),
             hidden=True,
         ),
-        Case("fn = causal self-attention, perm = [2, 0, 1, 5, 3, 4]", (causal_self_attention, x, swap), hidden=True),
+        Case(
+            "fn = causal self-attention, perm = [2, 0, 1, 5, 3, 4]",
+            (causal_self_attention, x, swap),
+            hidden=True,
+        ),
         Case("fn = a per-token MLP, x (2, 3, 6, 4)", (token_mlp, batch4, swap), hidden=True),
         Case("the identity permutation", (running_sum, x, np.arange(6)), hidden=True),
         Case(

@@ -18,14 +18,26 @@ def _hbm_cases():
     return [
         Case("n=2048, d=64, 100 KiB of SRAM, fp16 (2 bytes)", (2048, 64, A100_SRAM)),
         Case("n=8192, d=64, 100 KiB of SRAM, fp16", (8192, 64, A100_SRAM)),
-        Case("n=1000, d=128, 192 KiB of SRAM, fp16 (the last K/V block is partial)",
-             (1000, 128, 192 * 1024)),
-        Case("fp32: n=512, d=32, 64 KiB, bytes_per_element=4", (512, 32, 64 * 1024),
-             {"bytes_per_element": 4}),
-        Case("fp32: n=4096, d=64, 100 KiB, bytes_per_element=4", (4096, 64, A100_SRAM),
-             {"bytes_per_element": 4}, hidden=True),
-        Case("SRAM holds the whole K and V: n=128, d=32, 1 MiB (one block, Tc = 1)",
-             (128, 32, 1 << 20), hidden=True),
+        Case(
+            "n=1000, d=128, 192 KiB of SRAM, fp16 (the last K/V block is partial)",
+            (1000, 128, 192 * 1024),
+        ),
+        Case(
+            "fp32: n=512, d=32, 64 KiB, bytes_per_element=4",
+            (512, 32, 64 * 1024),
+            {"bytes_per_element": 4},
+        ),
+        Case(
+            "fp32: n=4096, d=64, 100 KiB, bytes_per_element=4",
+            (4096, 64, A100_SRAM),
+            {"bytes_per_element": 4},
+            hidden=True,
+        ),
+        Case(
+            "SRAM holds the whole K and V: n=128, d=32, 1 MiB (one block, Tc = 1)",
+            (128, 32, 1 << 20),
+            hidden=True,
+        ),
         Case("tiny SRAM of 2 bytes (blocks of one key): n=10, d=4", (10, 4, 2), hidden=True),
         Case("one token: n=1, d=16, 100 KiB", (1, 16, A100_SRAM), hidden=True),
         Case("n=3000, d=80, 48 KiB, fp16", (3000, 80, 48 * 1024), hidden=True),
@@ -68,8 +80,9 @@ def _hbm_sram_as_elements(n, d, sram_bytes, bytes_per_element=2):
 
 
 def _hbm_floor_blocks(n, d, sram_bytes, bytes_per_element=2):
-    standard, flash, _ = _hbm_parts(n, d, sram_bytes, bytes_per_element,
-                                    ceil=lambda x: max(1, math.floor(x)))
+    standard, flash, _ = _hbm_parts(
+        n, d, sram_bytes, bytes_per_element, ceil=lambda x: max(1, math.floor(x))
+    )
     return standard * bytes_per_element, flash * bytes_per_element
 
 
@@ -94,28 +107,52 @@ register(
         atol=0.0,
         description="HBM bytes moved by standard attention and FlashAttention (Dao et al. 2022)",
         mutants=[
-            Mutant("standard without the N^2 terms", _hbm_no_n2,
-                   "standard attention is missing its N^2 terms: S = QK^T and P = softmax(S) are "
-                   "(N, N) matrices, each written to HBM and read back: 4N^2 elements on top of 4Nd."),
-            Mutant("S and P counted once", _hbm_s_once,
-                   "the (N, N) matrices make a round trip each: S is written then read, P is written "
-                   "then read, so 4 N^2 elements, not 2 N^2."),
-            Mutant("counted bits", _hbm_bits,
-                   "you counted bits: multiply elements by bytes_per_element (2 for fp16), not by "
-                   "8 * bytes_per_element."),
-            Mutant("counted elements", _hbm_elements,
-                   "you returned elements, not bytes: multiply both totals by bytes_per_element."),
-            Mutant("SRAM size used as elements", _hbm_sram_as_elements,
-                   "the SRAM holds M = sram_bytes // bytes_per_element elements; use M (not "
-                   "sram_bytes) in Bc = ceil(M / (4d))."),
-            Mutant("floor instead of ceil", _hbm_floor_blocks,
-                   "the number of K/V blocks is Tc = ceil(N / Bc): a partial last block is still "
-                   "loaded. Use math.ceil (or -(-N // Bc))."),
-            Mutant("forgot the softmax statistics", _hbm_no_statistics,
-                   "FlashAttention also stores and reloads the row statistics m and l: 2N at "
-                   "initialisation, and Tc * (2N read + 2N written) in the loops."),
-            Mutant("outputs swapped", _hbm_swapped,
-                   "the two results are swapped: return (standard_bytes, flash_bytes)."),
+            Mutant(
+                "standard without the N^2 terms",
+                _hbm_no_n2,
+                "standard attention is missing its N^2 terms: S = QK^T and P = softmax(S) are "
+                "(N, N) matrices, each written to HBM and read back: 4N^2 elements on top of 4Nd.",
+            ),
+            Mutant(
+                "S and P counted once",
+                _hbm_s_once,
+                "the (N, N) matrices make a round trip each: S is written then read, P is written "
+                "then read, so 4 N^2 elements, not 2 N^2.",
+            ),
+            Mutant(
+                "counted bits",
+                _hbm_bits,
+                "you counted bits: multiply elements by bytes_per_element (2 for fp16), not by "
+                "8 * bytes_per_element.",
+            ),
+            Mutant(
+                "counted elements",
+                _hbm_elements,
+                "you returned elements, not bytes: multiply both totals by bytes_per_element.",
+            ),
+            Mutant(
+                "SRAM size used as elements",
+                _hbm_sram_as_elements,
+                "the SRAM holds M = sram_bytes // bytes_per_element elements; use M (not "
+                "sram_bytes) in Bc = ceil(M / (4d)).",
+            ),
+            Mutant(
+                "floor instead of ceil",
+                _hbm_floor_blocks,
+                "the number of K/V blocks is Tc = ceil(N / Bc): a partial last block is still "
+                "loaded. Use math.ceil (or -(-N // Bc)).",
+            ),
+            Mutant(
+                "forgot the softmax statistics",
+                _hbm_no_statistics,
+                "FlashAttention also stores and reloads the row statistics m and l: 2N at "
+                "initialisation, and Tc * (2N read + 2N written) in the loops.",
+            ),
+            Mutant(
+                "outputs swapped",
+                _hbm_swapped,
+                "the two results are swapped: return (standard_bytes, flash_bytes).",
+            ),
         ],
     )
 )
@@ -132,7 +169,11 @@ def _partial_state(q, k, v):
 
 
 def _empty_state(n_q, d_v, batch=()):
-    return (np.full(batch + (n_q,), -np.inf), np.zeros(batch + (n_q,)), np.zeros(batch + (n_q, d_v)))
+    return (
+        np.full(batch + (n_q,), -np.inf),
+        np.zeros(batch + (n_q,)),
+        np.zeros(batch + (n_q, d_v)),
+    )
 
 
 def _with_empty_rows(state, rows):
@@ -155,27 +196,53 @@ def _merge_cases():
     big1, big2 = 30 * rng.normal(size=(5, 8)), 30 * rng.normal(size=(7, 8))
     vbig1, vbig2 = rng.normal(size=(5, 3)), rng.normal(size=(7, 3))
     q32 = rng.normal(size=(3, 8)).astype(np.float32)
-    s1 = tuple(a.astype(np.float32) for a in _partial_state(q32, k1.astype(np.float32), v1.astype(np.float32)))
-    s2 = tuple(a.astype(np.float32) for a in _partial_state(q32, k2.astype(np.float32), v2.astype(np.float32)))
+    s1 = tuple(
+        a.astype(np.float32)
+        for a in _partial_state(q32, k1.astype(np.float32), v1.astype(np.float32))
+    )
+    s2 = tuple(
+        a.astype(np.float32)
+        for a in _partial_state(q32, k2.astype(np.float32), v2.astype(np.float32))
+    )
     return [
-        Case("two blocks of 4 keys each, 3 queries, d_v = 5",
-             _partial_state(q, k1, v1) + _partial_state(q, k2, v2)),
-        Case("the second block's scores are much larger (its keys times 4)",
-             _partial_state(q, k1, v1) + _partial_state(q, 4 * k2, v2)),
-        Case("a batch of 2 heads, 3 queries, blocks of 6 keys",
-             _partial_state(qb, kb1, vb1) + _partial_state(qb, kb2, vb2)),
-        Case("empty states: query 0 has seen no key in either block (its result stays empty, "
-             "no NaN), query 1 none in the first block",
-             _with_empty_rows(_partial_state(q, k1, v1), [0, 1])
-             + _with_empty_rows(_partial_state(q, k2, v2), [0])),
-        Case("the first state is empty (m = -inf, l = 0, acc = 0): no key seen yet",
-             _empty_state(3, 5) + _partial_state(q, k2, v2), hidden=True),
-        Case("both states are empty (a query that sees no key at all)",
-             _empty_state(3, 5) + _empty_state(3, 5), hidden=True),
-        Case("huge scores (q and k times 30), blocks of 5 and 7 keys",
-             _partial_state(big_q, big1, vbig1) + _partial_state(big_q, big2, vbig2), hidden=True),
-        Case("the second state is empty", _partial_state(qb, kb1, vb1) + _empty_state(3, 8, (2,)),
-             hidden=True),
+        Case(
+            "two blocks of 4 keys each, 3 queries, d_v = 5",
+            _partial_state(q, k1, v1) + _partial_state(q, k2, v2),
+        ),
+        Case(
+            "the second block's scores are much larger (its keys times 4)",
+            _partial_state(q, k1, v1) + _partial_state(q, 4 * k2, v2),
+        ),
+        Case(
+            "a batch of 2 heads, 3 queries, blocks of 6 keys",
+            _partial_state(qb, kb1, vb1) + _partial_state(qb, kb2, vb2),
+        ),
+        Case(
+            "empty states: query 0 has seen no key in either block (its result stays empty, "
+            "no NaN), query 1 none in the first block",
+            _with_empty_rows(_partial_state(q, k1, v1), [0, 1])
+            + _with_empty_rows(_partial_state(q, k2, v2), [0]),
+        ),
+        Case(
+            "the first state is empty (m = -inf, l = 0, acc = 0): no key seen yet",
+            _empty_state(3, 5) + _partial_state(q, k2, v2),
+            hidden=True,
+        ),
+        Case(
+            "both states are empty (a query that sees no key at all)",
+            _empty_state(3, 5) + _empty_state(3, 5),
+            hidden=True,
+        ),
+        Case(
+            "huge scores (q and k times 30), blocks of 5 and 7 keys",
+            _partial_state(big_q, big1, vbig1) + _partial_state(big_q, big2, vbig2),
+            hidden=True,
+        ),
+        Case(
+            "the second state is empty",
+            _partial_state(qb, kb1, vb1) + _empty_state(3, 8, (2,)),
+            hidden=True,
+        ),
         Case("float32 states", s1 + s2, hidden=True, rtol=1e-4, atol=1e-6),
     ]
 
@@ -234,26 +301,47 @@ register(
         atol=1e-10,
         description="merge two partial softmax states (m, l, acc) over disjoint key blocks",
         mutants=[
-            Mutant("no rescale", _merge_no_rescale,
-                   "the states are added without rescaling: each was computed with its own max, so "
-                   "multiply l_i and acc_i by exp(m_i - m) with m = max(m1, m2) before adding."),
-            Mutant("inverted rescale factor", _merge_inverted_scale,
-                   "the rescale factor is upside down: state i is multiplied by exp(m_i - m), "
-                   "which is <= 1, not by exp(m - m_i)."),
-            Mutant("rescaled to the minimum", _merge_min,
-                   "rescale to the larger maximum m = np.maximum(m1, m2), not the smaller one (the "
-                   "new m must be the running maximum, and exp(m_i - m) must stay <= 1)."),
-            Mutant("l not rescaled", _merge_l_not_rescaled,
-                   "l is added without rescaling: l = exp(m1 - m) * l1 + exp(m2 - m) * l2, with the "
-                   "same factors as acc."),
-            Mutant("forgot l2", _merge_l_first_only,
-                   "l must include both states: l = exp(m1 - m) * l1 + exp(m2 - m) * l2."),
-            Mutant("normalised acc", _merge_normalised,
-                   "return acc unnormalised (the sum of exp(s - m) v); the output acc / l is taken "
-                   "only at the very end."),
-            Mutant("NaN for two empty states", _merge_nan_when_empty,
-                   "two empty states (m1 = m2 = -inf) give NaN from exp(-inf - (-inf)). When the new "
-                   "max is -inf, subtract 0 instead (np.where(np.isneginf(m), 0.0, m))."),
+            Mutant(
+                "no rescale",
+                _merge_no_rescale,
+                "the states are added without rescaling: each was computed with its own max, so "
+                "multiply l_i and acc_i by exp(m_i - m) with m = max(m1, m2) before adding.",
+            ),
+            Mutant(
+                "inverted rescale factor",
+                _merge_inverted_scale,
+                "the rescale factor is upside down: state i is multiplied by exp(m_i - m), "
+                "which is <= 1, not by exp(m - m_i).",
+            ),
+            Mutant(
+                "rescaled to the minimum",
+                _merge_min,
+                "rescale to the larger maximum m = np.maximum(m1, m2), not the smaller one (the "
+                "new m must be the running maximum, and exp(m_i - m) must stay <= 1).",
+            ),
+            Mutant(
+                "l not rescaled",
+                _merge_l_not_rescaled,
+                "l is added without rescaling: l = exp(m1 - m) * l1 + exp(m2 - m) * l2, with the "
+                "same factors as acc.",
+            ),
+            Mutant(
+                "forgot l2",
+                _merge_l_first_only,
+                "l must include both states: l = exp(m1 - m) * l1 + exp(m2 - m) * l2.",
+            ),
+            Mutant(
+                "normalised acc",
+                _merge_normalised,
+                "return acc unnormalised (the sum of exp(s - m) v); the output acc / l is taken "
+                "only at the very end.",
+            ),
+            Mutant(
+                "NaN for two empty states",
+                _merge_nan_when_empty,
+                "two empty states (m1 = m2 = -inf) give NaN from exp(-inf - (-inf)). When the new "
+                "max is -inf, subtract 0 instead (np.where(np.isneginf(m), 0.0, m)).",
+            ),
         ],
     )
 )
@@ -268,25 +356,52 @@ def _sparse_cases():
         Case("fixed, n=8, n_global=2", (8, "fixed"), {"n_global": 2}),
         Case("random, n=10, n_random=3, seed=5", (10, "random"), {"n_random": 3, "seed": 5}),
         Case("bigbird, n=12, window=1, n_global=1, n_random=2", (12, "bigbird"), {"window": 1}),
-        Case("local, n=7, window=2, causal=True (only keys j <= i)", (7, "local"),
-             {"window": 2, "causal": True}),
-        Case("random, n=7, n_random=2, seed=3, causal=True (row 0 can only pick key 0)",
-             (7, "random"), {"n_random": 2, "seed": 3, "causal": True}),
+        Case(
+            "local, n=7, window=2, causal=True (only keys j <= i)",
+            (7, "local"),
+            {"window": 2, "causal": True},
+        ),
+        Case(
+            "random, n=7, n_random=2, seed=3, causal=True (row 0 can only pick key 0)",
+            (7, "random"),
+            {"n_random": 2, "seed": 3, "causal": True},
+        ),
         Case("random with n_random larger than n: n=4, n_random=6", (4, "random"), {"n_random": 6}),
-        Case("local, n=9, window=2, causal=True", (9, "local"), {"window": 2, "causal": True},
-             hidden=True),
-        Case("random, n=8, n_random=3, causal=True (early rows have fewer than 3 keys to pick)",
-             (8, "random"), {"n_random": 3, "causal": True, "seed": 1}, hidden=True),
-        Case("bigbird, n=16, window=2, n_global=2, n_random=3, seed=7, causal=True",
-             (16, "bigbird"), {"window": 2, "n_global": 2, "n_random": 3, "seed": 7, "causal": True},
-             hidden=True),
-        Case("strided, n=11, stride=4, causal=True", (11, "strided"), {"causal": True}, hidden=True),
-        Case("fixed, n=7, n_global=3, causal=True", (7, "fixed"), {"n_global": 3, "causal": True},
-             hidden=True),
+        Case(
+            "local, n=9, window=2, causal=True",
+            (9, "local"),
+            {"window": 2, "causal": True},
+            hidden=True,
+        ),
+        Case(
+            "random, n=8, n_random=3, causal=True (early rows have fewer than 3 keys to pick)",
+            (8, "random"),
+            {"n_random": 3, "causal": True, "seed": 1},
+            hidden=True,
+        ),
+        Case(
+            "bigbird, n=16, window=2, n_global=2, n_random=3, seed=7, causal=True",
+            (16, "bigbird"),
+            {"window": 2, "n_global": 2, "n_random": 3, "seed": 7, "causal": True},
+            hidden=True,
+        ),
+        Case(
+            "strided, n=11, stride=4, causal=True", (11, "strided"), {"causal": True}, hidden=True
+        ),
+        Case(
+            "fixed, n=7, n_global=3, causal=True",
+            (7, "fixed"),
+            {"n_global": 3, "causal": True},
+            hidden=True,
+        ),
         Case("local, n=6, window=0 (only the diagonal)", (6, "local"), {"window": 0}, hidden=True),
         Case("a single token: n=1, bigbird", (1, "bigbird"), hidden=True),
-        Case("random with n_random larger than n: n=5, n_random=8", (5, "random"), {"n_random": 8},
-             hidden=True),
+        Case(
+            "random with n_random larger than n: n=5, n_random=8",
+            (5, "random"),
+            {"n_random": 8},
+            hidden=True,
+        ),
     ]
 
 
@@ -306,9 +421,15 @@ def _library_random(n, n_random, seed, causal):
     return attnlab.sparse_mask(n, "random", n_random=n_random, seed=seed, causal=causal)
 
 
-def _sparse_variant(local=_rule_local, strided=_rule_strided, fixed=_rule_fixed,
-                    random=_library_random, causal_fn=None, bigbird_parts=("local", "fixed", "random"),
-                    apply_causal=True):
+def _sparse_variant(
+    local=_rule_local,
+    strided=_rule_strided,
+    fixed=_rule_fixed,
+    random=_library_random,
+    causal_fn=None,
+    bigbird_parts=("local", "fixed", "random"),
+    apply_causal=True,
+):
     """A sparse_mask with some rule replaced by a wrong one (the others as in the reference)."""
 
     def wrong(n, pattern, window=3, stride=4, n_global=1, n_random=2, seed=0, causal=False):
@@ -356,44 +477,71 @@ register(
         cases=_sparse_cases,
         description="boolean sparse attention masks: local, strided, fixed, random, BigBird",
         mutants=[
-            Mutant("local window off by one",
-                   _sparse_variant(local=lambda i, j, w, s, g: np.abs(i - j) < w),
-                   "local window off by one: query i sees the keys with |i - j| <= window (window "
-                   "neighbours on each side, and itself): use <=, not <."),
-            Mutant("local window one-sided",
-                   _sparse_variant(local=lambda i, j, w, s, g: (i - j <= w) & (i - j >= 0)),
-                   "the local window is two-sided: |i - j| <= window, keys on both sides of the "
-                   "query (causal=True removes the future side separately)."),
-            Mutant("strided on the key index",
-                   _sparse_variant(strided=lambda i, j, w, s, g: j % s == 0),
-                   "strided means the DISTANCE i - j is a multiple of stride: (i - j) % stride == 0, "
-                   "not j % stride == 0."),
-            Mutant("global tokens only send",
-                   _sparse_variant(fixed=lambda i, j, w, s, g: j < g),
-                   "global tokens work both ways: every token attends to them (j < n_global) AND "
-                   "they attend to every token (i < n_global)."),
-            Mutant("global tokens only receive",
-                   _sparse_variant(fixed=lambda i, j, w, s, g: i < g),
-                   "global tokens work both ways: every token attends to them (j < n_global) AND "
-                   "they attend to every token (i < n_global)."),
-            Mutant("bigbird without random keys", _sparse_variant(bigbird_parts=("local", "fixed")),
-                   "BigBird is the union of local, fixed (global) AND random keys."),
-            Mutant("bigbird without global tokens", _sparse_variant(bigbird_parts=("local", "random")),
-                   "BigBird is the union of local, fixed (global) AND random keys."),
-            Mutant("causal ignored", _sparse_variant(apply_causal=False),
-                   "causal=True is ignored: intersect the pattern with the causal mask (j <= i), "
-                   "e.g. mask & attnlab.causal_mask(n), and draw random keys among j <= i."),
-            Mutant("causal mask transposed",
-                   _sparse_variant(causal_fn=lambda n, m: np.triu(np.ones((n, m), bool))),
-                   "causal mask transposed: a query may see keys j <= i (the lower triangle, "
-                   "np.tril), not the future."),
-            Mutant("random keys drawn before the causal cut", _sparse_variant(random=_random_then_causal),
-                   "with causal=True, draw the random keys among the allowed ones (set the priority "
-                   "of future keys to inf before the argsort), so row i gets min(n_random, i + 1) keys."),
-            Mutant("a new generator for every row", _sparse_variant(random=_random_row_seeded),
-                   "random keys: create ONE generator rng = np.random.default_rng(seed), draw the "
-                   "whole (n, n) priority matrix with rng.random((n, n)) and keep, in each row, the "
-                   "n_random keys of lowest priority (np.argsort(priority, axis=1))."),
+            Mutant(
+                "local window off by one",
+                _sparse_variant(local=lambda i, j, w, s, g: np.abs(i - j) < w),
+                "local window off by one: query i sees the keys with |i - j| <= window (window "
+                "neighbours on each side, and itself): use <=, not <.",
+            ),
+            Mutant(
+                "local window one-sided",
+                _sparse_variant(local=lambda i, j, w, s, g: (i - j <= w) & (i - j >= 0)),
+                "the local window is two-sided: |i - j| <= window, keys on both sides of the "
+                "query (causal=True removes the future side separately).",
+            ),
+            Mutant(
+                "strided on the key index",
+                _sparse_variant(strided=lambda i, j, w, s, g: j % s == 0),
+                "strided means the DISTANCE i - j is a multiple of stride: (i - j) % stride == 0, "
+                "not j % stride == 0.",
+            ),
+            Mutant(
+                "global tokens only send",
+                _sparse_variant(fixed=lambda i, j, w, s, g: j < g),
+                "global tokens work both ways: every token attends to them (j < n_global) AND "
+                "they attend to every token (i < n_global).",
+            ),
+            Mutant(
+                "global tokens only receive",
+                _sparse_variant(fixed=lambda i, j, w, s, g: i < g),
+                "global tokens work both ways: every token attends to them (j < n_global) AND "
+                "they attend to every token (i < n_global).",
+            ),
+            Mutant(
+                "bigbird without random keys",
+                _sparse_variant(bigbird_parts=("local", "fixed")),
+                "BigBird is the union of local, fixed (global) AND random keys.",
+            ),
+            Mutant(
+                "bigbird without global tokens",
+                _sparse_variant(bigbird_parts=("local", "random")),
+                "BigBird is the union of local, fixed (global) AND random keys.",
+            ),
+            Mutant(
+                "causal ignored",
+                _sparse_variant(apply_causal=False),
+                "causal=True is ignored: intersect the pattern with the causal mask (j <= i), "
+                "e.g. mask & attnlab.causal_mask(n), and draw random keys among j <= i.",
+            ),
+            Mutant(
+                "causal mask transposed",
+                _sparse_variant(causal_fn=lambda n, m: np.triu(np.ones((n, m), bool))),
+                "causal mask transposed: a query may see keys j <= i (the lower triangle, "
+                "np.tril), not the future.",
+            ),
+            Mutant(
+                "random keys drawn before the causal cut",
+                _sparse_variant(random=_random_then_causal),
+                "with causal=True, draw the random keys among the allowed ones (set the priority "
+                "of future keys to inf before the argsort), so row i gets min(n_random, i + 1) keys.",
+            ),
+            Mutant(
+                "a new generator for every row",
+                _sparse_variant(random=_random_row_seeded),
+                "random keys: create ONE generator rng = np.random.default_rng(seed), draw the "
+                "whole (n, n) priority matrix with rng.random((n, n)) and keep, in each row, the "
+                "n_random keys of lowest priority (np.argsort(priority, axis=1)).",
+            ),
         ],
     )
 )
@@ -405,21 +553,38 @@ def _linear_cases():
     rng = np.random.default_rng(5)
     q, k, v = rng.normal(size=(6, 4)), rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
     q3, k5, v5 = rng.normal(size=(3, 4)), rng.normal(size=(5, 4)), rng.normal(size=(5, 2))
-    qb, kb, vb = rng.normal(size=(2, 3, 7, 4)), rng.normal(size=(2, 3, 7, 4)), rng.normal(size=(2, 3, 7, 5))
+    qb, kb, vb = (
+        rng.normal(size=(2, 3, 7, 4)),
+        rng.normal(size=(2, 3, 7, 4)),
+        rng.normal(size=(2, 3, 7, 5)),
+    )
     return [
         Case("q, k, v of shape (6, 4)", (q, k, v)),
         Case("q, k, v of shape (6, 4), causal=True", (q, k, v), {"causal": True}),
         Case("3 queries, 5 keys, d_v = 2", (q3, k5, v5)),
-        Case("a (2, 5, 3) batch with d_v = 2, causal=True",
-             tuple(np.random.default_rng(105).normal(size=s) for s in ((2, 5, 3), (2, 5, 3), (2, 5, 2))),
-             {"causal": True}),
-        Case("a (2, 3, 7, 4) batch of heads with d_v = 5, causal=True", (qb, kb, vb), {"causal": True},
-             hidden=True),
+        Case(
+            "a (2, 5, 3) batch with d_v = 2, causal=True",
+            tuple(
+                np.random.default_rng(105).normal(size=s) for s in ((2, 5, 3), (2, 5, 3), (2, 5, 2))
+            ),
+            {"causal": True},
+        ),
+        Case(
+            "a (2, 3, 7, 4) batch of heads with d_v = 5, causal=True",
+            (qb, kb, vb),
+            {"causal": True},
+            hidden=True,
+        ),
         Case("strongly negative inputs (the exp branch of elu)", (q - 6, k - 6, v), hidden=True),
         Case("a (2, 3, 7, 4) batch, not causal", (qb, kb, vb), hidden=True),
-        Case("float32 inputs, causal=True",
-             tuple(a.astype(np.float32) for a in (qb, kb, vb)), {"causal": True},
-             hidden=True, rtol=1e-4, atol=1e-6),
+        Case(
+            "float32 inputs, causal=True",
+            tuple(a.astype(np.float32) for a in (qb, kb, vb)),
+            {"causal": True},
+            hidden=True,
+            rtol=1e-4,
+            atol=1e-6,
+        ),
     ]
 
 
@@ -452,7 +617,9 @@ def _linear_exclusive_prefix(q, k, v, causal=False):
 
 
 def _linear_no_plus_one(q, k, v, causal=False):
-    return _linear_generic(q, k, v, causal, phi=lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0))))
+    return _linear_generic(
+        q, k, v, causal, phi=lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0)))
+    )
 
 
 def _linear_relu(q, k, v, causal=False):
@@ -487,28 +654,52 @@ register(
         atol=1e-9,
         description="linear attention with phi = elu + 1, by associativity (Katharopoulos et al. 2020)",
         mutants=[
-            Mutant("no normaliser", _linear_no_normaliser,
-                   "the normaliser is missing: divide phi(q_i) S by phi(q_i) . z with "
-                   "z = sum_j phi(k_j), so that each query's weights sum to 1."),
-            Mutant("causal uses the full sum", _linear_causal_full_sum,
-                   "with causal=True, S and z must be PREFIX sums over keys j <= i (np.cumsum along "
-                   "the token axis), not sums over all keys."),
-            Mutant("causal prefix excludes the query", _linear_exclusive_prefix,
-                   "the causal prefix must include the query's own key: sum over j <= i, not j < i."),
-            Mutant("elu without +1", _linear_no_plus_one,
-                   "the feature map is elu(x) + 1 (x + 1 for x > 0, exp(x) for x <= 0), which is "
-                   "always positive; you used elu(x) alone."),
-            Mutant("relu feature map", _linear_relu,
-                   "the feature map is elu(x) + 1 (x + 1 for x > 0, exp(x) for x <= 0), not relu."),
-            Mutant("exp feature map", _linear_exp,
-                   "the feature map is elu(x) + 1 (x + 1 for x > 0, exp(x) for x <= 0), not exp(x) "
-                   "everywhere."),
-            Mutant("softmax attention", _linear_softmax,
-                   "this is softmax attention: linear attention replaces exp(q.k / sqrt(d)) by "
-                   "phi(q) . phi(k) with phi = elu + 1 (and no 1/sqrt(d))."),
-            Mutant("denominator without phi(q)", _linear_numerator_sum_only,
-                   "the denominator of query i is phi(q_i) . z with z = sum_j phi(k_j): it depends on "
-                   "the query."),
+            Mutant(
+                "no normaliser",
+                _linear_no_normaliser,
+                "the normaliser is missing: divide phi(q_i) S by phi(q_i) . z with "
+                "z = sum_j phi(k_j), so that each query's weights sum to 1.",
+            ),
+            Mutant(
+                "causal uses the full sum",
+                _linear_causal_full_sum,
+                "with causal=True, S and z must be PREFIX sums over keys j <= i (np.cumsum along "
+                "the token axis), not sums over all keys.",
+            ),
+            Mutant(
+                "causal prefix excludes the query",
+                _linear_exclusive_prefix,
+                "the causal prefix must include the query's own key: sum over j <= i, not j < i.",
+            ),
+            Mutant(
+                "elu without +1",
+                _linear_no_plus_one,
+                "the feature map is elu(x) + 1 (x + 1 for x > 0, exp(x) for x <= 0), which is "
+                "always positive; you used elu(x) alone.",
+            ),
+            Mutant(
+                "relu feature map",
+                _linear_relu,
+                "the feature map is elu(x) + 1 (x + 1 for x > 0, exp(x) for x <= 0), not relu.",
+            ),
+            Mutant(
+                "exp feature map",
+                _linear_exp,
+                "the feature map is elu(x) + 1 (x + 1 for x > 0, exp(x) for x <= 0), not exp(x) "
+                "everywhere.",
+            ),
+            Mutant(
+                "softmax attention",
+                _linear_softmax,
+                "this is softmax attention: linear attention replaces exp(q.k / sqrt(d)) by "
+                "phi(q) . phi(k) with phi = elu + 1 (and no 1/sqrt(d)).",
+            ),
+            Mutant(
+                "denominator without phi(q)",
+                _linear_numerator_sum_only,
+                "the denominator of query i is phi(q_i) . z with z = sum_j phi(k_j): it depends on "
+                "the query.",
+            ),
         ],
     )
 )
@@ -528,16 +719,28 @@ def _discretize_cases():
     return [
         Case("diagonal A = [-1, -2, -0.5], B = [1, 0.5, 2], delta = 0.1", (a_diag, b_diag, 0.1)),
         Case("the same with a large step delta = 1.0", (a_diag, b_diag, 1.0)),
-        Case("dense A = [[-1, 0.5], [-0.3, -2]], B of shape (2, 1), delta = 0.5", (a_dense, b_dense, 0.5)),
-        Case("diagonal A = [-1, -3], B of shape (2, 2) = [[1, 2], [0.5, -1]], delta = 0.5",
-             (np.array([-1.0, -3.0]), np.array([[1.0, 2.0], [0.5, -1.0]]), 0.5)),
+        Case(
+            "dense A = [[-1, 0.5], [-0.3, -2]], B of shape (2, 1), delta = 0.5",
+            (a_dense, b_dense, 0.5),
+        ),
+        Case(
+            "diagonal A = [-1, -3], B of shape (2, 2) = [[1, 2], [0.5, -1]], delta = 0.5",
+            (np.array([-1.0, -3.0]), np.array([[1.0, 2.0], [0.5, -1.0]]), 0.5),
+        ),
         Case("dense (3, 3) A, B of shape (3, 2), delta = 0.3", (a3, b3, 0.3), hidden=True),
-        Case("diagonal A with B of shape (3, 2), delta = 2.0", (a_diag, np.stack([b_diag, -b_diag], 1), 2.0),
-             hidden=True),
+        Case(
+            "diagonal A with B of shape (3, 2), delta = 2.0",
+            (a_diag, np.stack([b_diag, -b_diag], 1), 2.0),
+            hidden=True,
+        ),
         Case("a tiny step delta = 1e-4", (a_diag, b_diag, 1e-4), hidden=True),
-        Case("float32 diagonal A and B, delta = 0.25",
-             (a_diag.astype(np.float32), b_diag.astype(np.float32), 0.25), hidden=True,
-             rtol=1e-5, atol=1e-6),
+        Case(
+            "float32 diagonal A and B, delta = 0.25",
+            (a_diag.astype(np.float32), b_diag.astype(np.float32), 0.25),
+            hidden=True,
+            rtol=1e-5,
+            atol=1e-6,
+        ),
     ]
 
 
@@ -621,6 +824,7 @@ def _disc_elementwise_exp(A, B, delta):
 
 def _disc_wrong_gain(A, B, delta):
     """B_bar = (exp(dA) - I) B: forgot the (dA)^-1 factor (and the delta)."""
+
     def diag(A, B, dt):
         return np.exp(dt * A), _col(np.expm1(dt * A), B) * B
 
@@ -641,27 +845,48 @@ register(
         atol=1e-10,
         description="zero-order hold: A_bar = exp(delta A), B_bar = (delta A)^-1 (exp(delta A) - I) delta B",
         mutants=[
-            Mutant("Euler", _disc_euler,
-                   "this is the Euler rule (A_bar = I + delta A, B_bar = delta B). The zero-order hold "
-                   "is exact for a constant input: A_bar = exp(delta A), B_bar = (delta A)^-1 "
-                   "(exp(delta A) - I) delta B."),
-            Mutant("exp(A) without delta", _disc_no_delta,
-                   "the step is missing: A_bar = exp(delta * A), not exp(A) (and delta enters B_bar too)."),
-            Mutant("Euler B with ZOH A", _disc_euler_b,
-                   "B_bar = delta * B is Mamba's simplification (Euler for B). The exact zero-order hold "
-                   "is B_bar = (delta A)^-1 (exp(delta A) - I) delta B."),
-            Mutant("B_bar without delta", _disc_b_without_delta,
-                   "B_bar = (delta A)^-1 (exp(delta A) - I) * delta * B: keep the final factor delta "
-                   "(for diagonal A it simplifies to (exp(delta A) - 1) / A * B)."),
-            Mutant("bilinear", _disc_bilinear,
-                   "this is the bilinear (Tustin) rule; the exercise asks for the zero-order hold: "
-                   "A_bar = exp(delta A)."),
-            Mutant("elementwise exp of a dense matrix", _disc_elementwise_exp,
-                   "for a dense A, exp(delta A) is the MATRIX exponential (attnlab.expm), not np.exp "
-                   "applied entry by entry."),
-            Mutant("forgot (delta A)^-1", _disc_wrong_gain,
-                   "B_bar = (delta A)^-1 (exp(delta A) - I) delta B: the factor (delta A)^-1 is missing "
-                   "(for diagonal A: (exp(delta A) - 1) / A * B)."),
+            Mutant(
+                "Euler",
+                _disc_euler,
+                "this is the Euler rule (A_bar = I + delta A, B_bar = delta B). The zero-order hold "
+                "is exact for a constant input: A_bar = exp(delta A), B_bar = (delta A)^-1 "
+                "(exp(delta A) - I) delta B.",
+            ),
+            Mutant(
+                "exp(A) without delta",
+                _disc_no_delta,
+                "the step is missing: A_bar = exp(delta * A), not exp(A) (and delta enters B_bar too).",
+            ),
+            Mutant(
+                "Euler B with ZOH A",
+                _disc_euler_b,
+                "B_bar = delta * B is Mamba's simplification (Euler for B). The exact zero-order hold "
+                "is B_bar = (delta A)^-1 (exp(delta A) - I) delta B.",
+            ),
+            Mutant(
+                "B_bar without delta",
+                _disc_b_without_delta,
+                "B_bar = (delta A)^-1 (exp(delta A) - I) * delta * B: keep the final factor delta "
+                "(for diagonal A it simplifies to (exp(delta A) - 1) / A * B).",
+            ),
+            Mutant(
+                "bilinear",
+                _disc_bilinear,
+                "this is the bilinear (Tustin) rule; the exercise asks for the zero-order hold: "
+                "A_bar = exp(delta A).",
+            ),
+            Mutant(
+                "elementwise exp of a dense matrix",
+                _disc_elementwise_exp,
+                "for a dense A, exp(delta A) is the MATRIX exponential (attnlab.expm), not np.exp "
+                "applied entry by entry.",
+            ),
+            Mutant(
+                "forgot (delta A)^-1",
+                _disc_wrong_gain,
+                "B_bar = (delta A)^-1 (exp(delta A) - I) delta B: the factor (delta A)^-1 is missing "
+                "(for diagonal A: (exp(delta A) - 1) / A * B).",
+            ),
         ],
     )
 )
@@ -675,18 +900,32 @@ def _kernel_cases():
     a_dense = np.array([[0.8, 0.1], [-0.2, 0.6]])
     a3 = 0.4 * rng.normal(size=(3, 3))
     return [
-        Case("diagonal A_bar = [0.9, 0.5, -0.3], B_bar = [1, 0.5, 2], C = [0.2, -1, 0.7], L = 6",
-             (a, b, c, 6)),
-        Case("dense A_bar = [[0.8, 0.1], [-0.2, 0.6]], B_bar = [1, 1], C = [1, -1], L = 5",
-             (a_dense, np.array([1.0, 1.0]), np.array([1.0, -1.0]), 5)),
-        Case("diagonal A_bar = [0.7, -0.4], B_bar of shape (2, 1), C of shape (1, 2), L = 4",
-             (np.array([0.7, -0.4]), np.array([[1.0], [2.0]]), np.array([[0.5, 1.0]]), 4)),
+        Case(
+            "diagonal A_bar = [0.9, 0.5, -0.3], B_bar = [1, 0.5, 2], C = [0.2, -1, 0.7], L = 6",
+            (a, b, c, 6),
+        ),
+        Case(
+            "dense A_bar = [[0.8, 0.1], [-0.2, 0.6]], B_bar = [1, 1], C = [1, -1], L = 5",
+            (a_dense, np.array([1.0, 1.0]), np.array([1.0, -1.0]), 5),
+        ),
+        Case(
+            "diagonal A_bar = [0.7, -0.4], B_bar of shape (2, 1), C of shape (1, 2), L = 4",
+            (np.array([0.7, -0.4]), np.array([[1.0], [2.0]]), np.array([[0.5, 1.0]]), 4),
+        ),
         Case("L = 1 (the kernel is just C . B_bar)", (a, b, c, 1), hidden=True),
-        Case("dense (3, 3) A_bar with B_bar of shape (3, 1) and C of shape (1, 3), L = 8",
-             (a3, rng.normal(size=(3, 1)), rng.normal(size=(1, 3)), 8), hidden=True),
+        Case(
+            "dense (3, 3) A_bar with B_bar of shape (3, 1) and C of shape (1, 3), L = 8",
+            (a3, rng.normal(size=(3, 1)), rng.normal(size=(1, 3)), 8),
+            hidden=True,
+        ),
         Case("a long kernel, L = 40", (a, b, c, 40), hidden=True),
-        Case("float32 inputs, L = 7", (a.astype(np.float32), b.astype(np.float32), c.astype(np.float32), 7),
-             hidden=True, rtol=1e-5, atol=1e-6),
+        Case(
+            "float32 inputs, L = 7",
+            (a.astype(np.float32), b.astype(np.float32), c.astype(np.float32), 7),
+            hidden=True,
+            rtol=1e-5,
+            atol=1e-6,
+        ),
     ]
 
 
@@ -717,20 +956,34 @@ register(
         atol=1e-10,
         description="K = (C B_bar, C A_bar B_bar, ..., C A_bar^(L-1) B_bar)",
         mutants=[
-            Mutant("off by one power", lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, 1),
-                   "the kernel starts at A_bar^0 = I: K_0 = C B_bar (the current input), K_k = C "
-                   "A_bar^k B_bar for k = 0 .. L-1."),
-            Mutant("elementwise power of a dense matrix",
-                   lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, power="elementwise"),
-                   "for a dense A_bar, A_bar^k is a MATRIX power (np.linalg.matrix_power, or multiply "
-                   "the vector by A_bar once per step), not A_bar ** k entry by entry."),
-            Mutant("kernel reversed", lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, reverse=True),
-                   "the kernel is reversed: K[0] = C B_bar is the weight of the CURRENT input, K[L-1] "
-                   "the oldest."),
-            Mutant("forgot C", lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, use_c=False),
-                   "each entry is the scalar C . (A_bar^k B_bar): read the state out with C."),
-            Mutant("one entry too many", lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L + 1),
-                   "the kernel has exactly L entries, powers 0 .. L-1."),
+            Mutant(
+                "off by one power",
+                lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, 1),
+                "the kernel starts at A_bar^0 = I: K_0 = C B_bar (the current input), K_k = C "
+                "A_bar^k B_bar for k = 0 .. L-1.",
+            ),
+            Mutant(
+                "elementwise power of a dense matrix",
+                lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, power="elementwise"),
+                "for a dense A_bar, A_bar^k is a MATRIX power (np.linalg.matrix_power, or multiply "
+                "the vector by A_bar once per step), not A_bar ** k entry by entry.",
+            ),
+            Mutant(
+                "kernel reversed",
+                lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, reverse=True),
+                "the kernel is reversed: K[0] = C B_bar is the weight of the CURRENT input, K[L-1] "
+                "the oldest.",
+            ),
+            Mutant(
+                "forgot C",
+                lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L, use_c=False),
+                "each entry is the scalar C . (A_bar^k B_bar): read the state out with C.",
+            ),
+            Mutant(
+                "one entry too many",
+                lambda A_bar, B_bar, C, L: _kernel_generic(A_bar, B_bar, C, L + 1),
+                "the kernel has exactly L entries, powers 0 .. L-1.",
+            ),
         ],
     )
 )
@@ -766,8 +1019,20 @@ def _scan_cases():
     ]
 
 
-def _scan_generic(u, delta, A, B, C, D=None, b_rule="euler", order="update-then-read",
-                  use_delta_in_a=True, reverse=False, use_d=True, swap_bc=False):
+def _scan_generic(
+    u,
+    delta,
+    A,
+    B,
+    C,
+    D=None,
+    b_rule="euler",
+    order="update-then-read",
+    use_delta_in_a=True,
+    reverse=False,
+    use_d=True,
+    swap_bc=False,
+):
     u, delta, A, B, C = (np.asarray(x, float) for x in (u, delta, A, B, C))
     if swap_bc:
         B, C = C, B
@@ -803,24 +1068,44 @@ register(
         atol=1e-9,
         description="Mamba's selective scan (mamba_ssm reference shapes)",
         mutants=[
-            Mutant("no D skip", lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, use_d=False),
-                   "the skip connection is missing: when D is given, add D[d] * u[:, d, t] to every "
-                   "output (y = y + D[:, None] * u)."),
-            Mutant("ZOH for B", lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, b_rule="zoh"),
-                   "Mamba discretises B with the simpler Euler rule: B_bar = delta_t * B_t (only A "
-                   "gets the exponential, A_bar = exp(delta_t A)), as in mamba_ssm's reference."),
-            Mutant("read before update",
-                   lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, order="read-then-update"),
-                   "wrong time ordering: update the state first, h_t = A_bar h_{t-1} + B_bar u_t, THEN "
-                   "read y_t = C_t . h_t (the current input must reach the current output)."),
-            Mutant("time reversed", lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, reverse=True),
-                   "the scan runs backwards: go forward in time, t = 0, 1, ..., L-1 (the model is causal)."),
-            Mutant("exp(A) without delta",
-                   lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, use_delta_in_a=False),
-                   "A_bar = exp(delta_t * A): the step delta_t multiplies A inside the exponential."),
-            Mutant("B and C swapped", lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, swap_bc=True),
-                   "B writes the input into the state (h += delta B u) and C reads it out (y = C . h); "
-                   "you swapped them."),
+            Mutant(
+                "no D skip",
+                lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, use_d=False),
+                "the skip connection is missing: when D is given, add D[d] * u[:, d, t] to every "
+                "output (y = y + D[:, None] * u).",
+            ),
+            Mutant(
+                "ZOH for B",
+                lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, b_rule="zoh"),
+                "Mamba discretises B with the simpler Euler rule: B_bar = delta_t * B_t (only A "
+                "gets the exponential, A_bar = exp(delta_t A)), as in mamba_ssm's reference.",
+            ),
+            Mutant(
+                "read before update",
+                lambda u, delta, A, B, C, D=None: _scan_generic(
+                    u, delta, A, B, C, D, order="read-then-update"
+                ),
+                "wrong time ordering: update the state first, h_t = A_bar h_{t-1} + B_bar u_t, THEN "
+                "read y_t = C_t . h_t (the current input must reach the current output).",
+            ),
+            Mutant(
+                "time reversed",
+                lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, reverse=True),
+                "the scan runs backwards: go forward in time, t = 0, 1, ..., L-1 (the model is causal).",
+            ),
+            Mutant(
+                "exp(A) without delta",
+                lambda u, delta, A, B, C, D=None: _scan_generic(
+                    u, delta, A, B, C, D, use_delta_in_a=False
+                ),
+                "A_bar = exp(delta_t * A): the step delta_t multiplies A inside the exponential.",
+            ),
+            Mutant(
+                "B and C swapped",
+                lambda u, delta, A, B, C, D=None: _scan_generic(u, delta, A, B, C, D, swap_bc=True),
+                "B writes the input into the state (h += delta B u) and C reads it out (y = C . h); "
+                "you swapped them.",
+            ),
         ],
     )
 )
@@ -832,17 +1117,35 @@ def _kv_cases():
     return [
         Case("GPT-2 small (12 layers, 12 kv heads of 64) at 1024 tokens", (12, 12, 64, 1024)),
         Case("Llama-2-7B (32 layers, 32 kv heads of 128) at 4096 tokens", (32, 32, 128, 4096)),
-        Case("Llama-3.1-8B (32 layers, 8 kv heads of 128, no sliding window) at 8192 tokens, batch 4", (32, 8, 128, 8192),
-             {"batch": 4}),
-        Case("fp32 (bytes_per_element=4): 4 layers, 2 kv heads of 16, 10 tokens",
-             (4, 2, 16, 10), {"bytes_per_element": 4}),
-        Case("fp32 (bytes_per_element=4): 6 layers, 4 kv heads of 32, 100 tokens, batch 2",
-             (6, 4, 32, 100), {"batch": 2, "bytes_per_element": 4}, hidden=True),
-        Case("Falcon-7B (MQA: 32 layers, 1 kv head of 64) at 2048 tokens, batch 8", (32, 1, 64, 2048),
-             {"batch": 8}, hidden=True),
+        Case(
+            "Llama-3.1-8B (32 layers, 8 kv heads of 128, no sliding window) at 8192 tokens, batch 4",
+            (32, 8, 128, 8192),
+            {"batch": 4},
+        ),
+        Case(
+            "fp32 (bytes_per_element=4): 4 layers, 2 kv heads of 16, 10 tokens",
+            (4, 2, 16, 10),
+            {"bytes_per_element": 4},
+        ),
+        Case(
+            "fp32 (bytes_per_element=4): 6 layers, 4 kv heads of 32, 100 tokens, batch 2",
+            (6, 4, 32, 100),
+            {"batch": 2, "bytes_per_element": 4},
+            hidden=True,
+        ),
+        Case(
+            "Falcon-7B (MQA: 32 layers, 1 kv head of 64) at 2048 tokens, batch 8",
+            (32, 1, 64, 2048),
+            {"batch": 8},
+            hidden=True,
+        ),
         Case("a single token: 2 layers, 2 kv heads of 16", (2, 2, 16, 1), hidden=True),
-        Case("Llama-2-70B (80 layers, 8 kv heads of 128), 32768 tokens, int8 (1 byte)",
-             (80, 8, 128, 32768), {"bytes_per_element": 1}, hidden=True),
+        Case(
+            "Llama-2-70B (80 layers, 8 kv heads of 128), 32768 tokens, int8 (1 byte)",
+            (80, 8, 128, 32768),
+            {"bytes_per_element": 1},
+            hidden=True,
+        ),
     ]
 
 
@@ -860,31 +1163,49 @@ register(
         atol=0.0,
         description="KV cache bytes: 2 * layers * kv heads * head_dim * tokens * batch * bytes",
         mutants=[
-            Mutant("K and V counted once",
-                   lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2:
-                   _kv(n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_element, kv=1),
-                   "the cache holds keys AND values: multiply by 2."),
-            Mutant("counted bits",
-                   lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2:
-                   _kv(n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_element, bits=8),
-                   "you counted bits: bytes_per_element is already in bytes (2 for fp16), do not "
-                   "multiply by 8."),
-            Mutant("counted elements",
-                   lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2:
-                   _kv(n_layers, n_kv_heads, head_dim, seq_len, batch, 1),
-                   "you returned elements: multiply by bytes_per_element to get bytes."),
-            Mutant("forgot the batch",
-                   lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2:
-                   _kv(n_layers, n_kv_heads, head_dim, seq_len, 1, bytes_per_element),
-                   "every sequence of the batch has its own cache: multiply by batch."),
-            Mutant("forgot the layers",
-                   lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2:
-                   _kv(1, n_kv_heads, head_dim, seq_len, batch, bytes_per_element),
-                   "every layer has its own keys and values: multiply by n_layers."),
-            Mutant("K and V counted twice each",
-                   lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2:
-                   _kv(n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_element, kv=4),
-                   "K and V are one tensor each per layer: the factor is 2, not 4."),
+            Mutant(
+                "K and V counted once",
+                lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2: _kv(
+                    n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_element, kv=1
+                ),
+                "the cache holds keys AND values: multiply by 2.",
+            ),
+            Mutant(
+                "counted bits",
+                lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2: _kv(
+                    n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_element, bits=8
+                ),
+                "you counted bits: bytes_per_element is already in bytes (2 for fp16), do not "
+                "multiply by 8.",
+            ),
+            Mutant(
+                "counted elements",
+                lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2: _kv(
+                    n_layers, n_kv_heads, head_dim, seq_len, batch, 1
+                ),
+                "you returned elements: multiply by bytes_per_element to get bytes.",
+            ),
+            Mutant(
+                "forgot the batch",
+                lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2: _kv(
+                    n_layers, n_kv_heads, head_dim, seq_len, 1, bytes_per_element
+                ),
+                "every sequence of the batch has its own cache: multiply by batch.",
+            ),
+            Mutant(
+                "forgot the layers",
+                lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2: _kv(
+                    1, n_kv_heads, head_dim, seq_len, batch, bytes_per_element
+                ),
+                "every layer has its own keys and values: multiply by n_layers.",
+            ),
+            Mutant(
+                "K and V counted twice each",
+                lambda n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2: _kv(
+                    n_layers, n_kv_heads, head_dim, seq_len, batch, bytes_per_element, kv=4
+                ),
+                "K and V are one tensor each per layer: the factor is 2, not 4.",
+            ),
         ],
     )
 )

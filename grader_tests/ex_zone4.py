@@ -83,14 +83,27 @@ def _kv_cases():
 
     return [
         Case("H=2 heads, 3 cached tokens, d=4", arrays((2,), 3, 4, 4)),
-        Case("an empty cache (T=0): the first token can only attend to itself", arrays((2,), 0, 4, 4)),
-        Case("a batch of 2 sequences, 3 heads, 5 cached tokens, d_k=8, d_v=6", arrays((2, 3), 5, 8, 6)),
+        Case(
+            "an empty cache (T=0): the first token can only attend to itself", arrays((2,), 0, 4, 4)
+        ),
+        Case(
+            "a batch of 2 sequences, 3 heads, 5 cached tokens, d_k=8, d_v=6",
+            arrays((2, 3), 5, 8, 6),
+        ),
         Case("one cached token (T=1), 1 head, d=3", arrays((1,), 1, 3, 3), hidden=True),
         Case("large scores (q and k scaled by 20)", arrays((2,), 6, 4, 4, scale=20.0), hidden=True),
-        Case("two leading batch axes (2, 2), 2 heads, 4 cached tokens", arrays((2, 2, 2), 4, 3, 5),
-             hidden=True),
-        Case("float32 inputs, 4 heads, 7 cached tokens", tuple(a.astype(np.float32) for a in
-             arrays((4,), 7, 8, 8)), hidden=True, rtol=1e-4, atol=1e-6),
+        Case(
+            "two leading batch axes (2, 2), 2 heads, 4 cached tokens",
+            arrays((2, 2, 2), 4, 3, 5),
+            hidden=True,
+        ),
+        Case(
+            "float32 inputs, 4 heads, 7 cached tokens",
+            tuple(a.astype(np.float32) for a in arrays((4,), 7, 8, 8)),
+            hidden=True,
+            rtol=1e-4,
+            atol=1e-6,
+        ),
     ]
 
 
@@ -99,8 +112,21 @@ def _concat(cache, new, axis=-2, new_first=False):
     return np.concatenate(parts, axis=axis)
 
 
-def _kv_step(q_new, k_new, v_new, k_cache, v_cache, *, axis=-2, new_first=False, scale=True,
-             keep_old_cache=False, cache_only=False, top_left=False, softmax_axis=-1):
+def _kv_step(
+    q_new,
+    k_new,
+    v_new,
+    k_cache,
+    v_cache,
+    *,
+    axis=-2,
+    new_first=False,
+    scale=True,
+    keep_old_cache=False,
+    cache_only=False,
+    top_left=False,
+    softmax_axis=-1,
+):
     """The correct step, with one mistake switched on by a keyword."""
     k_all = _concat(k_cache, k_new, axis, new_first)
     v_all = _concat(v_cache, v_new, axis, new_first)
@@ -118,7 +144,8 @@ def _kv_step(q_new, k_new, v_new, k_cache, v_cache, *, axis=-2, new_first=False,
 
 def _kv_mutant(**mistake):
     return lambda q_new, k_new, v_new, k_cache, v_cache: _kv_step(
-        q_new, k_new, v_new, k_cache, v_cache, **mistake)
+        q_new, k_new, v_new, k_cache, v_cache, **mistake
+    )
 
 
 register(
@@ -181,7 +208,9 @@ register(
 
 def _gqa_cases():
     rng = np.random.default_rng(41)
-    extra = np.random.default_rng(141)  # the visible cases added later: the hidden inputs stay as they were
+    extra = np.random.default_rng(
+        141
+    )  # the visible cases added later: the hidden inputs stay as they were
 
     def qkv(lead, h, h_kv, n_q, n_k, d, scale=1.0, gen=None):
         gen = gen or rng
@@ -193,16 +222,34 @@ def _gqa_cases():
         Case("H=4 query heads sharing H_kv=2 key/value heads, N=5, d=8", qkv((), 4, 2, 5, 5, 8)),
         Case("multi-query attention: H=4 query heads, one key/value head", qkv((), 4, 1, 5, 5, 8)),
         Case("causal=True, H=6 query heads, H_kv=3, N=7", qkv((), 6, 3, 7, 7, 4), {"causal": True}),
-        Case("causal with 2 queries and 5 keys: query i sees keys j <= i + 3 (bottom-right aligned)",
-             qkv((), 4, 2, 2, 5, 8, gen=extra), {"causal": True}),
+        Case(
+            "causal with 2 queries and 5 keys: query i sees keys j <= i + 3 (bottom-right aligned)",
+            qkv((), 4, 2, 2, 5, 8, gen=extra),
+            {"causal": True},
+        ),
         Case("H_kv = H = 3 (plain multi-head attention)", qkv((), 3, 3, 4, 4, 5), hidden=True),
-        Case("a batch of 2, H=8, H_kv=2, N=6, causal", qkv((2,), 8, 2, 6, 6, 4), {"causal": True},
-             hidden=True),
-        Case("causal with 3 queries and 7 keys (bottom-right aligned, as after a KV cache)",
-             qkv((), 4, 2, 3, 7, 8), {"causal": True}, hidden=True),
-        Case("large scores (q and k scaled by 10)", qkv((), 4, 2, 5, 5, 8, scale=10.0), hidden=True),
-        Case("float32 inputs", tuple(a.astype(np.float32) for a in qkv((2,), 6, 2, 5, 5, 8)),
-             hidden=True, rtol=1e-4, atol=1e-6),
+        Case(
+            "a batch of 2, H=8, H_kv=2, N=6, causal",
+            qkv((2,), 8, 2, 6, 6, 4),
+            {"causal": True},
+            hidden=True,
+        ),
+        Case(
+            "causal with 3 queries and 7 keys (bottom-right aligned, as after a KV cache)",
+            qkv((), 4, 2, 3, 7, 8),
+            {"causal": True},
+            hidden=True,
+        ),
+        Case(
+            "large scores (q and k scaled by 10)", qkv((), 4, 2, 5, 5, 8, scale=10.0), hidden=True
+        ),
+        Case(
+            "float32 inputs",
+            tuple(a.astype(np.float32) for a in qkv((2,), 6, 2, 5, 5, 8)),
+            hidden=True,
+            rtol=1e-4,
+            atol=1e-6,
+        ),
     ]
 
 
@@ -210,8 +257,10 @@ def _gqa(q, k, v, causal=False, *, kv_index=None, scale=True, causal_fn=None, us
     """Grouped-query attention with one mistake switched on; kv_index(h, H, H_kv) picks the kv head."""
     n_heads, n_kv = q.shape[-3], k.shape[-3]
     if kv_index is None:
+
         def kv_index(h, n_heads, n_kv):
             return h // (n_heads // n_kv)
+
     heads = [kv_index(h, n_heads, n_kv) for h in range(n_heads)]
     k, v = np.take(k, heads, axis=-3), np.take(v, heads, axis=-3)
     scores = q @ np.swapaxes(k, -1, -2)
@@ -315,52 +364,122 @@ def memory_limited(fn):
 
 def _flash_cases():
     rng = np.random.default_rng(42)
-    extra = np.random.default_rng(142)  # the visible cases added later: the hidden inputs stay as they were
+    extra = np.random.default_rng(
+        142
+    )  # the visible cases added later: the hidden inputs stay as they were
 
     def qkv(lead, n_q, n_k, d, d_v=None, scale=1.0, gen=None):
         gen = gen or rng
-        return (scale * gen.normal(size=lead + (n_q, d)), scale * gen.normal(size=lead + (n_k, d)),
-                gen.normal(size=lead + (n_k, d_v or d)))
+        return (
+            scale * gen.normal(size=lead + (n_q, d)),
+            scale * gen.normal(size=lead + (n_k, d)),
+            gen.normal(size=lead + (n_k, d_v or d)),
+        )
 
     big = 2048
     return [
-        Case("10 queries and keys, d=4, block_size=4 (the last block is partial)", qkv((), 10, 10, 4),
-             {"block_size": 4}),
-        Case("causal=True, 13 tokens, block_size=4", qkv((), 13, 13, 4),
-             {"causal": True, "block_size": 4}),
-        Case("a batch (2, 3 heads) of 9 tokens, d=8, block_size=3", qkv((2, 3), 9, 9, 8),
-             {"block_size": 3}),
-        Case("causal, 6 queries and 11 keys, block_size=4 (bottom-right aligned: query i sees keys "
-             "j <= i + 5)", qkv((), 6, 11, 4, gen=extra), {"causal": True, "block_size": 4}),
-        Case("causal, 10 queries and 4 keys: the first 6 queries see no key (their output is 0)",
-             qkv((), 10, 4, 4, gen=extra), {"causal": True, "block_size": 3}),
-        Case("huge scores (q and k scaled by 40)", qkv((), 9, 9, 4, scale=40.0, gen=extra),
-             {"block_size": 4}),
-        Case(f"causal, {big} queries and keys, d=4, block_size=32, with memory measured: a full "
-             f"({big}, {big}) score matrix (32 MiB) must never be built", qkv((), big, big, 4),
-             {"causal": True, "block_size": 32}),
-        Case("causal, 12 queries and 13 keys, block_size=4 (bottom-right aligned: query i sees "
-             "keys j <= i + 1)", qkv((), 12, 13, 4), {"causal": True, "block_size": 4}, hidden=True),
-        Case("causal, 12 queries and 5 keys: the first 7 queries see no key (their output is 0)",
-             qkv((), 12, 5, 4), {"causal": True, "block_size": 4}, hidden=True),
-        Case("causal, 5 queries and 12 keys, block_size=4", qkv((2,), 5, 12, 4),
-             {"causal": True, "block_size": 4}, hidden=True),
-        Case("huge scores (q and k scaled by 30)", qkv((), 11, 11, 4, scale=30.0),
-             {"block_size": 4}, hidden=True),
+        Case(
+            "10 queries and keys, d=4, block_size=4 (the last block is partial)",
+            qkv((), 10, 10, 4),
+            {"block_size": 4},
+        ),
+        Case(
+            "causal=True, 13 tokens, block_size=4",
+            qkv((), 13, 13, 4),
+            {"causal": True, "block_size": 4},
+        ),
+        Case(
+            "a batch (2, 3 heads) of 9 tokens, d=8, block_size=3",
+            qkv((2, 3), 9, 9, 8),
+            {"block_size": 3},
+        ),
+        Case(
+            "causal, 6 queries and 11 keys, block_size=4 (bottom-right aligned: query i sees keys "
+            "j <= i + 5)",
+            qkv((), 6, 11, 4, gen=extra),
+            {"causal": True, "block_size": 4},
+        ),
+        Case(
+            "causal, 10 queries and 4 keys: the first 6 queries see no key (their output is 0)",
+            qkv((), 10, 4, 4, gen=extra),
+            {"causal": True, "block_size": 3},
+        ),
+        Case(
+            "huge scores (q and k scaled by 40)",
+            qkv((), 9, 9, 4, scale=40.0, gen=extra),
+            {"block_size": 4},
+        ),
+        Case(
+            f"causal, {big} queries and keys, d=4, block_size=32, with memory measured: a full "
+            f"({big}, {big}) score matrix (32 MiB) must never be built",
+            qkv((), big, big, 4),
+            {"causal": True, "block_size": 32},
+        ),
+        Case(
+            "causal, 12 queries and 13 keys, block_size=4 (bottom-right aligned: query i sees "
+            "keys j <= i + 1)",
+            qkv((), 12, 13, 4),
+            {"causal": True, "block_size": 4},
+            hidden=True,
+        ),
+        Case(
+            "causal, 12 queries and 5 keys: the first 7 queries see no key (their output is 0)",
+            qkv((), 12, 5, 4),
+            {"causal": True, "block_size": 4},
+            hidden=True,
+        ),
+        Case(
+            "causal, 5 queries and 12 keys, block_size=4",
+            qkv((2,), 5, 12, 4),
+            {"causal": True, "block_size": 4},
+            hidden=True,
+        ),
+        Case(
+            "huge scores (q and k scaled by 30)",
+            qkv((), 11, 11, 4, scale=30.0),
+            {"block_size": 4},
+            hidden=True,
+        ),
         Case("block_size=1 (one key at a time)", qkv((), 6, 7, 3), {"block_size": 1}, hidden=True),
-        Case("block_size=100, larger than the sequence (one tile)", qkv((), 9, 9, 4),
-             {"block_size": 100}, hidden=True),
-        Case("d_v = 3 differs from d_k = 8, causal", qkv((), 9, 9, 8, d_v=3),
-             {"causal": True, "block_size": 4}, hidden=True),
-        Case("float32 inputs, causal, block_size=8", tuple(a.astype(np.float32) for a in
-             qkv((2,), 20, 20, 8)), {"causal": True, "block_size": 8}, hidden=True,
-             rtol=1e-4, atol=1e-6),
+        Case(
+            "block_size=100, larger than the sequence (one tile)",
+            qkv((), 9, 9, 4),
+            {"block_size": 100},
+            hidden=True,
+        ),
+        Case(
+            "d_v = 3 differs from d_k = 8, causal",
+            qkv((), 9, 9, 8, d_v=3),
+            {"causal": True, "block_size": 4},
+            hidden=True,
+        ),
+        Case(
+            "float32 inputs, causal, block_size=8",
+            tuple(a.astype(np.float32) for a in qkv((2,), 20, 20, 8)),
+            {"causal": True, "block_size": 8},
+            hidden=True,
+            rtol=1e-4,
+            atol=1e-6,
+        ),
     ]
 
 
-def _flash(q, k, v, causal=False, block_size=64, *, rescale_acc=True, rescale_l=True,
-           divide=True, key_end="last row", subtract_max=True, scale=True, top_left=False,
-           guard_empty=True):
+def _flash(
+    q,
+    k,
+    v,
+    causal=False,
+    block_size=64,
+    *,
+    rescale_acc=True,
+    rescale_l=True,
+    divide=True,
+    key_end="last row",
+    subtract_max=True,
+    scale=True,
+    top_left=False,
+    guard_empty=True,
+):
     """Tiled attention with one mistake switched on by a keyword (the mutants below)."""
     q, k, v = (np.asarray(a, dtype=float) for a in (q, k, v))
     n_q, n_k, block = q.shape[-2], k.shape[-2], block_size
@@ -395,15 +514,18 @@ def _flash(q, k, v, causal=False, block_size=64, *, rescale_acc=True, rescale_l=
         if not divide:
             out[..., r0:r1, :] = acc
         elif guard_empty:
-            out[..., r0:r1, :] = np.divide(acc, l[..., None], out=np.zeros_like(acc),
-                                           where=l[..., None] > 0)
+            out[..., r0:r1, :] = np.divide(
+                acc, l[..., None], out=np.zeros_like(acc), where=l[..., None] > 0
+            )
         else:
             out[..., r0:r1, :] = acc / l[..., None]
     return out
 
 
 def _flash_mutant(**mistake):
-    return lambda q, k, v, causal=False, block_size=64: _flash(q, k, v, causal, block_size, **mistake)
+    return lambda q, k, v, causal=False, block_size=64: _flash(
+        q, k, v, causal, block_size, **mistake
+    )
 
 
 def _flash_full_matrix(q, k, v, causal=False, block_size=64):
@@ -557,8 +679,13 @@ class _TritonForward:
 
         filename = f"<your {self.name}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
-        scope = {"triton": triton, "tl": tl, "load_tile": kernels.load_tile,
-                 "visible": kernels.visible, "score_block": kernels.score_block}
+        scope = {
+            "triton": triton,
+            "tl": tl,
+            "load_tile": kernels.load_tile,
+            "visible": kernels.visible,
+            "score_block": kernels.score_block,
+        }
         exec(compile(self.source, filename, "exec"), scope)  # the learner's own code
         self.inner = triton.jit(scope[self.name])
         return self.inner
@@ -572,8 +699,13 @@ class _TritonForward:
         device = "cpu" if kernels.INTERPRET else "cuda"
         try:
             out, lse = attnlab.flash_attention_triton_forward(
-                q.to(device), k.to(device), v.to(device), causal=causal, sm_scale=sm_scale,
-                inner=inner)
+                q.to(device),
+                k.to(device),
+                v.to(device),
+                causal=causal,
+                sm_scale=sm_scale,
+                inner=inner,
+            )
         except Exception as exc:
             if "NotImplementedError" in f"{type(exc).__name__}: {exc}":
                 raise NotImplementedError() from None
@@ -612,7 +744,9 @@ _sdpa_with_lse.__signature__ = inspect.signature(attnlab.flash_attention_triton_
 
 def _triton_cases():
     rng = np.random.default_rng(43)
-    extra = np.random.default_rng(143)  # the visible cases added later: the hidden inputs stay as they were
+    extra = np.random.default_rng(
+        143
+    )  # the visible cases added later: the hidden inputs stay as they were
 
     def qkv(b, h, n_q, n_k, d, scale=1.0, gen=None):
         gen = gen or rng
@@ -623,18 +757,37 @@ def _triton_cases():
         return normal(n_q), normal(n_k), gen.normal(size=(b, h, n_k, d)).astype(np.float32)
 
     return [
-        Case("B=1, H=2, 19 queries and keys, d=16 (two key blocks of 16, the second partial)",
-             qkv(1, 2, 19, 19, 16)),
+        Case(
+            "B=1, H=2, 19 queries and keys, d=16 (two key blocks of 16, the second partial)",
+            qkv(1, 2, 19, 19, 16),
+        ),
         Case("causal=True, B=2, H=1, 19 tokens, d=16", qkv(2, 1, 19, 19, 16), {"causal": True}),
-        Case("causal, 20 queries and 7 keys: the first 13 queries see no key (out 0, lse -inf)",
-             qkv(1, 1, 20, 7, 16, gen=extra), {"causal": True}),
-        Case("causal, 23 queries and 9 keys: the first 14 queries see no key (out 0, lse -inf)",
-             qkv(1, 1, 23, 9, 16), {"causal": True}, hidden=True),
-        Case("causal decoding: 1 query and 21 keys", qkv(1, 2, 1, 21, 16), {"causal": True},
-             hidden=True),
-        Case("d=24 (not a power of two), 33 queries and 20 keys", qkv(1, 1, 33, 20, 24), hidden=True),
-        Case("larger scores (q and k scaled by 3), causal", qkv(1, 1, 18, 18, 16, scale=3.0),
-             {"causal": True}, hidden=True),
+        Case(
+            "causal, 20 queries and 7 keys: the first 13 queries see no key (out 0, lse -inf)",
+            qkv(1, 1, 20, 7, 16, gen=extra),
+            {"causal": True},
+        ),
+        Case(
+            "causal, 23 queries and 9 keys: the first 14 queries see no key (out 0, lse -inf)",
+            qkv(1, 1, 23, 9, 16),
+            {"causal": True},
+            hidden=True,
+        ),
+        Case(
+            "causal decoding: 1 query and 21 keys",
+            qkv(1, 2, 1, 21, 16),
+            {"causal": True},
+            hidden=True,
+        ),
+        Case(
+            "d=24 (not a power of two), 33 queries and 20 keys", qkv(1, 1, 33, 20, 24), hidden=True
+        ),
+        Case(
+            "larger scores (q and k scaled by 3), causal",
+            qkv(1, 1, 18, 18, 16, scale=3.0),
+            {"causal": True},
+            hidden=True,
+        ),
     ]
 
 
@@ -650,15 +803,50 @@ def _build_triton_mutants():
     import triton
     import triton.language as tl
 
-    score_block = kernels.score_block  # loads a key/value block and scores it, as the library's loop
+    score_block = (
+        kernels.score_block
+    )  # loads a key/value block and scores it, as the library's loop
 
     @triton.jit
-    def no_rescale(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                   causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                   BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def no_rescale(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for start_n in range(lo, hi, BLOCK_N):
-            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
-                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
+            s, v = score_block(
+                q,
+                K,
+                V,
+                stride_kn,
+                stride_vn,
+                offs_m,
+                start_n,
+                n_k,
+                causal_offset,
+                qk_scale,
+                HEAD_DIM,
+                BLOCK_N,
+                BLOCK_D,
+                CAUSAL,
+                MASKED,
+            )
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)
@@ -669,12 +857,45 @@ def _build_triton_mutants():
         return acc, l_i, m_i
 
     @triton.jit
-    def l_not_rescaled(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                       causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                       BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def l_not_rescaled(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for start_n in range(lo, hi, BLOCK_N):
-            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
-                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
+            s, v = score_block(
+                q,
+                K,
+                V,
+                stride_kn,
+                stride_vn,
+                offs_m,
+                start_n,
+                n_k,
+                causal_offset,
+                qk_scale,
+                HEAD_DIM,
+                BLOCK_N,
+                BLOCK_D,
+                CAUSAL,
+                MASKED,
+            )
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)
@@ -685,12 +906,45 @@ def _build_triton_mutants():
         return acc, l_i, m_i
 
     @triton.jit
-    def natural_exp(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                    causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                    BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def natural_exp(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for start_n in range(lo, hi, BLOCK_N):
-            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
-                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
+            s, v = score_block(
+                q,
+                K,
+                V,
+                stride_kn,
+                stride_vn,
+                offs_m,
+                start_n,
+                n_k,
+                causal_offset,
+                qk_scale,
+                HEAD_DIM,
+                BLOCK_N,
+                BLOCK_D,
+                CAUSAL,
+                MASKED,
+            )
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp(m_i - m_shift)  # mistake: exp, but the scores are in log2 units
@@ -701,12 +955,45 @@ def _build_triton_mutants():
         return acc, l_i, m_i
 
     @triton.jit
-    def no_empty_guard(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                       causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                       BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def no_empty_guard(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for start_n in range(lo, hi, BLOCK_N):
-            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
-                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
+            s, v = score_block(
+                q,
+                K,
+                V,
+                stride_kn,
+                stride_vn,
+                offs_m,
+                start_n,
+                n_k,
+                causal_offset,
+                qk_scale,
+                HEAD_DIM,
+                BLOCK_N,
+                BLOCK_D,
+                CAUSAL,
+                MASKED,
+            )
             m_new = tl.maximum(m_i, tl.max(s, 1))
             alpha = tl.exp2(m_i - m_new)  # mistake: -inf - (-inf) = NaN for a row with no key yet
             p = tl.exp2(s - m_new[:, None])
@@ -716,12 +1003,45 @@ def _build_triton_mutants():
         return acc, l_i, m_i
 
     @triton.jit
-    def m_not_updated(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                      causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                      BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def m_not_updated(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for start_n in range(lo, hi, BLOCK_N):
-            s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
-                               qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
+            s, v = score_block(
+                q,
+                K,
+                V,
+                stride_kn,
+                stride_vn,
+                offs_m,
+                start_n,
+                n_k,
+                causal_offset,
+                qk_scale,
+                HEAD_DIM,
+                BLOCK_N,
+                BLOCK_D,
+                CAUSAL,
+                MASKED,
+            )
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)
@@ -731,9 +1051,13 @@ def _build_triton_mutants():
             # mistake: m_i = m_new is missing, so the state forgets its maximum
         return acc, l_i, m_i
 
-    _TRITON_MUTANTS.update(no_rescale=no_rescale, l_not_rescaled=l_not_rescaled,
-                           natural_exp=natural_exp, no_empty_guard=no_empty_guard,
-                           m_not_updated=m_not_updated)
+    _TRITON_MUTANTS.update(
+        no_rescale=no_rescale,
+        l_not_rescaled=l_not_rescaled,
+        natural_exp=natural_exp,
+        no_empty_guard=no_empty_guard,
+        m_not_updated=m_not_updated,
+    )
     return _TRITON_MUTANTS
 
 
@@ -761,7 +1085,7 @@ register(
         atol=2e-5,
         timeout_s=60.0,
         description="the inner loop of attnlab's Triton FlashAttention forward, checked through "
-                    "the library's kernel against torch SDPA: returns (out, lse)",
+        "the library's kernel against torch SDPA: returns (out, lse)",
         mutants=[
             Mutant(
                 "tile merge without rescale",
@@ -849,21 +1173,44 @@ def _scan_cases():
     restarts = rng.uniform(0.3, 0.9, size=(2, 15))
     restarts[:, [3, 8, 9]] = 0.0
     return [
-        Case("a = 0.5 and b = 1 at each of 8 steps (h approaches 2)", (np.full(8, 0.5), np.ones(8))),
-        Case("random a, b of shape (3, 11): three sequences of 11 steps",
-             (rng.uniform(-1, 1, (3, 11)), rng.normal(size=(3, 11)))),
+        Case(
+            "a = 0.5 and b = 1 at each of 8 steps (h approaches 2)", (np.full(8, 0.5), np.ones(8))
+        ),
+        Case(
+            "random a, b of shape (3, 11): three sequences of 11 steps",
+            (rng.uniform(-1, 1, (3, 11)), rng.normal(size=(3, 11))),
+        ),
         Case("a = 1: h is the running sum of b (10 steps)", (np.ones(10), rng.normal(size=10))),
-        Case(f"a long sequence of {long} steps (checked: no Python loop over time)",
-             (rng.uniform(0.5, 1.0, long), rng.normal(size=long))),
+        Case(
+            f"a long sequence of {long} steps (checked: no Python loop over time)",
+            (rng.uniform(0.5, 1.0, long), rng.normal(size=long)),
+        ),
         Case("a single step (L = 1)", (np.array([0.7]), np.array([2.0])), hidden=True),
-        Case("a = 0 at steps 3, 8 and 9: the state restarts there",
-             (restarts, rng.normal(size=(2, 15))), hidden=True),
-        Case("a batch (2, 3) of 13 steps with a in (-1, 1)",
-             (rng.uniform(-1, 1, (2, 3, 13)), rng.normal(size=(2, 3, 13))), hidden=True),
-        Case("a = 0.999 over 200 steps (slow decay)", (np.full(200, 0.999), rng.normal(size=200)),
-             hidden=True),
-        Case("float32 inputs, 3 x 33 steps", (rng.uniform(0, 1, (3, 33)).astype(np.float32),
-             rng.normal(size=(3, 33)).astype(np.float32)), hidden=True, rtol=1e-4, atol=1e-5),
+        Case(
+            "a = 0 at steps 3, 8 and 9: the state restarts there",
+            (restarts, rng.normal(size=(2, 15))),
+            hidden=True,
+        ),
+        Case(
+            "a batch (2, 3) of 13 steps with a in (-1, 1)",
+            (rng.uniform(-1, 1, (2, 3, 13)), rng.normal(size=(2, 3, 13))),
+            hidden=True,
+        ),
+        Case(
+            "a = 0.999 over 200 steps (slow decay)",
+            (np.full(200, 0.999), rng.normal(size=200)),
+            hidden=True,
+        ),
+        Case(
+            "float32 inputs, 3 x 33 steps",
+            (
+                rng.uniform(0, 1, (3, 33)).astype(np.float32),
+                rng.normal(size=(3, 33)).astype(np.float32),
+            ),
+            hidden=True,
+            rtol=1e-4,
+            atol=1e-5,
+        ),
     ]
 
 

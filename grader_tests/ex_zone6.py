@@ -25,8 +25,13 @@ QUIZ = attnlab.QUIZ
 def _cases(part: str):
     def cases():
         return [
-            Case(f"{question}: {entry.label}", (question,), hidden=not entry.worked,
-                 rtol=0.0 if entry.exact else None, atol=0.0 if entry.exact else None)
+            Case(
+                f"{question}: {entry.label}",
+                (question,),
+                hidden=not entry.worked,
+                rtol=0.0 if entry.exact else None,
+                atol=0.0 if entry.exact else None,
+            )
             for question, entry in QUIZ[part].items()
         ]
 
@@ -36,8 +41,11 @@ def _cases(part: str):
 def _explain(part: str):
     def diagnose(case, got, expected):
         question = case.args[0]
-        return tr("{question}, the right answer explained: {explanation}", question=question,
-                  explanation=tr(QUIZ[part][question].explanation))
+        return tr(
+            "{question}, the right answer explained: {explanation}",
+            question=question,
+            explanation=tr(QUIZ[part][question].explanation),
+        )
 
     return diagnose
 
@@ -215,8 +223,7 @@ register(
             ),
             Mutant(
                 "ratio upside down",
-                _answers_with("quiz_efficiency",
-                              c3=1 / attnlab.quiz_efficiency("c3")),
+                _answers_with("quiz_efficiency", c3=1 / attnlab.quiz_efficiency("c3")),
                 "c3: the ratio is standard / FlashAttention, which is larger than 1: "
                 "FlashAttention moves fewer bytes.",
             ),

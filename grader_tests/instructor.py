@@ -35,19 +35,32 @@ from .sandbox import Limits
 __all__ = ["GradeResult", "grade_assignment", "main"]
 
 # any line that shows nbgrader working on a student's submission (the first one starts it)
-_WORKING = re.compile(r"(?:Sanitizing|Converting notebook|Autograding) (?P<path>.*?)/(?:submitted|autograded)/"
-                      r"(?P<student>[^/]+)/")
-_FAILED = re.compile(r"There was an error processing assignment:? '?(?P<path>.*?)/submitted/(?P<student>[^/]+)/")
+_WORKING = re.compile(
+    r"(?:Sanitizing|Converting notebook|Autograding) (?P<path>.*?)/(?:submitted|autograded)/"
+    r"(?P<student>[^/]+)/"
+)
+_FAILED = re.compile(
+    r"There was an error processing assignment:? '?(?P<path>.*?)/submitted/(?P<student>[^/]+)/"
+)
 _REASONS = [
-    ("Kernel died", "the kernel died while running the notebook (os._exit, a crash, or out of memory)"),
-    ("DeadKernelError", "the kernel died while running the notebook (os._exit, a crash, or out of memory)"),
+    (
+        "Kernel died",
+        "the kernel died while running the notebook (os._exit, a crash, or out of memory)",
+    ),
+    (
+        "DeadKernelError",
+        "the kernel died while running the notebook (os._exit, a crash, or out of memory)",
+    ),
     ("CellTimeoutError", "a cell ran past the time limit and the kernel could not be interrupted"),
     ("TimeoutError", "the notebook ran past the time limit"),
     ("NotJSONError", "the submitted file is not a valid notebook"),
     ("JSONDecodeError", "the submitted file is not a valid notebook"),
     ("ValidationError", "the submitted notebook is malformed"),
-    ("nbgrader metadata format", "the notebook's nbgrader cell metadata is not the course's "
-                                               "(an edited or forged graded cell)"),
+    (
+        "nbgrader metadata format",
+        "the notebook's nbgrader cell metadata is not the course's "
+        "(an edited or forged graded cell)",
+    ),
 ]
 
 
@@ -92,9 +105,15 @@ def _sandbox_args(unsafe: bool) -> list[str]:
 
 
 def _nbgrader(course_dir: Path, *args: str, log_level: str = "WARN") -> subprocess.CompletedProcess:
+    # -P: the course directory is not put on sys.path, so the installed graders run, never a
+    # `grader_tests` folder that happens to sit in the course directory.
     return subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args, f"--log-level={log_level}"],
-        cwd=course_dir, env=_env(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        [sys.executable, "-P", "-m", "nbgrader", *args, f"--log-level={log_level}"],
+        cwd=course_dir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -132,7 +151,11 @@ def _reason(log_lines: list[str]) -> str:
         if needle in text:
             return reason
     errors = [line for line in log_lines if "Error" in line or "ERROR" in line]
-    return f"nbgrader could not grade it ({errors[-1].strip()[:160]})" if errors else "nbgrader could not grade it"
+    return (
+        f"nbgrader could not grade it ({errors[-1].strip()[:160]})"
+        if errors
+        else "nbgrader could not grade it"
+    )
 
 
 def _ensure_zero_submission(course_dir: Path, assignment: str, student: str) -> None:
@@ -172,8 +195,11 @@ def sandbox_limits(course_dir: Path, workers: int) -> Limits:
         total = 16 * 2**30
     share = int(total * 0.9 / max(1, workers))
     wanted = int(step.address_space_gib * 2**30)
-    return Limits(address_space_bytes=max(min(6 * 2**30, wanted), min(wanted, share)),
-                  wall_seconds=step.wall_seconds, cell_timeout_s=int(step.timeout or 120))
+    return Limits(
+        address_space_bytes=max(min(6 * 2**30, wanted), min(wanted, share)),
+        wall_seconds=step.wall_seconds,
+        cell_timeout_s=int(step.timeout or 120),
+    )
 
 
 def _log_line(course_dir: Path):
@@ -184,18 +210,29 @@ def _log_line(course_dir: Path):
     log.parent.mkdir(parents=True, exist_ok=True)
 
     def write(task, outcome: dict) -> None:
-        ended = ("timed out" if outcome.get("timed_out") else outcome.get("error")
-                 or f"exit {outcome.get('returncode')}")
+        ended = (
+            "timed out"
+            if outcome.get("timed_out")
+            else outcome.get("error") or f"exit {outcome.get('returncode')}"
+        )
         with open(log, "a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {task.assignment}  {task.student}  "
-                     f"{task.notebook}  {float(outcome.get('wall_s') or 0):.1f} s  {ended}\n")
+            fh.write(
+                f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {task.assignment}  {task.student}  "
+                f"{task.notebook}  {float(outcome.get('wall_s') or 0):.1f} s  {ended}\n"
+            )
 
     return write
 
 
-def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
-                     progress: bool = True, unsafe_no_sandbox: bool = False, workers: int = 1,
-                     scheduler: str | None = None) -> list[GradeResult]:
+def grade_assignment(
+    course_dir: Path,
+    assignment: str,
+    collect: bool = False,
+    progress: bool = True,
+    unsafe_no_sandbox: bool = False,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> list[GradeResult]:
     """Collect (optionally) and autograde every submission of `assignment`; never lose one.
 
     The notebooks run first, `workers` at a time (or on a Dask cluster at `scheduler`), each
@@ -210,23 +247,43 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
         out = _nbgrader(course_dir, "collect", assignment, "--update")
         if out.returncode != 0:
             raise RuntimeError(f"nbgrader collect {assignment} failed:\n{out.stderr[-2000:]}")
-    students = sorted(p.parent.name for p in (course_dir / "submitted").glob(f"*/{assignment}") if p.is_dir())
+    students = sorted(
+        p.parent.name for p in (course_dir / "submitted").glob(f"*/{assignment}") if p.is_dir()
+    )
     if not students:
         return []
     linked = {s: _links_in(course_dir / "submitted" / s / assignment) for s in students}
     linked = {s: links for s, links in linked.items() if links}
-    tasks = plan_tasks(course_dir, assignment, [s for s in students if s not in linked],
-                       sandbox_limits(course_dir, workers), unsafe_no_sandbox)
-    run_tasks(course_dir, tasks, workers=workers, scheduler=scheduler, progress=progress,
-              on_done=_log_line(course_dir))
+    tasks = plan_tasks(
+        course_dir,
+        assignment,
+        [s for s in students if s not in linked],
+        sandbox_limits(course_dir, workers),
+        unsafe_no_sandbox,
+    )
+    run_tasks(
+        course_dir,
+        tasks,
+        workers=workers,
+        scheduler=scheduler,
+        progress=progress,
+        on_done=_log_line(course_dir),
+    )
     # nbgrader stops the whole run at some errors of one submission (a graded cell with forged
     # nbgrader metadata raises SchemaTooOldError): then it runs again for those not reached yet.
     pending = [s for s in students if s not in linked]
     failed: dict[str, list[str]] = {}
-    with tqdm(total=len(pending), desc=f"autograde {assignment}", unit="sub", disable=not progress) as bar:
+    with tqdm(
+        total=len(pending), desc=f"autograde {assignment}", unit="sub", disable=not progress
+    ) as bar:
         while pending:
-            seen, lines, errors = _autograde(course_dir, assignment, unsafe_no_sandbox,
-                                             [s for s in students if s not in pending], bar)
+            seen, lines, errors = _autograde(
+                course_dir,
+                assignment,
+                unsafe_no_sandbox,
+                [s for s in students if s not in pending],
+                bar,
+            )
             failed.update(errors)
             graded = {s for s in pending if (course_dir / "autograded" / s / assignment).is_dir()}
             stopped = [s for s in seen if s in pending and s not in graded and s not in errors]
@@ -242,7 +299,9 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
         if student in linked:
             _ensure_zero_submission(course_dir, assignment, student)
             _, max_score = _scores(course_dir, assignment, student)
-            reason = "the submission holds symbolic links, which are not graded: " + ", ".join(linked[student][:5])
+            reason = "the submission holds symbolic links, which are not graded: " + ", ".join(
+                linked[student][:5]
+            )
             results.append(GradeResult(assignment, student, 0.0, max_score, "graded 0", reason))
         elif student in failed or not notebook_dir.is_dir():
             _ensure_zero_submission(course_dir, assignment, student)
@@ -252,21 +311,41 @@ def grade_assignment(course_dir: Path, assignment: str, collect: bool = False,
         else:
             score, max_score = _scores(course_dir, assignment, student)
             ended, flags = _review(course_dir, assignment, student)
-            results.append(GradeResult(assignment, student, score, max_score, "graded", ended, flags))
+            results.append(
+                GradeResult(assignment, student, score, max_score, "graded", ended, flags)
+            )
     return results
 
 
-def _autograde(course_dir: Path, assignment: str, unsafe_no_sandbox: bool, exclude: list[str],
-               bar) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
+def _autograde(
+    course_dir: Path, assignment: str, unsafe_no_sandbox: bool, exclude: list[str], bar
+) -> tuple[list[str], dict[str, list[str]], dict[str, list[str]]]:
     """One `nbgrader autograde` run (students in `exclude` left out); returns the students it
     started, in order, the log lines of each, and those it reported as failed (with their lines)."""
-    cmd = [sys.executable, "-m", "nbgrader", "autograde", assignment, "--force", "--create",
-           "--log-level=INFO", *_sandbox_args(unsafe_no_sandbox),
-           f"--SandboxedExecute.cache_dir={course_dir}"]
+    cmd = [
+        sys.executable,
+        "-P",  # the installed graders, not a `grader_tests` folder in the course directory
+        "-m",
+        "nbgrader",
+        "autograde",
+        assignment,
+        "--force",
+        "--create",
+        "--log-level=INFO",
+        *_sandbox_args(unsafe_no_sandbox),
+        f"--SandboxedExecute.cache_dir={course_dir}",
+    ]
     if exclude:
         cmd.append("--CourseDirectory.student_id_exclude=" + ",".join(sorted(exclude)))
-    proc = subprocess.Popen(cmd, cwd=course_dir, env=_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=course_dir,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     seen: list[str] = []
     lines: dict[str, list[str]] = {}
     failed: dict[str, list[str]] = {}
@@ -296,7 +375,9 @@ def _table(results: list[GradeResult]) -> str:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = []
     for k, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+        lines.append(
+            "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+        )
         if k == 0:
             lines.append("-" * (sum(widths) + 6 + 6))
     return "\n".join(lines)
@@ -308,15 +389,29 @@ def main(argv=None) -> int:
     )
     parser.add_argument("assignments", nargs="*", help="assignment names, e.g. 00_quickstart")
     parser.add_argument("--all", action="store_true", help="every assignment in the source folder")
-    parser.add_argument("--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory")
-    parser.add_argument("--collect", action="store_true", help="run `nbgrader collect` first (exchange)")
+    parser.add_argument(
+        "--course-dir", type=Path, default=Path.cwd(), help="nbgrader course directory"
+    )
+    parser.add_argument(
+        "--collect", action="store_true", help="run `nbgrader collect` first (exchange)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="notebooks run side by side, each in its own sandbox (default: the number of cores)")
-    parser.add_argument("--scheduler", default=None,
-                        help="run the notebooks on a Dask distributed cluster, e.g. tcp://host:8786")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="run submissions without the bubblewrap sandbox (only for code you trust)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="notebooks run side by side, each in its own sandbox (default: the number of cores)",
+    )
+    parser.add_argument(
+        "--scheduler",
+        default=None,
+        help="run the notebooks on a Dask distributed cluster, e.g. tcp://host:8786",
+    )
+    parser.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="run submissions without the bubblewrap sandbox (only for code you trust)",
+    )
     args = parser.parse_args(argv)
     if not args.unsafe_no_sandbox:
         from .sandbox import SandboxUnavailable, check_bwrap_works
@@ -329,16 +424,23 @@ def main(argv=None) -> int:
     course_dir = args.course_dir.resolve()
     assignments = list(args.assignments)
     if args.all:
-        assignments += sorted(p.name for p in (course_dir / _source_dir(course_dir)).iterdir() if p.is_dir())
+        assignments += sorted(
+            p.name for p in (course_dir / _source_dir(course_dir)).iterdir() if p.is_dir()
+        )
     if not assignments:
         parser.error("name at least one assignment, or pass --all")
     start = time.perf_counter()
     results: list[GradeResult] = []
     for assignment in assignments:
-        results += grade_assignment(course_dir, assignment, collect=args.collect,
-                                    progress=not args.no_progress,
-                                    unsafe_no_sandbox=args.unsafe_no_sandbox,
-                                    workers=args.workers, scheduler=args.scheduler)
+        results += grade_assignment(
+            course_dir,
+            assignment,
+            collect=args.collect,
+            progress=not args.no_progress,
+            unsafe_no_sandbox=args.unsafe_no_sandbox,
+            workers=args.workers,
+            scheduler=args.scheduler,
+        )
     elapsed = time.perf_counter() - start
     export_tmp = course_dir / ".grades.csv.tmp"
     export = _nbgrader(course_dir, "export", f"--to={export_tmp}")
@@ -349,18 +451,24 @@ def main(argv=None) -> int:
 
     def write_report(fh) -> None:
         writer = csv.writer(fh)
-        writer.writerow(["assignment", "student", "score", "max_score", "status", "reason", "flags"])
+        writer.writerow(
+            ["assignment", "student", "score", "max_score", "status", "reason", "flags"]
+        )
         for r in results:
-            writer.writerow([r.assignment, r.student, r.score, r.max_score, r.status, r.reason, r.flags])
+            writer.writerow(
+                [r.assignment, r.student, r.score, r.max_score, r.status, r.reason, r.flags]
+            )
 
     _write_atomically(course_dir / "grading_report.csv", write_report)
     print(_table(results))
     zeros = sum(1 for r in results if r.status != "graded")
     rate = len(results) / (elapsed / 60) if elapsed > 0 else float("nan")
     flagged = sum(1 for r in results if r.flags)
-    print(f"\n{len(results)} submissions graded in {elapsed:.0f} s ({rate:.1f} per minute); "
-          f"{zeros} recorded as 0 because they could not be run; {flagged} flagged for review "
-          "(see the flags column of grading_report.csv).")
+    print(
+        f"\n{len(results)} submissions graded in {elapsed:.0f} s ({rate:.1f} per minute); "
+        f"{zeros} recorded as 0 because they could not be run; {flagged} flagged for review "
+        "(see the flags column of grading_report.csv)."
+    )
     print(f"grades: {course_dir / 'grades.csv'}   report: {course_dir / 'grading_report.csv'}")
     return 0
 

@@ -52,7 +52,10 @@ def encode(value: Any, arrays: dict[str, np.ndarray], depth: int = 0) -> Any:
     if kind in (tuple, list) and depth < MAX_DEPTH:
         return {"type": kind.__name__, "items": [encode(v, arrays, depth + 1) for v in value]}
     if kind is dict and depth < MAX_DEPTH and all(type(k) is str for k in value):
-        return {"type": "dict", "items": {k: encode(v, arrays, depth + 1) for k, v in value.items()}}
+        return {
+            "type": "dict",
+            "items": {k: encode(v, arrays, depth + 1) for k, v in value.items()},
+        }
     return {"type": "object", "name": getattr(kind, "__qualname__", "?")}
 
 
@@ -108,7 +111,9 @@ def read_record(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
         names = zf.namelist()
         total = sum(info.file_size for info in zf.infolist())
         if total > 4 * MAX_RECORD_BYTES:
-            raise ValueError(f"{path.name}: expands to more than {4 * MAX_RECORD_BYTES // 2**20} MiB")
+            raise ValueError(
+                f"{path.name}: expands to more than {4 * MAX_RECORD_BYTES // 2**20} MiB"
+            )
         record = json.loads(zf.read("record.json"))
     arrays = {}
     with np.load(path, allow_pickle=False) as npz:
@@ -118,4 +123,3 @@ def read_record(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     if not isinstance(record, dict):
         raise ValueError(f"{path.name}: malformed record")
     return record, arrays
-

@@ -48,10 +48,19 @@ def _outcome(fn: Callable, case: Case, timeout_s: float, arrays: dict, library: 
     except _Timeout:
         return {"status": "timeout", "attnlab_calls": sorted(called)}
     except BaseException as exc:
-        learner = [f for f in traceback.extract_tb(exc.__traceback__) if "grader_tests" not in f.filename]
-        where = f"{learner[-1].name}, line {learner[-1].lineno}: {learner[-1].line}" if learner else ""
-        return {"status": "raised", "type": type(exc).__name__, "message": str(exc)[:2000],
-                "where": where[:300], "attnlab_calls": sorted(called)}
+        learner = [
+            f for f in traceback.extract_tb(exc.__traceback__) if "grader_tests" not in f.filename
+        ]
+        where = (
+            f"{learner[-1].name}, line {learner[-1].lineno}: {learner[-1].line}" if learner else ""
+        )
+        return {
+            "status": "raised",
+            "type": type(exc).__name__,
+            "message": str(exc)[:2000],
+            "where": where[:300],
+            "attnlab_calls": sorted(called),
+        }
     finally:
         sys.setprofile(previous)
     return {"status": "returned", "value": encode(value, arrays), "attnlab_calls": sorted(called)}

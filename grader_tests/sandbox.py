@@ -66,7 +66,9 @@ def grading_mode() -> bool:
 
     nbgrader sets NBGRADER_EXECUTION for the kernels it starts, never for a learner's own.
     """
-    return bool(os.environ.get("NBGRADER_EXECUTION")) or os.environ.get("ATTNLAB_GRADING", "") == "1"
+    return (
+        bool(os.environ.get("NBGRADER_EXECUTION")) or os.environ.get("ATTNLAB_GRADING", "") == "1"
+    )
 
 
 def recording_dir() -> Path | None:
@@ -114,13 +116,18 @@ def _python_roots() -> list[str]:
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     # every site-packages folder this Python uses (a venv on top of another one, a user site),
     # never the current folder or PYTHONPATH entries, which may be the course directory
-    roots |= {os.path.realpath(p) for p in sys.path
-              if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)}
+    roots |= {
+        os.path.realpath(p)
+        for p in sys.path
+        if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)
+    }
     for module in (attnlab, grader_tests):
         roots.add(os.path.realpath(Path(module.__file__).parent))
     # Nested folders are covered by their parent; bind each once, parents first.
     ordered = sorted(roots, key=len)
-    return [r for i, r in enumerate(ordered) if not any(r.startswith(p + os.sep) for p in ordered[:i])]
+    return [
+        r for i, r in enumerate(ordered) if not any(r.startswith(p + os.sep) for p in ordered[:i])
+    ]
 
 
 def _bwrap_argv(work: Path, env: dict[str, str], inner: list[str]) -> list[str]:
@@ -129,10 +136,19 @@ def _bwrap_argv(work: Path, env: dict[str, str], inner: list[str]) -> list[str]:
         raise SandboxUnavailable(INSTALL_HINT)
     argv = [
         bwrap,
-        "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
-        "--die-with-parent", "--new-session",
-        "--ro-bind", "/usr", "/usr",
-        "--ro-bind", "/etc", "/etc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+        "--ro-bind",
+        "/usr",
+        "/usr",
+        "--ro-bind",
+        "/etc",
+        "/etc",
     ]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         target = Path("/") / name
@@ -144,15 +160,23 @@ def _bwrap_argv(work: Path, env: dict[str, str], inner: list[str]) -> list[str]:
     # bound on top of it instead of being hidden by it.
     argv += ["--perms", "1777", "--tmpfs", "/tmp"]
     roots = _python_roots()
-    ancestors = sorted({str(a) for r in roots for a in Path(r).parents if str(a) not in ("/", "/tmp")},
-                       key=len)
+    ancestors = sorted(
+        {str(a) for r in roots for a in Path(r).parents if str(a) not in ("/", "/tmp")}, key=len
+    )
     for folder in ancestors:  # traversable by the sandbox's user, whatever the host's modes
         argv += ["--perms", "0755", "--dir", folder]
     for root in roots:
         argv += ["--ro-bind", root, root]
     argv += [
-        "--proc", "/proc", "--dev", "/dev",
-        "--bind", str(work), WORK, "--chdir", WORK,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--bind",
+        str(work),
+        WORK,
+        "--chdir",
+        WORK,
         "--clearenv",
     ]
     if os.geteuid() == 0:  # keep just what is needed to drop to the sandbox's own uid
@@ -184,9 +208,15 @@ def _sandbox_env(limits: Limits) -> dict[str, str]:
     }
 
 
-def run_notebook_sandboxed(notebook_json: str, files: dict[str, bytes], work_root: Path,
-                           limits: Limits | None = None, slot: int = 0,
-                           unsafe_no_sandbox: bool = False, lang: str | None = None) -> SandboxResult:
+def run_notebook_sandboxed(
+    notebook_json: str,
+    files: dict[str, bytes],
+    work_root: Path,
+    limits: Limits | None = None,
+    slot: int = 0,
+    unsafe_no_sandbox: bool = False,
+    lang: str | None = None,
+) -> SandboxResult:
     """Execute one submission's notebook in a fresh sandbox; return how it ended.
 
     `notebook_json` is the notebook to run (its locked cells already restored by nbgrader);
@@ -209,32 +239,54 @@ def run_notebook_sandboxed(notebook_json: str, files: dict[str, bytes], work_roo
     if os.geteuid() == 0 and not unsafe_no_sandbox:
         for path in [work, results, *work.iterdir()]:
             os.chown(path, uid, uid)
-    inner = [sys.executable, "-I", "-m", "grader_tests.sandbox", "run",
-             "--limits", json.dumps(asdict(limits)),
-             "submission.ipynb", "executed.ipynb"]
+    inner = [
+        sys.executable,
+        "-I",
+        "-m",
+        "grader_tests.sandbox",
+        "run",
+        "--limits",
+        json.dumps(asdict(limits)),
+        "submission.ipynb",
+        "executed.ipynb",
+    ]
     if os.geteuid() == 0:
         inner[5:5] = ["--uid", str(uid)]
     # The grader's language (ATTNLAB_LANG): what the notebook prints agrees with the feedback.
     env = {**_sandbox_env(limits), "ATTNLAB_LANG": lang or language()}
     if unsafe_no_sandbox:
         env = {**env, "ATTNLAB_RESULTS_DIR": str(results)}
-        argv, cwd = inner[:-2] + [str(work / "submission.ipynb"), str(work / "executed.ipynb")], work
+        argv, cwd = (
+            inner[:-2] + [str(work / "submission.ipynb"), str(work / "executed.ipynb")],
+            work,
+        )
         argv = [a for a in argv if a != "-I"]
         (work / ".home").mkdir()
-        env.update(HOME=str(work / ".home"), MPLCONFIGDIR=str(work / ".home/mpl"),
-                   IPYTHONDIR=str(work / ".home/ipython"), JUPYTER_RUNTIME_DIR=str(work / ".home/rt"),
-                   TMPDIR=str(work / ".home"))
+        env.update(
+            HOME=str(work / ".home"),
+            MPLCONFIGDIR=str(work / ".home/mpl"),
+            IPYTHONDIR=str(work / ".home/ipython"),
+            JUPYTER_RUNTIME_DIR=str(work / ".home/rt"),
+            TMPDIR=str(work / ".home"),
+        )
         if "--uid" in argv:
             i = argv.index("--uid")
-            del argv[i:i + 2]
+            del argv[i : i + 2]
     else:
         argv, cwd = _bwrap_argv(work, env, inner), None
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     log_path = work.parent / f"{work.name}.log"
     start = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         timed_out = False
         try:
             proc.wait(timeout=limits.wall_seconds)
@@ -249,8 +301,14 @@ def run_notebook_sandboxed(notebook_json: str, files: dict[str, bytes], work_roo
     log_path.unlink()
     executed = work / "executed.ipynb"
     ok = executed.is_file() and not executed.is_symlink()
-    return SandboxResult(proc.returncode if not timed_out else -9, timed_out, wall,
-                         executed if ok else None, results, log_text)
+    return SandboxResult(
+        proc.returncode if not timed_out else -9,
+        timed_out,
+        wall,
+        executed if ok else None,
+        results,
+        log_text,
+    )
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -268,7 +326,8 @@ def check_bwrap_works() -> None:
         raise SandboxUnavailable(INSTALL_HINT)
     probe = subprocess.run(
         [bwrap_path(), "--unshare-pid", "--unshare-net", "--ro-bind", "/", "/", "--", "true"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if probe.returncode != 0:
         raise SandboxUnavailable(
@@ -283,7 +342,15 @@ def check_bwrap_works() -> None:
 
 
 def _drop_privileges(uid: int) -> None:
-    """As root inside bwrap: become the sandbox's own unprivileged user (no capabilities left)."""
+    """As root inside bwrap: become the sandbox's own unprivileged user (no capabilities left).
+
+    The private home (in the sandbox's own /tmp) is handed to that user first: importing the
+    graders as root may already have written there (matplotlib's font cache)."""
+    for var in ("HOME", "MPLCONFIGDIR", "IPYTHONDIR", "JUPYTER_RUNTIME_DIR"):
+        os.makedirs(os.environ[var], exist_ok=True)
+    for folder, _, names in os.walk(os.environ["HOME"]):
+        for path in [folder, *(os.path.join(folder, n) for n in names)]:
+            os.chown(path, uid, uid, follow_symlinks=False)
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
@@ -332,11 +399,19 @@ def _run(args: argparse.Namespace) -> int:
 
     nb = nbformat.read(args.notebook, as_version=4)
     client = NotebookClient(
-        nb, timeout=limits.cell_timeout_s, allow_errors=True, interrupt_on_timeout=True,
-        kernel_name="python3", resources={"metadata": {"path": os.getcwd()}},
-        error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran past {limits.cell_timeout_s} s",
-                          "traceback": [f"CellTimeoutError: the cell ran past {limits.cell_timeout_s} s "
-                                        "and was interrupted"]},
+        nb,
+        timeout=limits.cell_timeout_s,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        kernel_name="python3",
+        resources={"metadata": {"path": os.getcwd()}},
+        error_on_timeout={
+            "ename": "CellTimeoutError",
+            "evalue": f"the cell ran past {limits.cell_timeout_s} s",
+            "traceback": [
+                f"CellTimeoutError: the cell ran past {limits.cell_timeout_s} s and was interrupted"
+            ],
+        },
         extra_arguments=["--HistoryManager.hist_file=:memory:"],
     )
     try:

@@ -58,15 +58,23 @@ def judge_outcomes(name: str, outcomes: list, arrays: dict) -> Verdict:
     ex = REGISTRY[name]
     cases = ex.cases()
     if len(outcomes) != len(cases):
-        return Verdict(name, False, tr("{name}: the grading record is incomplete ({n} of {total} "
-                                       "inputs); graded 0.", name=name, n=len(outcomes),
-                                       total=len(cases)))
+        return Verdict(
+            name,
+            False,
+            tr(
+                "{name}: the grading record is incomplete ({n} of {total} inputs); graded 0.",
+                name=name,
+                n=len(outcomes),
+                total=len(cases),
+            ),
+        )
     flags = []
     ref_id = _reference_id(ex)
     for case, outcome in zip(cases, outcomes):
         if not isinstance(outcome, dict):
-            return Verdict(name, False, tr("{name}: the grading record is malformed; graded 0.",
-                                           name=name))
+            return Verdict(
+                name, False, tr("{name}: the grading record is malformed; graded 0.", name=name)
+            )
         if ref_id and ref_id in (outcome.get("attnlab_calls") or []):
             flag = f"attnlab.{name} ran inside the learner's {name}"
             if flag not in flags:
@@ -75,33 +83,61 @@ def judge_outcomes(name: str, outcomes: list, arrays: dict) -> Verdict:
         rtol = ex.rtol if case.rtol is None else case.rtol
         atol = ex.atol if case.atol is None else case.atol
         if status == "timeout":
-            return Verdict(name, False, tr("{name}: took longer than {seconds} s on input: {case}. "
-                                           "Look for an infinite loop.", name=name,
-                                           seconds=format(ex.timeout_s, "g"), case=tr(case.label)), flags)
+            return Verdict(
+                name,
+                False,
+                tr(
+                    "{name}: took longer than {seconds} s on input: {case}. "
+                    "Look for an infinite loop.",
+                    name=name,
+                    seconds=format(ex.timeout_s, "g"),
+                    case=tr(case.label),
+                ),
+                flags,
+            )
         if status == "raised":
             exc_type, text = str(outcome.get("type", "Exception")), str(outcome.get("message", ""))
             where = str(outcome.get("where", ""))
             if exc_type == "NotImplementedError":
                 return Verdict(name, False, tr("{name}: not implemented yet.", name=name), flags)
-            message = (f"{name} raised {exc_type}: {text}" + (f" (in {where})" if where else "")
-                       + "\n" + tr("  on input: {case}", case=tr(case.label)))
-            for hint in _mutant_hints_for_exception(ex.mutants, case, _as_exception(exc_type, text)):
+            message = (
+                f"{name} raised {exc_type}: {text}"
+                + (f" (in {where})" if where else "")
+                + "\n"
+                + tr("  on input: {case}", case=tr(case.label))
+            )
+            for hint in _mutant_hints_for_exception(
+                ex.mutants, case, _as_exception(exc_type, text)
+            ):
                 message += "\n" + tr("  Likely mistake: {hint}", hint=hint)
             return Verdict(name, False, message, flags)
         if status != "returned":
-            return Verdict(name, False, tr("{name}: the grading record is malformed; graded 0.",
-                                           name=name), flags)
+            return Verdict(
+                name,
+                False,
+                tr("{name}: the grading record is malformed; graded 0.", name=name),
+                flags,
+            )
         try:
             got = decode(outcome.get("value"), arrays)
         except (ValueError, TypeError, OverflowError) as exc:
-            return Verdict(name, False, tr("{name}: the recorded output could not be read ({error}).",
-                                           name=name, error=exc), flags)
+            return Verdict(
+                name,
+                False,
+                tr(
+                    "{name}: the recorded output could not be read ({error}).", name=name, error=exc
+                ),
+                flags,
+            )
         expected = _expected(ex, case)
         problem = compare(expected, got, rtol, atol, ex.check_dtype)
         if problem is not None:
-            return Verdict(name, False, failure_message(ex, case, expected, got, problem, rtol, atol), flags)
-    return Verdict(name, True, tr("{name}: all checks passed, hidden ones included.", name=name),
-                   flags)
+            return Verdict(
+                name, False, failure_message(ex, case, expected, got, problem, rtol, atol), flags
+            )
+    return Verdict(
+        name, True, tr("{name}: all checks passed, hidden ones included.", name=name), flags
+    )
 
 
 def _as_exception(type_name: str, message: str) -> BaseException:
@@ -121,23 +157,47 @@ def judge_record(name: str, results_dir: Path) -> Verdict:
     if name not in REGISTRY:
         return Verdict(name, False, tr("{name}: unknown exercise; graded 0.", name=name))
     if not path.exists():
-        return Verdict(name, False, tr("{name}: this check did not run (the notebook stopped or the "
-                                       "function `{name}` was not defined when its test cell ran); "
-                                       "graded 0.", name=name))
+        return Verdict(
+            name,
+            False,
+            tr(
+                "{name}: this check did not run (the notebook stopped or the "
+                "function `{name}` was not defined when its test cell ran); "
+                "graded 0.",
+                name=name,
+            ),
+        )
     try:
         record, arrays = read_record(path)
     except Exception as exc:
-        return Verdict(name, False, tr("{name}: the grading record could not be read ({error}); "
-                                       "graded 0.", name=name,
-                                       error=type(exc).__name__ + ": " + str(exc)[:200]))
+        return Verdict(
+            name,
+            False,
+            tr(
+                "{name}: the grading record could not be read ({error}); graded 0.",
+                name=name,
+                error=type(exc).__name__ + ": " + str(exc)[:200],
+            ),
+        )
     if record.get("exercise") != name:
-        return Verdict(name, False, tr("{name}: the grading record names another exercise; graded 0.",
-                                       name=name))
+        return Verdict(
+            name,
+            False,
+            tr("{name}: the grading record names another exercise; graded 0.", name=name),
+        )
     if record.get("callable") is not True:
-        return Verdict(name, False, tr("{name}: expected a function, got {kind}. Did you overwrite it?",
-                                       name=name, kind=str(record.get("type"))[:60]))
+        return Verdict(
+            name,
+            False,
+            tr(
+                "{name}: expected a function, got {kind}. Did you overwrite it?",
+                name=name,
+                kind=str(record.get("type"))[:60],
+            ),
+        )
     outcomes = record.get("outcomes")
     if not isinstance(outcomes, list):
-        return Verdict(name, False, tr("{name}: the grading record is malformed; graded 0.",
-                                       name=name))
+        return Verdict(
+            name, False, tr("{name}: the grading record is malformed; graded 0.", name=name)
+        )
     return judge_outcomes(name, outcomes, arrays)

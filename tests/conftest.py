@@ -12,10 +12,17 @@ import pytest
 # `make course` with it, as a learner's shell would (no ATTNLAB_STATIC, no MPLBACKEND=Agg).
 # pytest-xdist workers inherit the controller's environment, defaults included, so the names
 # this file added are passed on in ATTNLAB_TEST_ADDED and taken out again there.
-_DEFAULTS = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "MPLBACKEND": "Agg", "ATTNLAB_STATIC": "1"}
+_DEFAULTS = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "MPLBACKEND": "Agg",
+    "ATTNLAB_STATIC": "1",
+}
 _added = [n for n in os.environ.get("ATTNLAB_TEST_ADDED", "").split(",") if n]
 _added += [n for n in _DEFAULTS if n not in os.environ]
-USER_ENVIRON = {k: v for k, v in os.environ.items() if k not in _added and k != "ATTNLAB_TEST_ADDED"}
+USER_ENVIRON = {
+    k: v for k, v in os.environ.items() if k not in _added and k != "ATTNLAB_TEST_ADDED"
+}
 for _name, _value in _DEFAULTS.items():
     os.environ.setdefault(_name, _value)
 os.environ["ATTNLAB_TEST_ADDED"] = ",".join(dict.fromkeys(_added))
@@ -52,6 +59,7 @@ def _one_torch_thread():
 
     with torch_threads(1):
         yield
+
 
 _ROWS: dict[str, list] = {"mutant": [], "notebook_seconds": [], "summary_line": []}
 
@@ -99,7 +107,10 @@ def pytest_terminal_summary(terminalreporter):
 
 # The two longest tests (class of 40, whole course) start first, one on each worker:
 # pytest-xdist's worksteal mode hands each worker one contiguous half of the test list.
-_LONGEST = ["test_five_students_hand_in_the_whole_course", "test_a_class_of_40_through_the_exchange"]
+_LONGEST = [
+    "test_five_students_hand_in_the_whole_course",
+    "test_a_class_of_40_through_the_exchange",
+]
 
 
 def pytest_collection_modifyitems(config, items):

@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK_FILE = Path(tempfile.gettempdir()) / f"attnlab-course-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:12]}.lock"
+LOCK_FILE = (
+    Path(tempfile.gettempdir())
+    / f"attnlab-course-{hashlib.sha1(str(ROOT).encode()).hexdigest()[:12]}.lock"
+)
 
 
 @contextlib.contextmanager

@@ -58,15 +58,29 @@ def skip_reason() -> str | None:
         if not shutil.which(tool):
             return f"{tool} is not installed"
     if not shutil.which("jupyterhub-singleuser", path=str(VENV / "bin")):
-        return "jupyterhub is not installed in the virtual environment (it is part of the dev extra)"
+        return (
+            "jupyterhub is not installed in the virtual environment (it is part of the dev extra)"
+        )
     return None
 
 
 def ensure_proxy() -> Path:
     """configurable-http-proxy, installed from npm into the virtual environment's node/ folder."""
     if not PROXY.exists():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(VENV / "node"),
-                        "configurable-http-proxy"], check=True, capture_output=True, timeout=600)
+        subprocess.run(
+            [
+                "npm",
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(VENV / "node"),
+                "configurable-http-proxy",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
     return PROXY
 
 
@@ -124,29 +138,57 @@ class Deployment:
     def user_env(self, user: str) -> dict[str, str]:
         """The environment the hub gives a user's server (and so their terminals)."""
         return {
-            "HOME": str(self.home(user)), "USER": user, "LOGNAME": user, "SHELL": "/bin/bash",
-            "LANG": "C.UTF-8", "JUPYTER_CONFIG_PATH": self.config_path(user),
-            "PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+            "HOME": str(self.home(user)),
+            "USER": user,
+            "LOGNAME": user,
+            "SHELL": "/bin/bash",
+            "LANG": "C.UTF-8",
+            "JUPYTER_CONFIG_PATH": self.config_path(user),
+            "PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin",
+            "OMP_NUM_THREADS": "1",
         }
 
-    def as_user(self, user: str, *args: str, cwd: Path | None = None, input: str | None = None,
-                timeout: float = 1800) -> subprocess.CompletedProcess:
+    def as_user(
+        self,
+        user: str,
+        *args: str,
+        cwd: Path | None = None,
+        input: str | None = None,
+        timeout: float = 1800,
+    ) -> subprocess.CompletedProcess:
         """Run a command as `user`, with the environment of their hub server (runuser)."""
         env = [f"{k}={v}" for k, v in self.user_env(user).items()]
-        return subprocess.run(["runuser", "-u", user, "--", "env", "-i", *env, *args],
-                              cwd=cwd or self.home(user), input=input, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            ["runuser", "-u", user, "--", "env", "-i", *env, *args],
+            cwd=cwd or self.home(user),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def can_read(self, user: str, path: Path | str) -> bool:
         """Whether `user` can read the file (or list the folder) at `path`: tried, not computed."""
-        code = ("import os, sys\np = sys.argv[1]\n"
-                "os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(1)\n")
-        return self.as_user(user, f"{VENV}/bin/python", "-c", code, str(path), cwd=Path("/")).returncode == 0
+        code = (
+            "import os, sys\np = sys.argv[1]\n"
+            "os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(1)\n"
+        )
+        return (
+            self.as_user(
+                user, f"{VENV}/bin/python", "-c", code, str(path), cwd=Path("/")
+            ).returncode
+            == 0
+        )
 
     def can_write(self, user: str, path: Path | str) -> bool:
         """Whether `user` can append to the file at `path` (nothing is written: zero bytes)."""
         code = "import sys\nopen(sys.argv[1], 'ab').close()\n"
-        return self.as_user(user, f"{VENV}/bin/python", "-c", code, str(path), cwd=Path("/")).returncode == 0
+        return (
+            self.as_user(
+                user, f"{VENV}/bin/python", "-c", code, str(path), cwd=Path("/")
+            ).returncode
+            == 0
+        )
 
     # ---- set-up ----
     def setup(self) -> None:
@@ -158,18 +200,31 @@ class Deployment:
         self.exchange.mkdir()
         os.chmod(self.exchange, 0o1777)  # README: chmod 1777 /srv/nbgrader/exchange
         for user in self.users:
-            subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", user], check=True,
-                           capture_output=True)
+            subprocess.run(
+                ["useradd", "--create-home", "--shell", "/bin/bash", user],
+                check=True,
+                capture_output=True,
+            )
             self._created_users.append(user)
-            subprocess.run(["chpasswd"], input=f"{user}:{self.passwords[user]}\n", text=True,
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["chpasswd"],
+                input=f"{user}:{self.passwords[user]}\n",
+                text=True,
+                check=True,
+                capture_output=True,
+            )
             os.chmod(self.home(user), 0o700)  # README: nobody reads anybody's home
         self._make_course_directory()
 
     def _make_environment_traversable(self) -> None:
         """Every folder on the way to the environment, its Python and the course's source
         (an editable install) must be o+x; grant it where missing, remember to undo it."""
-        targets = [VENV, Path(os.path.realpath(sys.executable)), Path(os.path.realpath(sys.base_prefix)), ROOT]
+        targets = [
+            VENV,
+            Path(os.path.realpath(sys.executable)),
+            Path(os.path.realpath(sys.base_prefix)),
+            ROOT,
+        ]
         for target in targets:
             for folder in [*reversed(Path(target).parents), Path(target)]:
                 if not folder.is_dir():
@@ -184,10 +239,14 @@ class Deployment:
         config = self.etc / "jupyterhub_config.py"
         text = config.read_text()
         for name, value in {
-            "VENV": repr(str(VENV)), "CONFIG": repr(str(self.etc)),
-            "INSTRUCTORS": repr({self.instructor}), "STUDENTS": repr(set(self.students)),
+            "VENV": repr(str(VENV)),
+            "CONFIG": repr(str(self.etc)),
+            "INSTRUCTORS": repr({self.instructor}),
+            "STUDENTS": repr(set(self.students)),
         }.items():
-            text, n = re.subn(rf"^{name} = .*?(  #.*)?$", f"{name} = {value}\\1", text, count=1, flags=re.M)
+            text, n = re.subn(
+                rf"^{name} = .*?(  #.*)?$", f"{name} = {value}\\1", text, count=1, flags=re.M
+            )
             assert n == 1, f"{name} is not set in jupyter/hub/jupyterhub_config.py"
         text += (
             "\n# ---- tests/hub_deployment.py: this machine's ports and the test's own folders ----\n"
@@ -202,8 +261,12 @@ class Deployment:
         )
         config.write_text(text)
         nbgrader = self.etc / "nbgrader_config.py"
-        text, n = re.subn(r'^c\.Exchange\.root = .*$', f"c.Exchange.root = {str(self.exchange)!r}",
-                          nbgrader.read_text(), flags=re.M)
+        text, n = re.subn(
+            r"^c\.Exchange\.root = .*$",
+            f"c.Exchange.root = {str(self.exchange)!r}",
+            nbgrader.read_text(),
+            flags=re.M,
+        )
         assert n == 1
         nbgrader.write_text(text)
         for path in [self.etc, *self.etc.rglob("*")]:
@@ -217,7 +280,10 @@ class Deployment:
         course.mkdir()
         shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
         for source in sorted((ROOT / "solutions").glob("*/*.py")):
-            write_notebook(source_notebook(source), course / "solutions" / source.parent.name / f"{source.stem}.ipynb")
+            write_notebook(
+                source_notebook(source),
+                course / "solutions" / source.parent.name / f"{source.stem}.ipynb",
+            )
         owner = pwd.getpwnam(self.instructor)
         for path in [course, *course.rglob("*")]:
             os.chown(path, owner.pw_uid, owner.pw_gid)
@@ -227,7 +293,9 @@ class Deployment:
         """A command as the instructor, in the course directory (their hub terminal)."""
         out = self.as_user(self.instructor, *args, cwd=self.course_dir, timeout=timeout)
         if out.returncode != 0:
-            raise AssertionError(f"{' '.join(args)} exited {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+            raise AssertionError(
+                f"{' '.join(args)} exited {out.returncode}\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+            )
         return out
 
     def release(self, *assignments: str) -> None:
@@ -242,16 +310,25 @@ class Deployment:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTER", "PYTEST"))}
         env["PATH"] = f"{VENV}/bin:{env.get('PATH', '/usr/bin:/bin')}"
         start = time.monotonic()
-        self.hub = subprocess.Popen([str(VENV / "bin" / "jupyterhub"), "-f", str(self.etc / "jupyterhub_config.py")],
-                                    cwd=self.hub_dir, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+        self.hub = subprocess.Popen(
+            [str(VENV / "bin" / "jupyterhub"), "-f", str(self.etc / "jupyterhub_config.py")],
+            cwd=self.hub_dir,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         while time.monotonic() - start < timeout:
             if self.hub.poll() is not None:
-                raise RuntimeError(f"jupyterhub exited {self.hub.returncode}:\n{self.hub_log.read_text()[-4000:]}")
+                raise RuntimeError(
+                    f"jupyterhub exited {self.hub.returncode}:\n{self.hub_log.read_text()[-4000:]}"
+                )
             if _http_status(f"{self.url}/hub/api") == 200:
                 return time.monotonic() - start
             time.sleep(0.25)
-        raise TimeoutError(f"the hub did not answer in {timeout} s:\n{self.hub_log.read_text()[-4000:]}")
+        raise TimeoutError(
+            f"the hub did not answer in {timeout} s:\n{self.hub_log.read_text()[-4000:]}"
+        )
 
     def stop_hub(self) -> None:
         if self.hub is None or self.hub.poll() is not None:

@@ -133,7 +133,9 @@ def error_outputs(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return errors
 
 
-def replace_solution(nb: nbformat.NotebookNode, grade_id: str, source: str) -> nbformat.NotebookNode:
+def replace_solution(
+    nb: nbformat.NotebookNode, grade_id: str, source: str
+) -> nbformat.NotebookNode:
     """A copy of `nb` whose solution cell `grade_id` holds `source` (a simulated student answer)."""
     nb = nbformat.from_dict(nb)
     for cell in nb.cells:

@@ -40,7 +40,9 @@ def test_solutions_score_full_marks(course, zone, report_row):
     score, max_score = course.scores(zone, "solution")
     assert max_score > 0
     assert score == max_score, f"{zone}: solutions scored {score}/{max_score}"
-    assert seconds < NOTEBOOK_BUDGET_S, f"{zone} took {seconds:.0f} s (budget {NOTEBOOK_BUDGET_S} s)"
+    assert seconds < NOTEBOOK_BUDGET_S, (
+        f"{zone} took {seconds:.0f} s (budget {NOTEBOOK_BUDGET_S} s)"
+    )
 
 
 @pytest.mark.parametrize("zone", ZONES)
@@ -69,7 +71,12 @@ def test_points_in_notebooks_match_the_registry():
                 called = [n for n in grader_tests.REGISTRY if f'check("{n}"' in source]
                 assert called, f"{zone}/{meta['grade_id']}: a graded cell that calls no checker"
                 expected = sum(grader_tests.REGISTRY[n].points for n in called)
-                assert meta["points"] == expected, (zone, meta["grade_id"], meta["points"], expected)
+                assert meta["points"] == expected, (
+                    zone,
+                    meta["grade_id"],
+                    meta["points"],
+                    expected,
+                )
 
 
 BROKEN = {

@@ -50,23 +50,35 @@ ROOT = Path(__file__).resolve().parent.parent
 COURSE = ROOT / "course"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 NOTEBOOKS = sorted(p.relative_to(COURSE).as_posix() for p in COURSE.glob("*/*.ipynb"))
 # Scratch notebooks live two folders down in course/, where the build checks' `*/*.ipynb`
 # glob does not reach, and are removed with everything else when course/ is restored.
 SCRATCH = "zz_browser_test"
-RUN_ALL_BUDGET_S = 180  # the course's target per notebook; printed, not asserted (shared CI machines)
+RUN_ALL_BUDGET_S = (
+    180  # the course's target per notebook; printed, not asserted (shared CI machines)
+)
 RUN_ALL_LIMIT_S = 900  # a Run All that takes longer than this is stuck
 REDRAW_LIMIT_S = 60
 
 pytestmark = pytest.mark.slow
 REQUIRED = os.environ.get("ATTNLAB_REQUIRE_BROWSER") == "1"  # set by .ci/run: never skip in CI
 if not REQUIRED:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the dev extra")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is part of the dev extra"
+    )
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (sudo apt-get install chromium)",
-                    allow_module_level=True)
+        pytest.skip(
+            "Debian's chromium is not installed (sudo apt-get install chromium)",
+            allow_module_level=True,
+        )
     if not shutil.which("make"):
         pytest.skip("make is not installed", allow_module_level=True)
 else:
@@ -89,8 +101,10 @@ _SAVED = re.compile(r"\[I (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) ServerApp\] Savi
 
 def _lab_saves(log_text: str) -> dict[str, float]:
     """course/-relative path -> time of JupyterLab's last save of it, from the server's log."""
-    return {path: datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
-            for stamp, path in _SAVED.findall(log_text)}
+    return {
+        path: datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+        for stamp, path in _SAVED.findall(log_text)
+    }
 
 
 def _has_outputs(path: Path) -> bool:
@@ -99,7 +113,9 @@ def _has_outputs(path: Path) -> bool:
         cells = json.loads(path.read_text()).get("cells", [])
     except (ValueError, UnicodeDecodeError, OSError):
         return False
-    return any(c.get("outputs") or c.get("execution_count") for c in cells if c.get("cell_type") == "code")
+    return any(
+        c.get("outputs") or c.get("execution_count") for c in cells if c.get("cell_type") == "code"
+    )
 
 
 def _restore(backup: Path, saves: dict[str, float]) -> list[str]:
@@ -128,8 +144,12 @@ def _restore(backup: Path, saves: dict[str, float]) -> list[str]:
         if path.is_dir() and not path.is_symlink():
             if not any(path.iterdir()):
                 path.rmdir()
-        elif (len(rel.parts) == 2 and rel.suffix == ".ipynb" and rel.parts[0] != SCRATCH
-              and not _has_outputs(path)):
+        elif (
+            len(rel.parts) == 2
+            and rel.suffix == ".ipynb"
+            and rel.parts[0] != SCRATCH
+            and not _has_outputs(path)
+        ):
             kept.append(rel.as_posix())
         else:
             path.unlink()
@@ -140,7 +160,10 @@ def _restore(backup: Path, saves: dict[str, float]) -> list[str]:
 def course_backup(request):
     """Back up course/ before JupyterLab runs (and saves) its notebooks; restore it after.
     The fixture's value is a dict; `lab` puts the path of the server's log in it."""
-    with course_dir_lock(exclusive=True), tempfile.TemporaryDirectory(prefix="attnlab-course-backup-") as tmp:
+    with (
+        course_dir_lock(exclusive=True),
+        tempfile.TemporaryDirectory(prefix="attnlab-course-backup-") as tmp,
+    ):
         backup = Path(tmp) / "course"
         shutil.copytree(COURSE, backup, symlinks=True)
         state = {"backup": backup, "log": None}
@@ -151,13 +174,20 @@ def course_backup(request):
             # The Lab's root is course/, or the module's LAB_ROOT under it (course/ja/).
             prefix = getattr(request.module, "LAB_ROOT", "")
             kept = _restore(backup, {f"{prefix}{path}": t for path, t in _lab_saves(log).items()})
-            ours = {p.relative_to(COURSE).as_posix() for p in COURSE.rglob("*") if p.is_file()} - set(kept)
-            theirs = {p.relative_to(backup).as_posix() for p in backup.rglob("*") if p.is_file()} - set(kept)
+            ours = {
+                p.relative_to(COURSE).as_posix() for p in COURSE.rglob("*") if p.is_file()
+            } - set(kept)
+            theirs = {
+                p.relative_to(backup).as_posix() for p in backup.rglob("*") if p.is_file()
+            } - set(kept)
             assert ours == theirs, f"course/ was not restored: {sorted(ours ^ theirs)}"
             left = [f for f in ours if not filecmp.cmp(backup / f, COURSE / f, shallow=False)]
             assert left == [], f"course/ was not restored: {left}"
             if kept:
-                warnings.warn(f"course/ changed during the browser test by someone else, kept: {kept}", stacklevel=1)
+                warnings.warn(
+                    f"course/ changed during the browser test by someone else, kept: {kept}",
+                    stacklevel=1,
+                )
 
 
 def _get(url: str, timeout: float = 5) -> int:
@@ -179,17 +209,26 @@ def lab(request, course_backup, user_environ):
     course_backup["log"] = log_path  # the restore reads which files JupyterLab saved
     log = open(log_path, "w")
     started = time.monotonic()
-    proc = subprocess.Popen(["make", "course", f"PORT={port}", "LAB_ARGS=--no-browser", *make_args],
-                            cwd=ROOT, env=user_environ, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)  # its own process group: stopped as a whole
+    proc = subprocess.Popen(
+        ["make", "course", f"PORT={port}", "LAB_ARGS=--no-browser", *make_args],
+        cwd=ROOT,
+        env=user_environ,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # its own process group: stopped as a whole
     base, token = f"http://localhost:{port}", None
     try:
         deadline = started + 900  # a first `make course` installs everything into .venv
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                pytest.fail(f"`make course` exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            found = re.search(rf"http://(?:localhost|127\.0\.0\.1):{port}/lab\?token=([0-9a-f]+)",
-                              log_path.read_text())
+                pytest.fail(
+                    f"`make course` exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}"
+                )
+            found = re.search(
+                rf"http://(?:localhost|127\.0\.0\.1):{port}/lab\?token=([0-9a-f]+)",
+                log_path.read_text(),
+            )
             if found:
                 token = found.group(1)
                 try:
@@ -200,11 +239,15 @@ def lab(request, course_backup, user_environ):
             time.sleep(0.25)
         else:
             pytest.fail("JupyterLab did not start:\n" + log_path.read_text()[-3000:])
-        TIMINGS["make course -> Lab serving (HTTP 200), .venv already installed"] = time.monotonic() - started
+        TIMINGS["make course -> Lab serving (HTTP 200), .venv already installed"] = (
+            time.monotonic() - started
+        )
         yield {"base": base, "token": token, "log": log_path, "started": started}
     finally:
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # make, its shell and jupyter lab (which stops its kernels)
+            os.killpg(
+                proc.pid, signal.SIGTERM
+            )  # make, its shell and jupyter lab (which stops its kernels)
             try:
                 proc.wait(timeout=30)
                 time.sleep(2)  # jupyter lab, a grandchild, finishes shutting its kernels down
@@ -217,8 +260,9 @@ def lab(request, course_backup, user_environ):
 
 
 def _api(lab, method: str, path: str):
-    request = urllib.request.Request(f"{lab['base']}{path}", method=method,
-                                     headers={"Authorization": f"token {lab['token']}"})
+    request = urllib.request.Request(
+        f"{lab['base']}{path}", method=method, headers={"Authorization": f"token {lab['token']}"}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         body = response.read()
         return json.loads(body) if body else None
@@ -241,7 +285,9 @@ def browser(lab):
 def page(browser, lab):
     pg = browser.new_page()
     pg.console_errors = []
-    pg.on("console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None)
+    pg.on(
+        "console", lambda msg: pg.console_errors.append(msg.text) if msg.type == "error" else None
+    )
     pg.on("pageerror", lambda exc: pg.console_errors.append(f"page error: {exc}"))
     pg.workspace = f"browser-test-{secrets.token_hex(4)}"  # a fresh workspace: no tabs restored
     yield pg
@@ -270,7 +316,11 @@ def _open(page, lab, path: str) -> None:
         sessions = [s for s in _api(lab, "GET", "/api/sessions") if s["path"] == path]
         kernel = sessions[0]["kernel"] if sessions else {}
         status_bar = page.locator("#jp-main-statusbar").text_content() or ""
-        if kernel.get("execution_state") == "idle" and kernel.get("connections", 0) > 0 and "| Idle" in status_bar:
+        if (
+            kernel.get("execution_state") == "idle"
+            and kernel.get("connections", 0) > 0
+            and "| Idle" in status_bar
+        ):
             page.wait_for_timeout(1000)
             return
         page.wait_for_timeout(500)
@@ -313,7 +363,9 @@ _PROMPTS_JS = """() => {
 }"""
 
 
-def _run_all(page, name: str, menu: tuple[str, str] = ("Run", "Run All Cells")) -> tuple[float, float | None]:
+def _run_all(
+    page, name: str, menu: tuple[str, str] = ("Run", "Run All Cells")
+) -> tuple[float, float | None]:
     """Run All Cells (through `menu`: the menu and its item, as the UI's language names them)
     and wait until the kernel has finished: (seconds, the time.monotonic() at which the first
     explorer figure showed, or None). Every code cell must have run: a cell that raised stops
@@ -348,8 +400,10 @@ def _run_all(page, name: str, menu: tuple[str, str] = ("Run", "Run All Cells")) 
     seconds = time.monotonic() - started
     if state["done"] != state["total"]:
         page.screenshot(path=str(ARTIFACTS / f"{name}_run_all_stopped.png"))
-        pytest.fail(f"{name}: Run All stopped after {state['done']} of {state['total']} code cells "
-                    f"({seconds:.0f} s); errors: {_error_outputs(page)}")
+        pytest.fail(
+            f"{name}: Run All stopped after {state['done']} of {state['total']} code cells "
+            f"({seconds:.0f} s); errors: {_error_outputs(page)}"
+        )
     return seconds, first_explorer
 
 
@@ -362,8 +416,12 @@ _EXPLORERS_JS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.l
     .filter(box => [...box.children].some(c => c.classList.contains('widget-output')))
     .map(box => box.setAttribute('data-browser-test', 'explorer') || true).length"""
 
-_KINDS = {"widget-slider": "slider", "widget-dropdown": "dropdown", "widget-toggle-buttons": "toggle",
-          "widget-checkbox": "checkbox"}
+_KINDS = {
+    "widget-slider": "slider",
+    "widget-dropdown": "dropdown",
+    "widget-toggle-buttons": "toggle",
+    "widget-checkbox": "checkbox",
+}
 
 
 def _controls(explorer) -> list[tuple[str, object]]:
@@ -383,11 +441,14 @@ def _figure(explorer) -> str:
     """What the output area shows: the figure (image data) and any text."""
     return explorer.locator(":scope > .widget-output").evaluate(
         "o => [...o.querySelectorAll('img')].map(i => i.src).join('|') + '#' "
-        "+ [...o.querySelectorAll('svg')].map(s => s.outerHTML).join('|') + '#' + o.textContent")
+        "+ [...o.querySelectorAll('svg')].map(s => s.outerHTML).join('|') + '#' + o.textContent"
+    )
 
 
 def _drawn(explorer) -> bool:
-    return explorer.locator(":scope > .widget-output").evaluate("o => !!o.querySelector('img, svg')")
+    return explorer.locator(":scope > .widget-output").evaluate(
+        "o => !!o.querySelector('img, svg')"
+    )
 
 
 def _value(control, kind: str) -> str:
@@ -414,8 +475,10 @@ def _wait_redraw(page, explorer, before: str, label: str) -> str:
                 last, stable_since = now, time.monotonic()
         page.wait_for_timeout(250)
     errors = _error_outputs(page, "[data-browser-test='explorer']")
-    pytest.fail(f"{label}: the figure did not change within {REDRAW_LIMIT_S} s"
-                + (f"; error output: {errors}" if errors else ""))
+    pytest.fail(
+        f"{label}: the figure did not change within {REDRAW_LIMIT_S} s"
+        + (f"; error output: {errors}" if errors else "")
+    )
 
 
 def _settle(page, explorer) -> str:
@@ -481,7 +544,9 @@ def _checkbox_moves(control):
 def _moves(page, kind: str, control):
     if kind == "slider":
         return _slider_moves(page, control)
-    return {"dropdown": _dropdown_moves, "toggle": _toggle_moves, "checkbox": _checkbox_moves}[kind](control)
+    return {"dropdown": _dropdown_moves, "toggle": _toggle_moves, "checkbox": _checkbox_moves}[
+        kind
+    ](control)
 
 
 def _exercise_explorer(page, explorer, label: str, lines: list[str], failures: list[str]) -> None:
@@ -496,7 +561,9 @@ def _exercise_explorer(page, explorer, label: str, lines: list[str], failures: l
     if not controls:
         failures.append(f"{label}: an explorer with no controls")
     for c, (kind, control) in enumerate(controls):
-        name = (control.locator(".widget-label").first.text_content() or "").strip() or f"{kind} {c}"
+        name = (
+            control.locator(".widget-label").first.text_content() or ""
+        ).strip() or f"{kind} {c}"
         changed = 0
         try:
             for move, act in _moves(page, kind, control):
@@ -508,16 +575,24 @@ def _exercise_explorer(page, explorer, label: str, lines: list[str], failures: l
                 after_value = _value(control, kind)
                 if after_value == before_value:
                     after = _settle(page, explorer)
-                    assert after == before_figure, f"{what}: the value stayed {after_value!r} but the figure changed"
+                    assert after == before_figure, (
+                        f"{what}: the value stayed {after_value!r} but the figure changed"
+                    )
                     lines.append(f"{what}: value stays {after_value!r}")
                     continue
                 t0 = time.monotonic()
-                _wait_redraw(page, explorer, before_figure, f"{what} ({before_value!r} -> {after_value!r})")
+                _wait_redraw(
+                    page, explorer, before_figure, f"{what} ({before_value!r} -> {after_value!r})"
+                )
                 changed += 1
-                lines.append(f"{what}: {before_value!r} -> {after_value!r}, redrawn in {time.monotonic() - t0:.1f} s")
+                lines.append(
+                    f"{what}: {before_value!r} -> {after_value!r}, redrawn in {time.monotonic() - t0:.1f} s"
+                )
                 errors = _error_outputs(page, "[data-browser-test='explorer']")
                 assert errors == [], f"{what}: error output in the explorer:\n" + "\n".join(errors)
-            assert changed >= 2, f"{label} / {name}: the {kind} changed value only {changed} time(s)"
+            assert changed >= 2, (
+                f"{label} / {name}: the {kind} changed value only {changed} time(s)"
+            )
         except (AssertionError, pytest.fail.Exception) as exc:
             lines.append(f"FAILED {exc}")
             failures.append(str(exc))
@@ -536,23 +611,30 @@ def test_the_learners_lab_has_no_instructor_tools_exchange_errors_or_news(lab, p
     page.screenshot(path=str(ARTIFACTS / "lab_start.png"))
     tabs = page.eval_on_selector_all(
         ".jp-SideBar .lm-TabBar-tab, #jp-main-dock-panel .lm-TabBar-tab",
-        "els => els.map(e => [e.getAttribute('title'), e.getAttribute('data-id'), e.textContent].join(' '))")
+        "els => els.map(e => [e.getAttribute('title'), e.getAttribute('data-id'), e.textContent].join(' '))",
+    )
     menus = page.eval_on_selector_all(".lm-MenuBar-itemLabel", "els => els.map(e => e.textContent)")
     instructor = re.compile(r"formgrader|create.assignment|assignments|courses|nbgrader", re.I)
     assert [t for t in tabs if instructor.search(t)] == [], tabs
     assert [m for m in menus if instructor.search(m)] == [], menus
     assert "Nbgrader" not in menus
-    toasts = page.eval_on_selector_all(".Toastify__toast, .jp-Notification-Toast", "els => els.map(e => e.textContent)")
+    toasts = page.eval_on_selector_all(
+        ".Toastify__toast, .jp-Notification-Toast", "els => els.map(e => e.textContent)"
+    )
     assert toasts == [], f"a notification shows on start: {toasts}"
     body = page.locator("body").text_content()
-    assert not re.search(r"Error fetching courses|exchange directory does not exist", body), body[:2000]
+    assert not re.search(r"Error fetching courses|exchange directory does not exist", body), body[
+        :2000
+    ]
     # and on the server: the formgrader and the assignment/course lists are not there, Validate is
     for path in ("/formgrader", "/assignments", "/courses"):
         assert _get(f"{lab['base']}{path}?token={lab['token']}") == 404, path
     assert _get(f"{lab['base']}/nbgrader_version?version=0&token={lab['token']}") == 200
     log = lab["log"].read_text()
     assert "validate_assignment | extension was successfully loaded" in log
-    assert not re.search(r"(formgrader|assignment_list|course_list) \| extension was successfully", log)
+    assert not re.search(
+        r"(formgrader|assignment_list|course_list) \| extension was successfully", log
+    )
     assert not re.search(r"exchange directory does not exist", log, re.I)
     assert _console_errors(page) == [], page.console_errors
 
@@ -560,15 +642,21 @@ def test_the_learners_lab_has_no_instructor_tools_exchange_errors_or_news(lab, p
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=[n.split("/")[0] for n in NOTEBOOKS])
 def test_run_all_then_move_every_explorer_control(lab, page, notebook, report_row):
     name = notebook.split("/")[0]
-    code = [("".join(c["source"])) for c in json.loads((COURSE / notebook).read_text())["cells"]
-            if c["cell_type"] == "code"]
+    code = [
+        ("".join(c["source"]))
+        for c in json.loads((COURSE / notebook).read_text())["cells"]
+        if c["cell_type"] == "code"
+    ]
     expected = sum(len(re.findall(r"^\s*attnlab\.\w+_explorer\(", s, re.M)) for s in code)
     t_open = time.monotonic()
     _open(page, lab, notebook)
     seconds, first_explorer = _run_all(page, name)
     TIMINGS[f"Run All {name}"] = seconds
-    report_row("summary_line", f"browser: Run All {name:<20s} {seconds:6.1f} s"
-                               + ("" if seconds <= RUN_ALL_BUDGET_S else f"  (over the {RUN_ALL_BUDGET_S} s target)"))
+    report_row(
+        "summary_line",
+        f"browser: Run All {name:<20s} {seconds:6.1f} s"
+        + ("" if seconds <= RUN_ALL_BUDGET_S else f"  (over the {RUN_ALL_BUDGET_S} s target)"),
+    )
     if first_explorer is not None and "first explorer notebook" not in TIMINGS:
         TIMINGS["open notebook, Run All -> first explorer drawn"] = first_explorer - t_open
         TIMINGS["first explorer notebook"] = name
@@ -576,10 +664,14 @@ def test_run_all_then_move_every_explorer_control(lab, page, notebook, report_ro
     assert _error_outputs(page) == [], f"{name}: error output after Run All"
     assert _console_errors(page) == [], page.console_errors
 
-    with contextlib.suppress(sync_api.TimeoutError):  # widget views render just after the kernel is done
+    with contextlib.suppress(
+        sync_api.TimeoutError
+    ):  # widget views render just after the kernel is done
         page.wait_for_function(f"() => ({_EXPLORERS_JS})() >= {expected}", timeout=30_000)
     found = page.evaluate(_EXPLORERS_JS)
-    assert found == expected, f"{name}: {expected} explorer calls in the notebook, {found} explorers shown"
+    assert found == expected, (
+        f"{name}: {expected} explorer calls in the notebook, {found} explorers shown"
+    )
     lines, failures = [], []
     for k in range(found):
         explorer = page.locator("[data-browser-test='explorer']").nth(k)
@@ -590,7 +682,9 @@ def test_run_all_then_move_every_explorer_control(lab, page, notebook, report_ro
         finally:
             (ARTIFACTS / f"{name}_explorers.log").write_text("\n".join(lines) + "\n")
             page.screenshot(path=str(ARTIFACTS / f"{name}_explorer{k}_after.png"))
-    assert failures == [], f"{name}: {len(failures)} explorer control(s) failed:\n" + "\n".join(failures)
+    assert failures == [], f"{name}: {len(failures)} explorer control(s) failed:\n" + "\n".join(
+        failures
+    )
     assert _error_outputs(page) == [], f"{name}: error output after moving the explorers"
     assert _console_errors(page) == [], page.console_errors
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(TIMINGS, indent=2))
@@ -598,7 +692,9 @@ def test_run_all_then_move_every_explorer_control(lab, page, notebook, report_ro
 
 def _validate(page) -> str:
     """Click nbgrader's Validate button; return the text of the result dialog."""
-    button = page.locator(".jp-NotebookPanel-toolbar:visible").get_by_text("Validate", exact=True).first
+    button = (
+        page.locator(".jp-NotebookPanel-toolbar:visible").get_by_text("Validate", exact=True).first
+    )
     button.wait_for(timeout=30_000)
     button.click()
     dialog = page.locator(".jp-Dialog")
@@ -617,8 +713,10 @@ def _scratch(notebook, relative: str) -> str:
 
 
 def test_validate_passes_the_solutions(lab, page):
-    path = _scratch(source_notebook(ROOT / "solutions" / "00_quickstart" / "00_quickstart.py"),
-                    "solution/00_quickstart.ipynb")
+    path = _scratch(
+        source_notebook(ROOT / "solutions" / "00_quickstart" / "00_quickstart.py"),
+        "solution/00_quickstart.ipynb",
+    )
     _open(page, lab, path)
     text = _validate(page)
     page.screenshot(path=str(ARTIFACTS / "validate_solution.png"))
@@ -645,13 +743,18 @@ def test_the_kernel_is_the_learners_own(lab, page):
         "grading": "import grader_tests.sandbox as sandbox\nprint('grading_mode', sandbox.grading_mode())",
     }
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(src) for src in checks.values()]
     _open(page, lab, _scratch(nb, "kernel/learner_kernel.ipynb"))
     _run_all(page, "learner_kernel")
     page.screenshot(path=str(ARTIFACTS / "learner_kernel.png"))
-    outputs = page.eval_on_selector_all(".jp-NotebookPanel:visible .jp-Cell-outputArea",
-                                        "els => els.map(e => e.textContent)")
+    outputs = page.eval_on_selector_all(
+        ".jp-NotebookPanel:visible .jp-Cell-outputArea", "els => els.map(e => e.textContent)"
+    )
     assert _error_outputs(page) == []
     shell, pip, opened, grading = outputs
     assert "00_quickstart" in shell and "06_review" in shell, shell
@@ -667,4 +770,9 @@ def test_print_timings(lab, report_row):
         TIMINGS["Run All, whole course"] = sum(runs.values())
     (ARTIFACTS / "browser_timings.json").write_text(json.dumps(TIMINGS, indent=2))
     for key, value in TIMINGS.items():
-        report_row("summary_line", f"browser: {key}: {value:.1f} s" if isinstance(value, float) else f"browser: {key}: {value}")
+        report_row(
+            "summary_line",
+            f"browser: {key}: {value:.1f} s"
+            if isinstance(value, float)
+            else f"browser: {key}: {value}",
+        )

@@ -13,10 +13,10 @@ import re
 
 import pytest
 from test_browser import (  # noqa: F401  (fixtures, instantiated again for this module)
+    _EXPLORERS_JS,
     ARTIFACTS,
     _console_errors,
     _error_outputs,
-    _EXPLORERS_JS,
     _exercise_explorer,
     _open,
     _run_all,
@@ -33,11 +33,12 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 pytestmark = pytest.mark.slow
 
 
-def test_the_japanese_edition_in_a_japanese_lab(lab, page, report_row):
+def test_the_japanese_edition_in_a_japanese_lab(lab, page, report_row):  # noqa: F811 (fixtures)
     _open(page, lab, NOTEBOOK)
     menus = page.eval_on_selector_all(".lm-MenuBar-itemLabel", "els => els.map(e => e.textContent)")
-    assert "実行" in menus and sum(bool(JAPANESE.search(m)) for m in menus) >= 4, \
+    assert "実行" in menus and sum(bool(JAPANESE.search(m)) for m in menus) >= 4, (
         f"the Lab's menus are not Japanese: {menus}"
+    )
     prose = page.locator(".jp-NotebookPanel:visible .jp-MarkdownOutput").first.inner_text()
     assert "ゾーン 1" in prose, prose[:300]
 
@@ -45,15 +46,18 @@ def test_the_japanese_edition_in_a_japanese_lab(lab, page, report_row):
     report_row("summary_line", f"browser (日本語版): Run All 01_experience {seconds:6.1f} s")
     page.screenshot(path=str(ARTIFACTS / "ja_01_experience_after_run_all.png"))
     assert _error_outputs(page) == [], "error output after Run All"
-    outputs = page.eval_on_selector_all(".jp-NotebookPanel:visible .jp-OutputArea-output",
-                                        "els => els.map(e => e.innerText)")
+    outputs = page.eval_on_selector_all(
+        ".jp-NotebookPanel:visible .jp-OutputArea-output", "els => els.map(e => e.innerText)"
+    )
     printed = [o for o in outputs if JAPANESE.search(o)]
     assert printed, f"no Japanese in the outputs: {outputs[:5]}"
 
     page.wait_for_function(f"() => ({_EXPLORERS_JS})() >= 1", timeout=30_000)
     explorer = page.locator("[data-browser-test='explorer']").first
     labels = explorer.locator(".widget-label").all_inner_texts()
-    assert any(JAPANESE.search(t) for t in labels), f"the explorer's labels are not Japanese: {labels}"
+    assert any(JAPANESE.search(t) for t in labels), (
+        f"the explorer's labels are not Japanese: {labels}"
+    )
     lines, failures = [], []
     _exercise_explorer(page, explorer, "ja_01_experience explorer 0", lines, failures)
     (ARTIFACTS / "ja_01_experience_explorer.log").write_text("\n".join(lines) + "\n")

@@ -30,8 +30,12 @@ def _course_dir_not_being_modified():
 @pytest.fixture(scope="module")
 def rebuilt(tmp_path_factory):
     out = tmp_path_factory.mktemp("course")
-    subprocess.run([sys.executable, str(ROOT / "tools" / "build_course.py"), "--out", str(out)],
-                   check=True, capture_output=True, text=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "build_course.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return out
 
 
@@ -41,8 +45,12 @@ def _tree(folder: Path) -> list[str]:
 
 def test_every_source_is_released():
     assert SOURCES, "no jupytext sources in solutions/"
-    assert [p.stem for p in SOURCES] == sorted(p.name for p in COURSE.iterdir() if p.is_dir() and p.name != "ja")
-    assert [p.stem for p in SOURCES] == sorted(p.name for p in (COURSE / "ja").iterdir() if p.is_dir())
+    assert [p.stem for p in SOURCES] == sorted(
+        p.name for p in COURSE.iterdir() if p.is_dir() and p.name != "ja"
+    )
+    assert [p.stem for p in SOURCES] == sorted(
+        p.name for p in (COURSE / "ja").iterdir() if p.is_dir()
+    )
 
 
 def test_committed_course_equals_a_fresh_build(rebuilt):
@@ -55,10 +63,17 @@ def test_release_holds_no_python_sources():
     assert [p for p in COURSE.rglob("*.py")] == []
 
 
-SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
+SOLUTION_MARKERS = (
+    "### BEGIN SOLUTION",
+    "### END SOLUTION",
+    "BEGIN HIDDEN TESTS",
+    "END HIDDEN TESTS",
+)
 
 
-@pytest.mark.parametrize("path", RELEASED, ids=[p.relative_to(COURSE).parent.as_posix() for p in RELEASED])
+@pytest.mark.parametrize(
+    "path", RELEASED, ids=[p.relative_to(COURSE).parent.as_posix() for p in RELEASED]
+)
 def test_released_notebook_leaks_nothing(path):
     text = path.read_text()
     nb = json.loads(text)
@@ -72,7 +87,9 @@ def test_released_notebook_leaks_nothing(path):
         if cell["cell_type"] == "code":
             assert cell["outputs"] == [] and cell["execution_count"] is None
     # no paths of the maintainer's machine
-    assert not re.search(r"(/work/|/home/|/root/|/Users/|/tmp/|C:\\\\)", text), "a local path leaked"
+    assert not re.search(r"(/work/|/home/|/root/|/Users/|/tmp/|C:\\\\)", text), (
+        "a local path leaked"
+    )
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])

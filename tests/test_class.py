@@ -71,11 +71,15 @@ def _student_notebook(kind, soft, sdpa, release_nb, solution_nb):
             if cell.metadata.get("nbgrader", {}).get("grade_id") == "softmax-tests":
                 cell.source = "print('softmax: all visible checks passed.')"
     if kind == "deletes-test-cell":
-        nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "softmax-tests"]
+        nb.cells = [
+            c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "softmax-tests"
+        ]
     return nb
 
 
-def _exchange(cls, coursedir_root: Path, exchange: Path, assignment: str, student: str | None = None):
+def _exchange(
+    cls, coursedir_root: Path, exchange: Path, assignment: str, student: str | None = None
+):
     """Run an nbgrader exchange step in this process (no per-student interpreter start)."""
     from nbgrader.auth import Authenticator
     from nbgrader.coursedir import CourseDirectory
@@ -102,10 +106,13 @@ def test_a_class_through_the_exchange(tmp_path, report_row):
     exchange.mkdir()
     os.chmod(exchange, 0o777)
     instructor = Course(
-        tmp_path / "instructor", [ZONE],
-        extra_config=(f'c.Exchange.root = "{exchange}"\n'
-                      'c.CourseDirectory.course_id = "attnlab"\n'
-                      "c.Execute.timeout = 10\n"),
+        tmp_path / "instructor",
+        [ZONE],
+        extra_config=(
+            f'c.Exchange.root = "{exchange}"\n'
+            'c.CourseDirectory.course_id = "attnlab"\n'
+            "c.Execute.timeout = 10\n"
+        ),
     )
     instructor.generate()
     instructor.nbgrader("release_assignment", ZONE, "--force")
@@ -125,8 +132,16 @@ def test_a_class_through_the_exchange(tmp_path, report_row):
         _exchange(ExchangeSubmit, home, exchange, ZONE, student=student)
     exchange_s = time.perf_counter() - start
 
-    grade = [sys.executable, "-m", "grader_tests.instructor", ZONE, "--collect", "--no-progress",
-             "--course-dir", str(instructor.root)]
+    grade = [
+        sys.executable,
+        "-m",
+        "grader_tests.instructor",
+        ZONE,
+        "--collect",
+        "--no-progress",
+        "--course-dir",
+        str(instructor.root),
+    ]
     start = time.perf_counter()
     out = subprocess.run(grade, env=nbgrader_env(), capture_output=True, text=True, timeout=1500)
     grading_s = time.perf_counter() - start
@@ -137,7 +152,9 @@ def test_a_class_through_the_exchange(tmp_path, report_row):
         rows = list(csv.DictReader(fh))
     assert len(rows) == size, f"grades.csv has {len(rows)} rows for {size} students"
     got = {r["student_id"]: float(r["score"]) for r in rows}
-    wrong = {s: (roster[s][0], got.get(s), roster[s][3]) for s in roster if got.get(s) != roster[s][3]}
+    wrong = {
+        s: (roster[s][0], got.get(s), roster[s][3]) for s in roster if got.get(s) != roster[s][3]
+    }
     assert not wrong, f"unexpected scores (kind, got, expected): {wrong}"
     assert all(float(r["max_score"]) == 5 for r in rows)
 
@@ -148,17 +165,31 @@ def test_a_class_through_the_exchange(tmp_path, report_row):
         assert report[student]["flags"] == "", (student, kind, report[student]["flags"])
         if kind in FAULTS and kind not in ("raises", "syntax-error", "loops-inside"):
             assert report[student]["reason"], (student, kind, "a run that did not finish says why")
-    line = (f"class of {size}: exchange round trip {exchange_s:.1f} s; attnlab-grade {grading_s:.0f} s "
-            f"= {size / (grading_s / 60):.1f} submissions per minute")
+    line = (
+        f"class of {size}: exchange round trip {exchange_s:.1f} s; attnlab-grade {grading_s:.0f} s "
+        f"= {size / (grading_s / 60):.1f} submissions per minute"
+    )
     print(line)
     report_row("summary_line", line)
 
     # A second run gives the same grades (here for a quarter of the class, to save time).
     first = {s: got[s] for s in got}
     again = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "autograde", ZONE, "--force", "--student=s1*",
-         "--log-level=ERROR"],
-        cwd=instructor.root, env=nbgrader_env(), capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "autograde",
+            ZONE,
+            "--force",
+            "--student=s1*",
+            "--log-level=ERROR",
+        ],
+        cwd=instructor.root,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert again.returncode in (0, 1), again.stderr[-2000:]
     for student in [s for s in roster if s.startswith("s1")]:
@@ -168,11 +199,17 @@ def test_a_class_through_the_exchange(tmp_path, report_row):
 def _last_exercise(nb) -> tuple[str, float]:
     """grade_id of the last graded code solution cell, and the points of the tests after it."""
     cells = nb.cells
-    solutions = [i for i, c in enumerate(cells) if c.cell_type == "code"
-                 and c.metadata.get("nbgrader", {}).get("solution")]
+    solutions = [
+        i
+        for i, c in enumerate(cells)
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")
+    ]
     last = solutions[-1]
-    after = sum(c.metadata["nbgrader"].get("points", 0) for c in cells[last + 1:]
-                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
+    after = sum(
+        c.metadata["nbgrader"].get("points", 0)
+        for c in cells[last + 1 :]
+        if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+    )
     return cells[last].metadata["nbgrader"]["grade_id"], float(after)
 
 
@@ -187,23 +224,33 @@ def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
     exchange = tmp_path / "exchange"
     exchange.mkdir()
     os.chmod(exchange, 0o777)
-    instructor = Course(tmp_path / "instructor", zones,
-                        extra_config=f'c.Exchange.root = "{exchange}"\n'
-                                     'c.CourseDirectory.course_id = "attnlab"\n')
+    instructor = Course(
+        tmp_path / "instructor",
+        zones,
+        extra_config=f'c.Exchange.root = "{exchange}"\nc.CourseDirectory.course_id = "attnlab"\n',
+    )
     instructor.generate()
     expected: dict[tuple[str, str], float] = {}
     for zone in zones:
         instructor.nbgrader("release_assignment", zone, "--force")
         solution = nbformat.read(instructor.source_notebook(zone), as_version=4)
-        total = float(sum(c.metadata["nbgrader"].get("points", 0) for c in solution.cells
-                          if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")))
+        total = float(
+            sum(
+                c.metadata["nbgrader"].get("points", 0)
+                for c in solution.cells
+                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+            )
+        )
         last, last_points = _last_exercise(solution)
         stub = "raise NotImplementedError()\n"
         students = {
             "ada": (solution, total),
             "bob": (replace_solution(solution, last, stub), total - last_points),
             # the kernel dies in the last exercise: what ran before it still counts
-            "dee": (replace_solution(solution, last, "import os\nos._exit(1)\n"), total - last_points),
+            "dee": (
+                replace_solution(solution, last, "import os\nos._exit(1)\n"),
+                total - last_points,
+            ),
         }
         for student, (nb, score) in students.items():
             home = tmp_path / "students" / student
@@ -215,9 +262,20 @@ def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
 
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-m", "grader_tests.instructor", "--all", "--collect", "--no-progress",
-         "--course-dir", str(instructor.root)],
-        env=nbgrader_env(), capture_output=True, text=True, timeout=1500,
+        [
+            sys.executable,
+            "-m",
+            "grader_tests.instructor",
+            "--all",
+            "--collect",
+            "--no-progress",
+            "--course-dir",
+            str(instructor.root),
+        ],
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     grading_s = time.perf_counter() - start
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
@@ -229,14 +287,28 @@ def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
     assert not wrong, f"unexpected scores (got, expected): {wrong}"
 
     again = subprocess.run(
-        [sys.executable, "-m", "nbgrader", "autograde", "06_review", "--force", "--log-level=ERROR"],
-        cwd=instructor.root, env=nbgrader_env(), capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "autograde",
+            "06_review",
+            "--force",
+            "--log-level=ERROR",
+        ],
+        cwd=instructor.root,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert again.returncode in (0, 1), again.stderr[-2000:]
     for student in ("ada", "bob", "dee"):
         assert instructor.scores("06_review", student)[0] == expected[("06_review", student)]
     n = 3 * len(zones)
-    line = (f"whole course, 3 students x {len(zones)} zones = {n} submissions: attnlab-grade "
-            f"{grading_s:.0f} s = {n / (grading_s / 60):.1f} submissions per minute")
+    line = (
+        f"whole course, 3 students x {len(zones)} zones = {n} submissions: attnlab-grade "
+        f"{grading_s:.0f} s = {n / (grading_s / 60):.1f} submissions per minute"
+    )
     print(line)
     report_row("summary_line", line)

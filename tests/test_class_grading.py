@@ -22,11 +22,18 @@ from nbgrader_course import Course, nbgrader_env, replace_solution
 
 ZONE = "00_quickstart"
 HERE = Path(__file__).resolve().parent
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    subprocess.run(["which", "bwrap"], capture_output=True).returncode != 0
-    and os.environ.get("ATTNLAB_REQUIRE_BROWSER") != "1", reason="bubblewrap is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        subprocess.run(["which", "bwrap"], capture_output=True).returncode != 0
+        and os.environ.get("ATTNLAB_REQUIRE_BROWSER") != "1",
+        reason="bubblewrap is not installed",
+    ),
+]
 
-WRONG_SOFTMAX = "def softmax(x, axis=-1):\n    e = np.exp(x)\n    return e / e.sum(axis=axis, keepdims=True)\n"
+WRONG_SOFTMAX = (
+    "def softmax(x, axis=-1):\n    e = np.exp(x)\n    return e / e.sum(axis=axis, keepdims=True)\n"
+)
 NO_SCALE_SDPA = (
     "def scaled_dot_product_attention(q, k, v, mask=None, causal=False):\n"
     "    s = q @ np.swapaxes(k, -1, -2)\n"
@@ -37,8 +44,12 @@ NO_SCALE_SDPA = (
 )
 # student -> (softmax source or None for the solution's, sdpa source or None, expected score)
 CLASS = {
-    "ada": (None, None, 5), "bob": (WRONG_SOFTMAX, None, 0), "cy": (None, NO_SCALE_SDPA, 2),
-    "dee": ("BLANK", None, 0), "eve": (None, None, 5), "fay": ("import os\nos._exit(1)\n", None, 0),
+    "ada": (None, None, 5),
+    "bob": (WRONG_SOFTMAX, None, 0),
+    "cy": (None, NO_SCALE_SDPA, 2),
+    "dee": ("BLANK", None, 0),
+    "eve": (None, None, 5),
+    "fay": ("import os\nos._exit(1)\n", None, 0),
 }
 
 
@@ -61,9 +72,20 @@ def _class_course(root: Path) -> Course:
 
 def _grade(course: Course, *extra: str, timeout: float = 900) -> subprocess.CompletedProcess:
     out = subprocess.run(
-        [sys.executable, "-m", "grader_tests.instructor", ZONE, "--no-progress",
-         "--course-dir", str(course.root), *extra],
-        env=nbgrader_env(), capture_output=True, text=True, timeout=timeout,
+        [
+            sys.executable,
+            "-m",
+            "grader_tests.instructor",
+            ZONE,
+            "--no-progress",
+            "--course-dir",
+            str(course.root),
+            *extra,
+        ],
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     return out
@@ -97,9 +119,20 @@ def test_parallel_grades_equal_serial_grades(tmp_path):
 def test_an_interrupted_run_resumes_without_grading_twice(tmp_path):
     course = _class_course(tmp_path / "c")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "grader_tests.instructor", ZONE, "--no-progress", "--workers", "1",
-         "--course-dir", str(course.root)],
-        env=nbgrader_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "grader_tests.instructor",
+            ZONE,
+            "--no-progress",
+            "--workers",
+            "1",
+            "--course-dir",
+            str(course.root),
+        ],
+        env=nbgrader_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
     while len(_runs_logged(course)) < 2 and time.monotonic() < deadline and proc.poll() is None:
@@ -130,18 +163,50 @@ def dask_cluster(tmp_path):
     port = _free_port()
     # Every task is handed to a worker up front (saturation inf), so when "abe-kills" takes its
     # worker down, the classmates queued on that worker are blamed too: they must not pay for it.
-    env = dict(nbgrader_env(), DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
-               DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="inf", PYTHONPATH=str(HERE))
+    env = dict(
+        nbgrader_env(),
+        DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+        DASK_DISTRIBUTED__SCHEDULER__WORKER_SATURATION="inf",
+        PYTHONPATH=str(HERE),
+    )
     bin_dir = Path(sys.executable).parent
-    procs = [subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                               str(port), "--no-dashboard"], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                str(bin_dir / "dask"),
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-dashboard",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     address = f"tcp://127.0.0.1:{port}"
     for _ in range(2):
-        procs.append(subprocess.Popen(
-            [str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-             "--preload", "dask_kill_plugin"], env=env, cwd=tmp_path,
-            stdout=open(tmp_path / f"worker{len(procs)}.log", "w"), stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(bin_dir / "dask"),
+                    "worker",
+                    address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--preload",
+                    "dask_kill_plugin",
+                ],
+                env=env,
+                cwd=tmp_path,
+                stdout=open(tmp_path / f"worker{len(procs)}.log", "w"),
+                stderr=subprocess.STDOUT,
+            )
+        )
     from distributed import Client
 
     with Client(address, timeout=60) as client:

@@ -99,12 +99,17 @@ def test_attention_matches_torch_sdpa(rng, dtype, n_q, n_k, causal):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_attention_with_a_broadcast_padding_mask(rng, dtype):
-    q, k = rng.standard_normal((2, 4, 8)).astype(dtype), rng.standard_normal((2, 6, 8)).astype(dtype)
+    q, k = (
+        rng.standard_normal((2, 4, 8)).astype(dtype),
+        rng.standard_normal((2, 6, 8)).astype(dtype),
+    )
     v = rng.standard_normal((2, 6, 3)).astype(dtype)
     lengths = np.array([6, 3])
     mask = (np.arange(6)[None, :] < lengths[:, None])[:, None, :]  # (batch, 1, Nk)
     out, w = attnlab.scaled_dot_product_attention(q, k, v, mask=mask)
-    np.testing.assert_allclose(out, _torch_sdpa(q, k, v, np.broadcast_to(mask, (2, 4, 6))), **TOL[dtype])
+    np.testing.assert_allclose(
+        out, _torch_sdpa(q, k, v, np.broadcast_to(mask, (2, 4, 6))), **TOL[dtype]
+    )
     assert np.all(w[1, :, 3:] == 0)
 
 

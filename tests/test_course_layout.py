@@ -23,39 +23,76 @@ import pytest
 from nbgrader_course import ROOT, nbgrader_env, source_notebook, write_notebook
 
 ZONE = "00_quickstart"
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed")]
-STATE = ["gradebook.db", "submitted/", "autograded/", "grades.csv", "grading_report.csv",
-         ".attnlab-grading/", ".grades.csv.tmp", ".grading_report.csv.tmp"]  # folders end in /
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not shutil.which("bwrap"), reason="bubblewrap is not installed"),
+]
+STATE = [
+    "gradebook.db",
+    "submitted/",
+    "autograded/",
+    "grades.csv",
+    "grading_report.csv",
+    ".attnlab-grading/",
+    ".grades.csv.tmp",
+    ".grading_report.csv.tmp",
+]  # folders end in /
 
 
 def _nbgrader(course_dir: Path, *args: str) -> None:
-    out = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"], cwd=course_dir,
-                         env=nbgrader_env(), capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"],
+        cwd=course_dir,
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
 
 
 def _grade_honest_student(course_dir: Path, release_dir: Path) -> dict:
     """Generate zone 0 from solutions/, hand in the solution notebook, run attnlab-grade."""
     solution = course_dir / "solutions" / ZONE / f"{ZONE}.ipynb"
-    if not solution.exists():  # `make build` writes it; a fresh copy of the tracked files has only the .py
+    if (
+        not solution.exists()
+    ):  # `make build` writes it; a fresh copy of the tracked files has only the .py
         write_notebook(source_notebook(course_dir / "solutions" / ZONE / f"{ZONE}.py"), solution)
-    _nbgrader(course_dir, "generate_assignment", ZONE, "--force",
-              f"--CourseDirectory.release_directory={release_dir}")
+    _nbgrader(
+        course_dir,
+        "generate_assignment",
+        ZONE,
+        "--force",
+        f"--CourseDirectory.release_directory={release_dir}",
+    )
     submitted = course_dir / "submitted" / "honest" / ZONE
     submitted.mkdir(parents=True)
     shutil.copy(solution, submitted / f"{ZONE}.ipynb")
     (submitted / "timestamp.txt").write_text("2026-11-29 10:00:00.000000 UTC")
-    out = subprocess.run([sys.executable, "-m", "grader_tests.instructor", ZONE, "--no-progress",
-                          "--course-dir", str(course_dir)],
-                         env=nbgrader_env(), capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader_tests.instructor",
+            ZONE,
+            "--no-progress",
+            "--course-dir",
+            str(course_dir),
+        ],
+        env=nbgrader_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     with open(course_dir / "grading_report.csv") as fh:
         return {r["student"]: r for r in csv.DictReader(fh)}
 
 
 def test_honest_student_in_a_copy_of_the_repository(tmp_path):
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout
     copy = tmp_path / "attnlab"
     for name in filter(None, files.decode().split("\0")):
         if (ROOT / name).is_file():
@@ -63,7 +100,12 @@ def test_honest_student_in_a_copy_of_the_repository(tmp_path):
             shutil.copy2(ROOT / name, copy / name)
     report = _grade_honest_student(copy, tmp_path / "release")
     row = report["honest"]
-    assert (float(row["score"]), float(row["max_score"]), row["status"], row["flags"]) == (5.0, 5.0, "graded", ""), row
+    assert (float(row["score"]), float(row["max_score"]), row["status"], row["flags"]) == (
+        5.0,
+        5.0,
+        "graded",
+        "",
+    ), row
 
 
 def test_honest_student_with_the_repository_root_as_course_directory(tmp_path):
@@ -71,10 +113,13 @@ def test_honest_student_with_the_repository_root_as_course_directory(tmp_path):
     present = [name for name in STATE if (ROOT / name).exists()]
     if present:
         pytest.skip(f"the checkout already holds an instructor's grading state: {present}")
-    ignored = subprocess.run(["git", "check-ignore", *STATE], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    ignored = subprocess.run(
+        ["git", "check-ignore", *STATE], cwd=ROOT, capture_output=True, text=True
+    ).stdout.split()
     assert sorted(ignored) == sorted(STATE), "grading state that .gitignore does not cover"
-    course_before = subprocess.run(["git", "status", "--porcelain", "--", "course"], cwd=ROOT,
-                                   capture_output=True, text=True).stdout
+    course_before = subprocess.run(
+        ["git", "status", "--porcelain", "--", "course"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
     try:
         report = _grade_honest_student(ROOT, tmp_path / "release")
     finally:
@@ -85,6 +130,18 @@ def test_honest_student_with_the_repository_root_as_course_directory(tmp_path):
             elif path.exists():
                 path.unlink()
     row = report["honest"]
-    assert (float(row["score"]), float(row["max_score"]), row["status"], row["flags"]) == (5.0, 5.0, "graded", ""), row
-    assert subprocess.run(["git", "status", "--porcelain", "--", "course"], cwd=ROOT,
-                          capture_output=True, text=True).stdout == course_before
+    assert (float(row["score"]), float(row["max_score"]), row["status"], row["flags"]) == (
+        5.0,
+        5.0,
+        "graded",
+        "",
+    ), row
+    assert (
+        subprocess.run(
+            ["git", "status", "--porcelain", "--", "course"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout
+        == course_before
+    )

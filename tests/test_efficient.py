@@ -52,15 +52,21 @@ def test_random_pattern_rows_and_seed(causal):
     np.testing.assert_array_equal(per_row, expected)
     if causal:
         assert not np.triu(mask, k=1).any()
-    np.testing.assert_array_equal(mask, attnlab.sparse_mask(n, "random", n_random=r, seed=3, causal=causal))
-    assert not np.array_equal(mask, attnlab.sparse_mask(n, "random", n_random=r, seed=4, causal=causal))
+    np.testing.assert_array_equal(
+        mask, attnlab.sparse_mask(n, "random", n_random=r, seed=3, causal=causal)
+    )
+    assert not np.array_equal(
+        mask, attnlab.sparse_mask(n, "random", n_random=r, seed=4, causal=causal)
+    )
 
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_bigbird_is_the_union(causal):
     kw = {"window": 2, "n_global": 2, "n_random": 3, "seed": 5, "causal": causal}
     parts = [attnlab.sparse_mask(20, p, **kw) for p in ("local", "fixed", "random")]
-    np.testing.assert_array_equal(attnlab.sparse_mask(20, "bigbird", **kw), parts[0] | parts[1] | parts[2])
+    np.testing.assert_array_equal(
+        attnlab.sparse_mask(20, "bigbird", **kw), parts[0] | parts[1] | parts[2]
+    )
 
 
 @pytest.mark.parametrize("pattern", attnlab.SPARSE_PATTERNS)
@@ -86,8 +92,9 @@ def test_masks_work_in_attention_like_torch(pattern):
     mask = attnlab.sparse_mask(n, pattern, window=1, n_global=1, n_random=2, causal=True)
     mask |= np.eye(n, dtype=bool)  # every query sees at least itself (torch gives NaN otherwise)
     out, weights = attnlab.scaled_dot_product_attention(q, k, v, mask=mask)
-    expected = F.scaled_dot_product_attention(*(torch.from_numpy(x) for x in (q, k, v)),
-                                              attn_mask=torch.from_numpy(mask))
+    expected = F.scaled_dot_product_attention(
+        *(torch.from_numpy(x) for x in (q, k, v)), attn_mask=torch.from_numpy(mask)
+    )
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-10, atol=1e-12)
     assert np.all(weights[..., ~mask] == 0)
 
@@ -117,14 +124,18 @@ def test_block_sparse_matches_dense_masked_attention(block_size, n_q, n_k):
     q = torch.randn(2, 3, n_q, 8, dtype=torch.float64)
     k = torch.randn(2, 3, n_k, 8, dtype=torch.float64)
     v = torch.randn(2, 3, n_k, 5, dtype=torch.float64)
-    mask = attnlab.sparse_mask(max(n_q, n_k), "bigbird", window=2, n_global=1, n_random=1)[:n_q, :n_k]
+    mask = attnlab.sparse_mask(max(n_q, n_k), "bigbird", window=2, n_global=1, n_random=1)[
+        :n_q, :n_k
+    ]
     mask[3] = False  # a query that sees nothing: zero output, as attnlab's reference gives
     out = attnlab.block_sparse_attention(q, k, v, mask, block_size=block_size)
     expected, _ = attnlab.scaled_dot_product_attention(q.numpy(), k.numpy(), v.numpy(), mask=mask)
     np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-12)
     rows = mask.any(axis=1)
     torch_out = F.scaled_dot_product_attention(q, k, v, attn_mask=torch.from_numpy(mask))
-    np.testing.assert_allclose(out[..., rows, :].numpy(), torch_out[..., rows, :].numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        out[..., rows, :].numpy(), torch_out[..., rows, :].numpy(), rtol=1e-10
+    )
 
 
 def test_block_sparse_skips_empty_blocks_and_keeps_gradients():
@@ -156,8 +167,9 @@ def test_block_sparse_errors():
 # ----------------------------------------------------------------------------- linear attention
 def test_elu_feature_map_matches_torch():
     x = RNG.normal(size=(5, 7)) * 3
-    np.testing.assert_allclose(attnlab.elu_feature_map(x), (F.elu(torch.from_numpy(x)) + 1).numpy(),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        attnlab.elu_feature_map(x), (F.elu(torch.from_numpy(x)) + 1).numpy(), rtol=1e-12
+    )
 
 
 def _explicit_loop(q, k, v, causal):
@@ -176,11 +188,16 @@ def test_linear_attention_forms_agree(causal):
     q, k = RNG.normal(size=(2, 2, 3, 11, 6))
     v = RNG.normal(size=(2, 3, 11, 4))
     expected = _explicit_loop(q, k, v, causal)
-    np.testing.assert_allclose(attnlab.linear_attention(q, k, v, causal=causal), expected, rtol=1e-10)
-    np.testing.assert_allclose(attnlab.linear_attention_quadratic(q, k, v, causal=causal), expected,
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        attnlab.linear_attention(q, k, v, causal=causal), expected, rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        attnlab.linear_attention_quadratic(q, k, v, causal=causal), expected, rtol=1e-10
+    )
     if causal:
-        np.testing.assert_allclose(attnlab.linear_attention_recurrent(q, k, v), expected, rtol=1e-10)
+        np.testing.assert_allclose(
+            attnlab.linear_attention_recurrent(q, k, v), expected, rtol=1e-10
+        )
 
 
 def test_linear_attention_cross_lengths_and_float32():
@@ -188,8 +205,9 @@ def test_linear_attention_cross_lengths_and_float32():
     k, v = RNG.normal(size=(2, 5, 4)).astype(np.float32)
     out = attnlab.linear_attention(q, k, v)
     assert out.dtype == np.float32
-    np.testing.assert_allclose(out, _explicit_loop(q.astype(float), k.astype(float), v.astype(float), False),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        out, _explicit_loop(q.astype(float), k.astype(float), v.astype(float), False), rtol=1e-5
+    )
 
 
 def test_linear_attention_errors():
@@ -228,8 +246,14 @@ def test_performer_error_falls_with_more_features(orthogonal):
     exact, _ = attnlab.scaled_dot_product_attention(q, k, v)
 
     def mean_error(m):
-        return np.mean([np.abs(attnlab.performer_attention(q, k, v, m=m, orthogonal=orthogonal, seed=s)
-                               - exact).mean() for s in range(6)])
+        return np.mean(
+            [
+                np.abs(
+                    attnlab.performer_attention(q, k, v, m=m, orthogonal=orthogonal, seed=s) - exact
+                ).mean()
+                for s in range(6)
+            ]
+        )
 
     assert mean_error(256) < 0.5 * mean_error(8)
 

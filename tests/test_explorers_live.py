@@ -36,15 +36,25 @@ EXPLORERS = {
     "scaling_explorer": ("attnlab.scaling_explorer(d_k=256, scaled=False)", ["d_k", "scores"]),
     "attention_heads_explorer": (
         "attnlab.attention_heads_explorer(tokens, weights, layer=1, head='all', query='it', title='stand-in')",
-        ["layer", "head", "query"]),
-    "positional_encoding_explorer": ("attnlab.positional_encoding_explorer()",
-                                     ["d_model", "RoPE base", "max k", "ALiBi heads"]),
+        ["layer", "head", "query"],
+    ),
+    "positional_encoding_explorer": (
+        "attnlab.positional_encoding_explorer()",
+        ["d_model", "RoPE base", "max k", "ALiBi heads"],
+    ),
     "mask_explorer": ("attnlab.mask_explorer()", ["pattern", "n", "causal", "window", "stride"]),
-    "sparse_mask_explorer": ("attnlab.sparse_mask_explorer(n=32)",
-                             ["pattern", "n", "window", "stride", "n_global", "n_random", "causal", "seed"]),
-    "flash_tile_explorer": ("attnlab.flash_tile_explorer(n=256, block_size=32, causal=True)",
-                            ["N", "block size", "causal"]),
-    "attention_head_explorer": ("attnlab.attention_head_explorer(maps, text, layer=1, head=0)", ["layer", "head"]),
+    "sparse_mask_explorer": (
+        "attnlab.sparse_mask_explorer(n=32)",
+        ["pattern", "n", "window", "stride", "n_global", "n_random", "causal", "seed"],
+    ),
+    "flash_tile_explorer": (
+        "attnlab.flash_tile_explorer(n=256, block_size=32, causal=True)",
+        ["N", "block size", "causal"],
+    ),
+    "attention_head_explorer": (
+        "attnlab.attention_head_explorer(maps, text, layer=1, head=0)",
+        ["layer", "head"],
+    ),
     "lecture_map_explorer": ("attnlab.lecture_map_explorer(thread='all')", ["thread"]),
 }
 
@@ -129,8 +139,13 @@ def no_sync_back(patch: pytest.MonkeyPatch) -> None:
 def kernel():
     """A kernel started live: no ATTNLAB_STATIC, no grading, matplotlib's inline backend."""
     nb = nbformat.v4.new_notebook()
-    client = NotebookClient(nb, kernel_name="python3", timeout=300, allow_errors=True,
-                            resources={"metadata": {"path": str(ROOT)}})
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=300,
+        allow_errors=True,
+        resources={"metadata": {"path": str(ROOT)}},
+    )
     with contextlib.ExitStack() as stack:
         no_sync_back(stack.enter_context(pytest.MonkeyPatch.context()))
         with pytest.MonkeyPatch.context() as env:  # only the kernel's environment
@@ -154,7 +169,9 @@ def only_figure(outputs: list, context: str) -> str:
     """The one PNG among an Output widget's outputs, after checking that nothing went wrong."""
     errors = [o for o in outputs if o["output_type"] == "error"]
     assert not errors, f"{context}: " + "\n".join("\n".join(o["traceback"]) for o in errors)
-    stderr = "".join(o["text"] for o in outputs if o["output_type"] == "stream" and o["name"] == "stderr")
+    stderr = "".join(
+        o["text"] for o in outputs if o["output_type"] == "stream" and o["name"] == "stderr"
+    )
     assert "Error" not in stderr and "Traceback" not in stderr, f"{context}: {stderr}"
     pngs = [o["data"]["image/png"] for o in outputs if "image/png" in o.get("data", {})]
     assert len(pngs) == 1, f"{context}: {len(pngs)} figures in the output (expected one, redrawn)"
@@ -169,7 +186,11 @@ def test_the_table_lists_every_explorer_of_the_notebooks():
 def markdown_before(source: str, call: str) -> str:
     """The markdown cell nearest above the code cell that contains `call`."""
     cells = re.split(r"^# %%", source, flags=re.MULTILINE)
-    index = next(i for i, cell in enumerate(cells) if re.search(rf"^\s*attnlab\.{call}\(", cell, re.MULTILINE))
+    index = next(
+        i
+        for i, cell in enumerate(cells)
+        if re.search(rf"^\s*attnlab\.{call}\(", cell, re.MULTILINE)
+    )
     return next(cell for cell in reversed(cells[:index]) if cell.startswith(" [markdown]"))
 
 
@@ -192,7 +213,9 @@ def test_explorer_redraws_live(kernel, name):
     outputs = kernel.run(call)
     views = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     assert len(views) == 1, f"{name} displayed {len(views)} widgets"
-    assert not [o for o in outputs if "image/png" in o.get("data", {})], "a figure outside the Output widget"
+    assert not [o for o in outputs if "image/png" in o.get("data", {})], (
+        "a figure outside the Output widget"
+    )
     box = views[0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
     info = json.loads(kernel.run(f"describe({box!r})")[0]["text"])
     assert [c["description"] for c in info["controls"]] == descriptions
@@ -210,8 +233,10 @@ def test_explorer_redraws_live(kernel, name):
                 sequence.append(value)
         previous = first
         for value in sequence:
-            kernel.run(f"box = ipywidgets.widgets.widget._instances[{box!r}]\n"
-                       f"box.children[{i}].{attribute} = {value!r}")
+            kernel.run(
+                f"box = ipywidgets.widgets.widget._instances[{box!r}]\n"
+                f"box.children[{i}].{attribute} = {value!r}"
+            )
             context = f"{label} = {value!r}"
             png = figure(context)
             assert png_size(png) == size, f"{context}: the figure changed size"
@@ -220,10 +245,15 @@ def test_explorer_redraws_live(kernel, name):
         assert png == first, f"{label} back at {start!r}: not the first figure again"
 
     # Rapid interaction: every value of every control once more, all in one cell.
-    changes = "\n".join(f"box.children[{i}].{c['attribute']} = {v!r}"
-                        for i, c in enumerate(info["controls"]) for v in [*c["values"], c["start"]])
+    changes = "\n".join(
+        f"box.children[{i}].{c['attribute']} = {v!r}"
+        for i, c in enumerate(info["controls"])
+        for v in [*c["values"], c["start"]]
+    )
     kernel.run(f"box = ipywidgets.widgets.widget._instances[{box!r}]\n{changes}")
-    assert figure("after rapid changes") == first, "back at the start values: not the first figure again"
+    assert figure("after rapid changes") == first, (
+        "back at the start values: not the first figure again"
+    )
 
 
 def solution_notebook(path: Path):
@@ -245,17 +275,36 @@ def test_solution_notebook_runs_with_live_widgets(path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     no_sync_back(monkeypatch)
     nb = solution_notebook(path)
-    client = NotebookClient(nb, kernel_name="python3", timeout=1200, allow_errors=True,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=1200,
+        allow_errors=True,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
     client.execute()
-    errors = [f"cell {i}: " + "\n".join(o.traceback) for i, cell in enumerate(nb.cells)
-              if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
+    errors = [
+        f"cell {i}: " + "\n".join(o.traceback)
+        for i, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.output_type == "error"
+    ]
     for state in client.widget_state.values():
-        errors += ["Output widget: " + "\n".join(o["traceback"])
-                   for o in state.get("outputs", []) if o["output_type"] == "error"]
+        errors += [
+            "Output widget: " + "\n".join(o["traceback"])
+            for o in state.get("outputs", [])
+            if o["output_type"] == "error"
+        ]
     assert not errors, "\n\n".join(errors)
-    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for cell in nb.cells
-             if cell.cell_type == "code" for o in cell.outputs
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    views = [
+        o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     explorers = [v for v in views if client.widget_state[v].get("_model_name") == "VBoxModel"]
-    assert len(explorers) == len(CALL.findall(path.read_text(encoding="utf-8"))), "one widget per explorer call"
+    assert len(explorers) == len(CALL.findall(path.read_text(encoding="utf-8"))), (
+        "one widget per explorer call"
+    )

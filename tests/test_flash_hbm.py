@@ -22,10 +22,13 @@ def test_formula_equals_counted_run(n, d, sram_bytes, bytes_per_element):
     q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
     counted = count_hbm_traffic(q, k, v, sram_bytes, bytes_per_element)
     assert hbm_traffic(n, d, sram_bytes, bytes_per_element) == (
-        counted.standard_bytes, counted.flash_bytes)
+        counted.standard_bytes,
+        counted.flash_bytes,
+    )
     # Both simulated algorithms really compute attention.
     ref = torch.nn.functional.scaled_dot_product_attention(
-        *(torch.tensor(a) for a in (q, k, v))).numpy()
+        *(torch.tensor(a) for a in (q, k, v))
+    ).numpy()
     np.testing.assert_allclose(counted.standard_out, ref, atol=1e-12)
     np.testing.assert_allclose(counted.flash_out, ref, atol=1e-12)
 

@@ -47,8 +47,11 @@ def test_printed_numbers_and_ratios_are_those_of_the_rows():
         t = row["tflops"]
         assert cells[2:4] == [str(row["d"]), str(row["N"])]
         assert cells[4 : 4 + 2 * len(impls)] == [f"{t[i][p]:.0f}" for i in impls for p in PASSES]
-        expected = [f"{t['attnlab'][p] / t[ref][p]:.2f}"
-                    for ref in ("sdpa-flash", "sdpa-cudnn") for p in PASSES]
+        expected = [
+            f"{t['attnlab'][p] / t[ref][p]:.2f}"
+            for ref in ("sdpa-flash", "sdpa-cudnn")
+            for p in PASSES
+        ]
         expected += [f"{100 * t['attnlab'][p] / run['peak_tflops']:.0f}%" for p in PASSES]
         assert cells[4 + 2 * len(impls) :] == expected
 
@@ -71,15 +74,32 @@ def test_bench_json_out_is_read_back(tmp_path):
     spec = importlib.util.spec_from_file_location("flash_gpu", ROOT / "bench/flash_gpu.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    records = [{"dtype": "float16", "causal": True, "d": 64, "N": 1024,
-                "tflops": {"attnlab": (300.0, 250.0, 260.0), "sdpa-flash": (200.0, 200.0, 200.0),
-                           "sdpa-cudnn": None}}]
-    run = bench.measurements_json(records, gpu="GPU X", peak=1000.0, batch=2, heads=3,
-                                  torch_version="t", triton_version="tr")
+    records = [
+        {
+            "dtype": "float16",
+            "causal": True,
+            "d": 64,
+            "N": 1024,
+            "tflops": {
+                "attnlab": (300.0, 250.0, 260.0),
+                "sdpa-flash": (200.0, 200.0, 200.0),
+                "sdpa-cudnn": None,
+            },
+        }
+    ]
+    run = bench.measurements_json(
+        records, gpu="GPU X", peak=1000.0, batch=2, heads=3, torch_version="t", triton_version="tr"
+    )
     path = tmp_path / "run.json"
     path.write_text(json.dumps(run))
     loaded = attnlab.gpu_measurements(path)
     assert loaded["rows"][0]["tflops"]["attnlab"] == {"fwd": 300.0, "bwd": 250.0, "fwd+bwd": 260.0}
     cells = _table_rows(attnlab.format_gpu_measurements(loaded))[0]
-    assert cells[-6:] == [f"{300 / 200:.2f}", f"{250 / 200:.2f}", "n/a", "n/a",
-                          f"{100 * 300 / 1000:.0f}%", f"{100 * 250 / 1000:.0f}%"]
+    assert cells[-6:] == [
+        f"{300 / 200:.2f}",
+        f"{250 / 200:.2f}",
+        "n/a",
+        "n/a",
+        f"{100 * 300 / 1000:.0f}%",
+        f"{100 * 250 / 1000:.0f}%",
+    ]

@@ -61,12 +61,12 @@ def test_forward_and_backward_match_torch(n_q, n_k, causal, block):
     finite = np.isfinite(ref_lse)
     np.testing.assert_allclose(lse[finite], ref_lse[finite], atol=1e-12)
     np.testing.assert_array_equal(
-        flash_attention_numpy(q, k, v, causal=causal, block_size=block), out)
+        flash_attention_numpy(q, k, v, causal=causal, block_size=block), out
+    )
 
     dout = rng.standard_normal(out.shape)
     ref_out.backward(torch.tensor(dout))
-    grads = flash_attention_numpy_backward(q, k, v, out, lse, dout, causal=causal,
-                                           block_size=block)
+    grads = flash_attention_numpy_backward(q, k, v, out, lse, dout, causal=causal, block_size=block)
     for name, got, t in zip("qkv", grads, (tq, tk, tv)):
         assert np.isfinite(got).all(), f"d{name} has NaN/inf"
         np.testing.assert_allclose(got, t.grad.numpy(), atol=1e-6, err_msg=f"d{name}")
@@ -79,8 +79,9 @@ def test_rows_without_visible_key_are_zero():
     # Bottom-right alignment: query i sees key j iff j <= i - 4, so rows 0..3 see nothing.
     np.testing.assert_array_equal(out[:4], 0.0)
     assert np.isneginf(lse[:4]).all() and np.isfinite(lse[4:]).all()
-    grads = flash_attention_numpy_backward(q, k, v, out, lse, np.ones_like(out), causal=True,
-                                           block_size=4)
+    grads = flash_attention_numpy_backward(
+        q, k, v, out, lse, np.ones_like(out), causal=True, block_size=4
+    )
     np.testing.assert_array_equal(grads[0][:4], 0.0)
 
 
@@ -106,7 +107,11 @@ def test_keeps_dtype_and_matches_library_reference(dtype):
 )
 def test_forward_property_any_shape(n_q, n_k, block, causal, seed):
     rng = np.random.default_rng(seed)
-    q, k, v = rng.standard_normal((n_q, 3)), rng.standard_normal((n_k, 3)), rng.standard_normal((n_k, 2))
+    q, k, v = (
+        rng.standard_normal((n_q, 3)),
+        rng.standard_normal((n_k, 3)),
+        rng.standard_normal((n_k, 2)),
+    )
     _, ref_out, _ = _torch_reference(q, k, v, causal)
     out = flash_attention_numpy(q, k, v, causal=causal, block_size=block)
     np.testing.assert_allclose(out, ref_out.detach().numpy(), atol=1e-12)
@@ -170,5 +175,6 @@ def test_errors_name_the_argument():
     with pytest.raises(ValueError, match="dout"):
         flash_attention_numpy_backward(q, q, q, q, np.zeros(4), np.zeros((3, 8)))
     with pytest.raises(ValueError, match="acc2"):
-        online_softmax_merge(np.zeros(3), np.zeros(3), np.zeros((3, 2)),
-                             np.zeros(3), np.zeros(3), np.zeros((4, 2)))
+        online_softmax_merge(
+            np.zeros(3), np.zeros(3), np.zeros((3, 2)), np.zeros(3), np.zeros(3), np.zeros((4, 2))
+        )

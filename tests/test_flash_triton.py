@@ -93,8 +93,10 @@ GPU_CASES = [
 GPU_ONLY = pytest.mark.skipif(not NATIVE, reason="large cases run natively on a GPU only")
 
 
-@pytest.mark.parametrize("b,h,n_q,n_k,d,causal,dtype", CASES + [
-    pytest.param(*case, marks=GPU_ONLY) for case in GPU_CASES])
+@pytest.mark.parametrize(
+    "b,h,n_q,n_k,d,causal,dtype",
+    CASES + [pytest.param(*case, marks=GPU_ONLY) for case in GPU_CASES],
+)
 def test_forward_backward_match_torch(b, h, n_q, n_k, d, causal, dtype):
     torch.manual_seed(n_q * 31 + n_k)
     q = _randn(b, h, n_q, d, dtype=dtype)
@@ -109,8 +111,9 @@ def test_forward_backward_match_torch(b, h, n_q, n_k, d, causal, dtype):
     assert torch.equal(torch.isneginf(lse), torch.isneginf(ref_lse))
     finite = torch.isfinite(ref_lse)
     lse_tol = tol if NATIVE else 1e-5
-    torch.testing.assert_close(lse.double()[finite], ref_lse.detach()[finite], atol=lse_tol,
-                               rtol=lse_tol)
+    torch.testing.assert_close(
+        lse.double()[finite], ref_lse.detach()[finite], atol=lse_tol, rtol=lse_tol
+    )
 
     dout = torch.randn_like(out)
     ref_out.backward(dout.double())
@@ -118,8 +121,13 @@ def test_forward_backward_match_torch(b, h, n_q, n_k, d, causal, dtype):
     flash_attention_triton(qg, kg, vg, causal=causal).backward(dout)
     for name, got, want in zip("qkv", (qg.grad, kg.grad, vg.grad), (rq, rk, rv)):
         assert got.dtype == dtype
-        torch.testing.assert_close(got.double(), want.grad, atol=5 * tol, rtol=5 * tol,
-                                   msg=lambda m, name=name: f"d{name}: {m}")
+        torch.testing.assert_close(
+            got.double(),
+            want.grad,
+            atol=5 * tol,
+            rtol=5 * tol,
+            msg=lambda m, name=name: f"d{name}: {m}",
+        )
 
 
 def test_rows_without_visible_key_give_zero_and_zero_gradients():
@@ -149,10 +157,27 @@ def test_custom_sm_scale_and_backward_function():
 
 
 @triton.jit
-def _inner_without_rescale(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                           causal_offset, qk_scale, HEAD_DIM: tl.constexpr,
-                           BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                           CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+def _inner_without_rescale(
+    acc,
+    l_i,
+    m_i,
+    q,
+    K,
+    V,
+    stride_kn,
+    stride_vn,
+    offs_m,
+    lo,
+    hi,
+    n_k,
+    causal_offset,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     """A typical wrong inner loop: forgets to rescale the old state by exp2(m_old - m_new)."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -228,8 +253,14 @@ def _run_python(code: str, unset_interpret: bool) -> subprocess.CompletedProcess
     env = dict(os.environ)
     if unset_interpret:
         env.pop("TRITON_INTERPRET", None)
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, check=False,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_import_without_triton_and_clear_errors():

@@ -32,9 +32,7 @@ def test_exercise_has_hidden_cases_and_mutants(name):
     assert ex.points > 0
 
 
-@pytest.mark.parametrize(
-    "name, mutant", MUTANTS, ids=[f"{n}::{m.name}" for n, m in MUTANTS]
-)
+@pytest.mark.parametrize("name, mutant", MUTANTS, ids=[f"{n}::{m.name}" for n, m in MUTANTS])
 def test_mutant_is_caught_and_named(name, mutant, report_row):
     failures = run_check(name, mutant.fn, hidden=True)
     caught = bool(failures)
@@ -98,7 +96,9 @@ def test_not_implemented_fails_in_a_grading_kernel(monkeypatch, variable):
         check("softmax", _unsolved_softmax)
 
 
-def test_not_implemented_in_a_learner_session_shows_a_box_and_does_not_raise(learner_session, capsys):
+def test_not_implemented_in_a_learner_session_shows_a_box_and_does_not_raise(
+    learner_session, capsys
+):
     assert check("softmax", _unsolved_softmax) is None  # Run All goes on to the cells below
     out = capsys.readouterr().out
     assert "softmax: not solved yet" in out and "raise NotImplementedError()" in out
@@ -111,12 +111,16 @@ def test_not_solved_box_is_html_in_ipython(learner_session, monkeypatch):
     shown = []
     monkeypatch.setattr(IPython, "get_ipython", lambda: object())
     monkeypatch.setattr(IPython.display, "display", lambda obj, raw=False: shown.append(obj))
+
     def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
         raise NotImplementedError()
 
     check("scaled_dot_product_attention", scaled_dot_product_attention)
     (bundle,) = shown
-    assert "not solved yet" in bundle["text/html"] and "scaled_dot_product_attention" in bundle["text/html"]
+    assert (
+        "not solved yet" in bundle["text/html"]
+        and "scaled_dot_product_attention" in bundle["text/html"]
+    )
     assert bundle["text/plain"].startswith("scaled_dot_product_attention: not solved yet")
 
 
@@ -158,8 +162,11 @@ def test_failure_message_summarises_arrays():
 
 
 def test_k_dot_T_on_batched_input_gets_its_hint():
-    hint = next(m.hint for m in REGISTRY["scaled_dot_product_attention"].mutants
-                if m.name == "k.T on batched input")
+    hint = next(
+        m.hint
+        for m in REGISTRY["scaled_dot_product_attention"].mutants
+        if m.name == "k.T on batched input"
+    )
 
     def with_matmul(q, k, v, mask=None, causal=False):
         d_k = q.shape[-1]
@@ -174,8 +181,11 @@ def test_k_dot_T_on_batched_input_gets_its_hint():
     def with_dot(q, k, v, mask=None, causal=False):  # np.dot: another error, in another place
         scores = np.dot(q, k.T) / np.sqrt(q.shape[-1])
         if causal:
-            scores = np.where(np.tril(np.ones(scores.shape[-2:], bool), k.shape[-2] - q.shape[-2]),
-                              scores, -np.inf)
+            scores = np.where(
+                np.tril(np.ones(scores.shape[-2:], bool), k.shape[-2] - q.shape[-2]),
+                scores,
+                -np.inf,
+            )
         if mask is not None:
             scores = np.where(mask, scores, -np.inf)
         w = np.exp(scores - scores.max(axis=-1, keepdims=True))
@@ -246,7 +256,10 @@ def test_calling_the_library_itself_is_refused():
     namespace = {"attnlab": attnlab}
     exec("def softmax(x, axis=-1):\n    return attnlab.softmax(x, axis)\n", namespace)
     assert "library's own" in run_check("softmax", namespace["softmax"])[0]
-    exec("from attnlab import softmax as s\ndef softmax(x, axis=-1):\n    return s(x, axis)\n", namespace)
+    exec(
+        "from attnlab import softmax as s\ndef softmax(x, axis=-1):\n    return s(x, axis)\n",
+        namespace,
+    )
     assert "library's own" in run_check("softmax", namespace["softmax"])[0]
 
 

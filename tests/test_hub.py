@@ -46,12 +46,19 @@ import hub_deployment
 from hub_deployment import Deployment, read_notebook_as, write_answers_as
 
 if not REQUIRED:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is part of the dev extra")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is part of the dev extra"
+    )
     if not os.path.exists(CHROMIUM):
-        pytest.skip("Debian's chromium is not installed (sudo apt-get install chromium)", allow_module_level=True)
+        pytest.skip(
+            "Debian's chromium is not installed (sudo apt-get install chromium)",
+            allow_module_level=True,
+        )
     _reason = hub_deployment.skip_reason()
     if _reason:
-        pytest.skip(f"a JupyterHub class cannot be deployed here: {_reason}", allow_module_level=True)
+        pytest.skip(
+            f"a JupyterHub class cannot be deployed here: {_reason}", allow_module_level=True
+        )
 else:
     import playwright.sync_api as sync_api
 
@@ -64,8 +71,11 @@ def _solution(zone: str, grade_id: str) -> str:
     nb = source_notebook(ROOT / "solutions" / zone / f"{zone}.py")
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
-            return "\n".join(line for line in cell.source.splitlines() if "### BEGIN SOLUTION" not in line
-                             and "### END SOLUTION" not in line)
+            return "\n".join(
+                line
+                for line in cell.source.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
     raise KeyError(grade_id)
 
 
@@ -75,8 +85,13 @@ def _answers(dep: Deployment) -> dict[str, dict[str, dict[str, str]]]:
     solutions = dep.course_dir / "solutions"
     return {
         correct: {
-            "00_quickstart": {g: _solution("00_quickstart", g) for g in ("softmax", "scaled_dot_product_attention")},
-            "01_experience": {g: _solution("01_experience", g) for g in ("qkv_attention", "score_statistics")},
+            "00_quickstart": {
+                g: _solution("00_quickstart", g)
+                for g in ("softmax", "scaled_dot_product_attention")
+            },
+            "01_experience": {
+                g: _solution("01_experience", g) for g in ("qkv_attention", "score_statistics")
+            },
         },
         partial: {  # softmax right, attention without the 1/sqrt(d_k); qkv right, statistics not done
             "00_quickstart": {
@@ -90,7 +105,8 @@ def _answers(dep: Deployment) -> dict[str, dict[str, dict[str, str]]]:
                     "    if causal:\n"
                     "        allowed = allowed & attnlab.causal_mask(q.shape[-2], k.shape[-2])\n"
                     "    weights = softmax(np.where(allowed, scores, -np.inf), axis=-1)\n"
-                    "    return weights @ v, weights\n"),
+                    "    return weights @ v, weights\n"
+                ),
             },
             "01_experience": {"qkv_attention": _solution("01_experience", "qkv_attention")},
         },
@@ -111,10 +127,12 @@ def _answers(dep: Deployment) -> dict[str, dict[str, dict[str, str]]]:
                     "def check(*args, **kwargs):\n"
                     "    print('all checks passed')\n"
                     "def softmax(x, axis=-1):\n"
-                    "    return np.zeros_like(np.asarray(x, dtype=float))\n"),
+                    "    return np.zeros_like(np.asarray(x, dtype=float))\n"
+                ),
                 "scaled_dot_product_attention": (
                     "def scaled_dot_product_attention(q, k, v, mask=None, causal=False):\n"
-                    "    return np.zeros(q.shape[:-1] + v.shape[-1:]), np.zeros(q.shape[:-1] + k.shape[-2:-1])\n"),
+                    "    return np.zeros(q.shape[:-1] + v.shape[-1:]), np.zeros(q.shape[:-1] + k.shape[-2:-1])\n"
+                ),
             },
             "01_experience": {
                 "qkv_attention": "import functools\nqkv_attention = functools.partial(attnlab.qkv_attention)\n",
@@ -123,7 +141,8 @@ def _answers(dep: Deployment) -> dict[str, dict[str, dict[str, str]]]:
                     f"print(glob.glob({str(dep.home(correct) / '*' / '*.ipynb')!r}))\n"
                     f"print(glob.glob({str(dep.exchange / 'attnlab' / 'inbound' / '*')!r}))\n"
                     "def score_statistics(q, k):\n"
-                    "    return 0.0, 1.0\n"),
+                    "    return 0.0, 1.0\n"
+                ),
             },
         },
     }
@@ -134,9 +153,12 @@ def _answers(dep: Deployment) -> dict[str, dict[str, dict[str, str]]]:
 def _expected(dep: Deployment) -> dict[tuple[str, str], float]:
     correct, partial, hostile = dep.students[:3]
     return {
-        (correct, "00_quickstart"): 5.0, (correct, "01_experience"): 5.0,
-        (partial, "00_quickstart"): 2.0, (partial, "01_experience"): 3.0,
-        (hostile, "00_quickstart"): 0.0, (hostile, "01_experience"): 3.0,
+        (correct, "00_quickstart"): 5.0,
+        (correct, "01_experience"): 5.0,
+        (partial, "00_quickstart"): 2.0,
+        (partial, "01_experience"): 3.0,
+        (hostile, "00_quickstart"): 0.0,
+        (hostile, "01_experience"): 3.0,
     }
 
 
@@ -188,7 +210,12 @@ def _login(browser, dep: Deployment, user: str):
 def _nbgrader_menu(page) -> list[str]:
     page.click(".lm-MenuBar-itemLabel:text-is('Nbgrader')")
     page.wait_for_selector(".lm-Menu:visible .lm-Menu-itemLabel")
-    items = [t.strip() for t in page.locator(".lm-Menu:visible .lm-Menu-item:visible .lm-Menu-itemLabel").all_text_contents()]
+    items = [
+        t.strip()
+        for t in page.locator(
+            ".lm-Menu:visible .lm-Menu-item:visible .lm-Menu-itemLabel"
+        ).all_text_contents()
+    ]
     page.keyboard.press("Escape")
     return [t for t in items if t]
 
@@ -197,15 +224,19 @@ def _assignments_tab(page) -> None:
     page.click(".lm-MenuBar-itemLabel:text-is('Nbgrader')")
     page.click(".lm-Menu-itemLabel:text-is('Assignment List')")
     page.wait_for_selector("#nbgrader-assignment-list:visible, .nbgrader-mainarea-widget:visible")
-    page.wait_for_function("() => { const l = document.querySelector('#released_assignments_list_loading');"
-                           " return l && l.hidden; }")
+    page.wait_for_function(
+        "() => { const l = document.querySelector('#released_assignments_list_loading');"
+        " return l && l.hidden; }"
+    )
 
 
 def _row(page, listing: str, zone: str):
     return page.locator(f"#{listing}_assignments_list > .list_item", has_text=zone)
 
 
-def _click_in_row(page, listing: str, zone: str, button: str, then: str, timeout: float = 120_000) -> None:
+def _click_in_row(
+    page, listing: str, zone: str, button: str, then: str, timeout: float = 120_000
+) -> None:
     """Click `button` on the `zone` row of a listing; wait until `zone` shows in listing `then`."""
     _row(page, listing, zone).get_by_role("button", name=button, exact=True).click()
     _row(page, then, zone).first.wait_for(timeout=timeout)
@@ -217,7 +248,9 @@ def _open_notebook(page, dep: Deployment, user: str, path: str) -> float:
     workspace = re.sub(r"\W", "-", path)
     page.goto(f"{dep.url}/user/{user}/lab/workspaces/{workspace}/tree/{path}?reset")
     page.wait_for_selector(".jp-NotebookPanel:visible .jp-Cell")
-    title = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").first
+    title = page.locator(
+        ".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel"
+    ).first
     assert title.inner_text().strip() == path.rsplit("/", 1)[-1]
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']")
     return time.monotonic() - start
@@ -225,7 +258,9 @@ def _open_notebook(page, dep: Deployment, user: str, path: str) -> float:
 
 def _validate(page) -> str:
     """Click the notebook toolbar's Validate button; return the text of the result dialog."""
-    page.locator(".jp-NotebookPanel-toolbar:visible").get_by_text("Validate", exact=True).first.click()
+    page.locator(".jp-NotebookPanel-toolbar:visible").get_by_text(
+        "Validate", exact=True
+    ).first.click()
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for(timeout=600_000)
     page.wait_for_timeout(500)
@@ -243,7 +278,9 @@ def test_a_class_on_a_jupyterhub(deployment, browser):
 
     # The course environment works for everyone (world-readable install).
     for user in dep.users:
-        out = dep.as_user(user, "python", "-c", "import attnlab, grader_tests, nbgrader; print('ok')")
+        out = dep.as_user(
+            user, "python", "-c", "import attnlab, grader_tests, nbgrader; print('ok')"
+        )
         assert out.stdout.strip() == "ok", (user, out.stderr[-2000:])
 
     dep.release(*ZONES)
@@ -262,8 +299,12 @@ def test_a_class_on_a_jupyterhub(deployment, browser):
     # Permissions, tried as each student.
     course = dep.course_dir
     for student in dep.students:
-        for path in [course, course / "solutions" / "00_quickstart" / "00_quickstart.ipynb",
-                     course / "gradebook.db", course / "nbgrader_config.py"]:
+        for path in [
+            course,
+            course / "solutions" / "00_quickstart" / "00_quickstart.ipynb",
+            course / "gradebook.db",
+            course / "nbgrader_config.py",
+        ]:
             assert not dep.can_read(student, path), (student, path)
         assert not dep.can_write(student, course / "gradebook.db")
         for other in dep.users:
@@ -321,14 +362,18 @@ def test_a_class_on_a_jupyterhub(deployment, browser):
     # The instructor grades, sandboxed, then releases the feedback (their hub terminal).
     start = time.monotonic()
     out = dep.instructor_run("attnlab-grade", *ZONES, "--collect", "--no-progress", timeout=3600)
-    TIMINGS["grading the class: attnlab-grade --collect, 6 submissions (s)"] = time.monotonic() - start
+    TIMINGS["grading the class: attnlab-grade --collect, 6 submissions (s)"] = (
+        time.monotonic() - start
+    )
     (ARTIFACTS / "hub_grading.txt").write_text(out.stdout + out.stderr)
     report_text = dep.as_user(dep.instructor, "cat", str(course / "grading_report.csv")).stdout
     rows = {(r["student"], r["assignment"]): r for r in csv.DictReader(report_text.splitlines())}
     got = {key: float(rows[key]["score"]) for key in expected}
     assert got == expected, out.stdout
     assert all(rows[key]["status"] == "graded" for key in expected)
-    assert rows[(hostile, "01_experience")]["flags"], "the library's own qkv_attention must be flagged"
+    assert rows[(hostile, "01_experience")]["flags"], (
+        "the library's own qkv_attention must be flagged"
+    )
     assert not rows[(correct, "01_experience")]["flags"]
     for zone in ZONES:
         dep.instructor_run("nbgrader", "generate_feedback", zone, "--force")
@@ -361,10 +406,20 @@ def test_a_class_on_a_jupyterhub(deployment, browser):
                 assert not [other for other in dep.users if other in text]
             if student == partial and zone == "00_quickstart":
                 assert "scaled_dot_product_attention" in text and "sqrt(d_k)" in text, text[-3000:]
-            page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon").click()
+            page.locator(
+                ".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabCloseIcon"
+            ).click()
             _assignments_tab(page)
-        own = dep.as_user(student, "find", str(dep.home(student)), "-path", "*/feedback/*.html",
-                          "-not", "-path", "*/.ipynb_checkpoints/*").stdout.splitlines()
+        own = dep.as_user(
+            student,
+            "find",
+            str(dep.home(student)),
+            "-path",
+            "*/feedback/*.html",
+            "-not",
+            "-path",
+            "*/.ipynb_checkpoints/*",
+        ).stdout.splitlines()
         assert sorted(Path(p).name for p in own) == [f"{zone}.html" for zone in ZONES], own
 
     for name, seconds in TIMINGS.items():

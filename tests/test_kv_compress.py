@@ -31,10 +31,13 @@ def test_uniform_grouping_is_gqa_like_torch():
     k_g, v_g = attnlab.average_kv_heads(k, v, labels)
     np.testing.assert_allclose(k_g[:, 1], k[:, 2:4].mean(axis=1))
     out = attnlab.grouped_attention(q, k_g, v_g, labels, causal=True)
-    expected = F.scaled_dot_product_attention(*(torch.from_numpy(a) for a in (q, k_g, v_g)),
-                                              is_causal=True, enable_gqa=True)
+    expected = F.scaled_dot_product_attention(
+        *(torch.from_numpy(a) for a in (q, k_g, v_g)), is_causal=True, enable_gqa=True
+    )
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(out, attnlab.grouped_query_attention(q, k_g, v_g, causal=True), rtol=1e-12)
+    np.testing.assert_allclose(
+        out, attnlab.grouped_query_attention(q, k_g, v_g, causal=True), rtol=1e-12
+    )
 
 
 def test_one_group_per_head_is_exact():
@@ -91,10 +94,14 @@ def test_expected_attention_matches_monte_carlo():
     cov = a @ a.T
     samples = RNG.multivariate_normal(mean, cov, size=400_000)
     mc = np.exp(samples @ k.T / np.sqrt(d)).mean(axis=0)
-    np.testing.assert_allclose(attnlab.expected_attention_scores(k, mean, cov), mc / mc.sum(), rtol=0.02)
+    np.testing.assert_allclose(
+        attnlab.expected_attention_scores(k, mean, cov), mc / mc.sum(), rtol=0.02
+    )
     v = RNG.normal(size=(6, 3))
-    np.testing.assert_allclose(attnlab.expected_attention_scores(k, mean, cov, v=v),
-                               attnlab.expected_attention_scores(k, mean, cov) * np.linalg.norm(v, axis=1))
+    np.testing.assert_allclose(
+        attnlab.expected_attention_scores(k, mean, cov, v=v),
+        attnlab.expected_attention_scores(k, mean, cov) * np.linalg.norm(v, axis=1),
+    )
 
 
 def test_gaussian_estimate_matches_numpy():
@@ -125,13 +132,19 @@ def test_select_kv_to_keep_methods():
 
 def test_pruning_error_against_torch_masking():
     q, k, v = RNG.normal(size=(3, 2, 30, 8))
-    assert all(e < 1e-12 for e in attnlab.compare_kv_pruning(q, k, v, 16, prune_fraction=0.0).values())
+    assert all(
+        e < 1e-12 for e in attnlab.compare_kv_pruning(q, k, v, 16, prune_fraction=0.0).values()
+    )
     errors = attnlab.compare_kv_pruning(q, k, v, n_cache=16, prune_fraction=0.5)
     # recency keeps cache positions 8..15; drop 0..7 through a boolean mask in torch instead
     mask = torch.from_numpy(attnlab.causal_mask(14, 30))
-    full = F.scaled_dot_product_attention(*(torch.from_numpy(a) for a in (q[:, 16:], k, v)), attn_mask=mask)
+    full = F.scaled_dot_product_attention(
+        *(torch.from_numpy(a) for a in (q[:, 16:], k, v)), attn_mask=mask
+    )
     mask[:, :8] = False
-    pruned = F.scaled_dot_product_attention(*(torch.from_numpy(a) for a in (q[:, 16:], k, v)), attn_mask=mask)
+    pruned = F.scaled_dot_product_attention(
+        *(torch.from_numpy(a) for a in (q[:, 16:], k, v)), attn_mask=mask
+    )
     expected = float(torch.linalg.norm(pruned - full) / torch.linalg.norm(full))
     assert errors["recency"] == pytest.approx(expected, rel=1e-10)
     with pytest.raises(ValueError, match="n_cache=30 must be smaller than the sequence length 30"):
@@ -144,11 +157,14 @@ def trained_gpt():
     """A 2-layer character GPT trained for a few seconds on the standard-library corpus."""
     torch.manual_seed(0)
     corpus = attnlab.stdlib_corpus(max_chars=200_000)
-    config = attnlab.GPTConfig(vocab_size=corpus.vocab_size, context_length=64, d_model=64,
-                               n_layers=2, n_heads=4)
+    config = attnlab.GPTConfig(
+        vocab_size=corpus.vocab_size, context_length=64, d_model=64, n_layers=2, n_heads=4
+    )
     model = attnlab.GPT(config)
     config = attnlab.TrainConfig(steps=200, lr=1e-2, warmup_steps=20, eval_every=0, progress=False)
-    history = attnlab.Trainer(model, lambda g: corpus.batch(32, 64, g), config).fit()  # 1 thread: conftest
+    history = attnlab.Trainer(
+        model, lambda g: corpus.batch(32, 64, g), config
+    ).fit()  # 1 thread: conftest
     assert history["loss"][-1] < 0.6 * history["loss"][0]
     x, _ = corpus.batch(8, 64, torch.Generator().manual_seed(1), split="val")
     return model.eval(), x
@@ -169,8 +185,9 @@ def test_pruning_60_percent_on_a_trained_gpt(trained_gpt):
     errors = {m: [] for m in ("expected_attention", "recency", "random")}
     for q, k, v in attnlab.gpt_attention_qkv(model, x):
         for b in range(x.shape[0]):
-            for method, err in attnlab.compare_kv_pruning(q[b], k[b], v[b], n_cache=32,
-                                                          prune_fraction=0.6).items():
+            for method, err in attnlab.compare_kv_pruning(
+                q[b], k[b], v[b], n_cache=32, prune_fraction=0.6
+            ).items():
                 errors[method].append(err)
     mean = {m: float(np.mean(e)) for m, e in errors.items()}
     assert mean["expected_attention"] < mean["random"]
@@ -180,8 +197,12 @@ def test_pruning_60_percent_on_a_trained_gpt(trained_gpt):
 def test_head_grouping_on_a_trained_gpt(trained_gpt):
     model, x = trained_gpt
     for q, k, v in attnlab.gpt_attention_qkv(model, x):
-        result = attnlab.compare_head_grouping(q[4:], k[4:], v[4:], n_groups=2, calibration=(k[:4], v[:4]))
+        result = attnlab.compare_head_grouping(
+            q[4:], k[4:], v[4:], n_groups=2, calibration=(k[:4], v[:4])
+        )
         assert 0 < result["similarity"] < 2 and 0 < result["uniform"] < 2
-        cost = {name: attnlab.grouping_cost(k[:4], v[:4], result[f"{name}_labels"])
-                for name in ("uniform", "similarity")}
+        cost = {
+            name: attnlab.grouping_cost(k[:4], v[:4], result[f"{name}_labels"])
+            for name in ("uniform", "similarity")
+        }
         assert cost["similarity"] <= cost["uniform"] + 1e-9

@@ -21,7 +21,9 @@ transformers.logging.set_verbosity_error()
 def _scan_inputs(batch=2, d_inner=6, d_state=4, L=37, delta_scale=1.0, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(batch, d_inner, L, generator=g)
-    delta = delta_scale * torch.nn.functional.softplus(torch.randn(batch, d_inner, L, generator=g) - 1)
+    delta = delta_scale * torch.nn.functional.softplus(
+        torch.randn(batch, d_inner, L, generator=g) - 1
+    )
     A = -torch.exp(torch.randn(d_inner, d_state, generator=g))
     B = torch.randn(batch, d_state, L, generator=g)
     C = torch.randn(batch, d_state, L, generator=g)
@@ -54,11 +56,30 @@ def test_torch_scan_matches_numpy_reference_and_transformers(mode):
 @pytest.mark.parametrize("mode", ["sequential", "parallel"])
 def test_scan_continues_from_a_state(mode):
     u, delta, A, B, C, D = _scan_inputs()
-    full, h_full = attnlab.selective_scan_torch(u, delta, A, B, C, D, mode=mode, return_last_state=True)
-    first, h = attnlab.selective_scan_torch(u[..., :20], delta[..., :20], A, B[..., :20], C[..., :20], D,
-                                            mode=mode, return_last_state=True)
-    rest, h_end = attnlab.selective_scan_torch(u[..., 20:], delta[..., 20:], A, B[..., 20:], C[..., 20:], D,
-                                               mode=mode, initial_state=h, return_last_state=True)
+    full, h_full = attnlab.selective_scan_torch(
+        u, delta, A, B, C, D, mode=mode, return_last_state=True
+    )
+    first, h = attnlab.selective_scan_torch(
+        u[..., :20],
+        delta[..., :20],
+        A,
+        B[..., :20],
+        C[..., :20],
+        D,
+        mode=mode,
+        return_last_state=True,
+    )
+    rest, h_end = attnlab.selective_scan_torch(
+        u[..., 20:],
+        delta[..., 20:],
+        A,
+        B[..., 20:],
+        C[..., 20:],
+        D,
+        mode=mode,
+        initial_state=h,
+        return_last_state=True,
+    )
     torch.testing.assert_close(torch.cat([first, rest], -1), full, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(h_end, h_full, rtol=1e-5, atol=1e-5)
 
@@ -129,13 +150,19 @@ def _perturb(module, seed):
     return module
 
 
-@pytest.mark.parametrize("seed, use_bias, use_conv_bias", [(0, False, True), (1, True, False),
-                                                           (2, True, True), (3, False, False)])
+@pytest.mark.parametrize(
+    "seed, use_bias, use_conv_bias",
+    [(0, False, True), (1, True, False), (2, True, True), (3, False, False)],
+)
 def test_block_from_hf_matches_mamba_mixer(seed, use_bias, use_conv_bias):
     torch.manual_seed(seed)
-    mixer = _perturb(MambaMixer(_random_config(seed, use_bias, use_conv_bias), layer_idx=0), seed).eval()
+    mixer = _perturb(
+        MambaMixer(_random_config(seed, use_bias, use_conv_bias), layer_idx=0), seed
+    ).eval()
     block = attnlab.MambaBlock.from_hf(mixer)
-    assert (block.in_proj.bias is not None) == use_bias and (block.conv1d.bias is not None) == use_conv_bias
+    assert (block.in_proj.bias is not None) == use_bias and (
+        block.conv1d.bias is not None
+    ) == use_conv_bias
     x = torch.randn(2, 29, mixer.hidden_size)
     with torch.no_grad():
         expected = mixer(x)

@@ -78,24 +78,41 @@ def test_repo2docker_picks_conda_with_python_312(tmp_path):
     assert out.returncode == 0, text[-3000:]
     assert "Building conda environment for python=3.12" in text
     assert "binder/environment.yml" in text and "binder/postBuild" in text
-    assert 'RUN ./binder/postBuild' in text
+    assert "RUN ./binder/postBuild" in text
     post_build = (ROOT / "binder" / "postBuild").read_text()
     assert 'default_url = "/lab/tree/course"' in post_build, "JupyterLab must be the default UI"
 
 
 def test_everything_binder_asks_for_resolves_and_installs_here(tmp_path):
     """pip resolves every package binder/ names, for this platform, from the package index."""
-    reqs = [f"{name}{spec}" for name, spec in conda_requirements(ROOT / "binder" / "environment.yml")[0].items()]
+    reqs = [
+        f"{name}{spec}"
+        for name, spec in conda_requirements(ROOT / "binder" / "environment.yml")[0].items()
+    ]
     reqs = ["torch==2.13.0" if r.startswith("torch") else r for r in reqs]  # the local CPU build
     report = tmp_path / "report.json"
     out = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-         "--report", str(report), *reqs],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--report",
+            str(report),
+            *reqs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    resolved = {item["metadata"]["name"].lower().replace("_", "-")
-                for item in json.loads(report.read_text())["install"]}
+    resolved = {
+        item["metadata"]["name"].lower().replace("_", "-")
+        for item in json.loads(report.read_text())["install"]
+    }
     missing = {_split(r)[0] for r in reqs} - resolved
     assert not missing, f"not installable here: {missing}"
 

@@ -81,7 +81,9 @@ def _outcomes(fn, name):
     outcomes = []
     for case in REGISTRY[name].cases():
         try:
-            outcomes.append({"status": "returned", "value": encode(fn(*case.args, **case.kwargs), arrays)})
+            outcomes.append(
+                {"status": "returned", "value": encode(fn(*case.args, **case.kwargs), arrays)}
+            )
         except Exception as exc:
             outcomes.append({"status": "raised", "type": type(exc).__name__, "message": str(exc)})
     return outcomes, arrays
@@ -112,8 +114,11 @@ def test_a_record_for_another_exercise_does_not_count(tmp_path):
     import attnlab
 
     outcomes, arrays = _outcomes(attnlab.softmax, "softmax")
-    write_record(tmp_path / "causal_mask.npz",
-                 {"exercise": "softmax", "callable": True, "outcomes": outcomes}, arrays)
+    write_record(
+        tmp_path / "causal_mask.npz",
+        {"exercise": "softmax", "callable": True, "outcomes": outcomes},
+        arrays,
+    )
     assert not judge_record("causal_mask", tmp_path).passed
 
 
@@ -122,14 +127,20 @@ def test_a_record_for_another_exercise_does_not_count(tmp_path):
 
 def _notebook(*sources: str) -> str:
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
     return nbformat.writes(nb)
 
 
 def _printed(result) -> str:
     nb = nbformat.read(result.notebook, as_version=4)
-    return "".join(o.get("text", "") + o.get("evalue", "") for c in nb.cells for o in c.get("outputs", []))
+    return "".join(
+        o.get("text", "") + o.get("evalue", "") for c in nb.cells for o in c.get("outputs", [])
+    )
 
 
 @needs_bwrap
@@ -165,7 +176,9 @@ def _processes_of(uid: int, settle_s: float = 10.0) -> str:
     """pgrep's list of `uid`'s processes, once the killed namespace has had time to go."""
     deadline = time.monotonic() + settle_s
     while True:
-        left = subprocess.run(["pgrep", "-u", str(uid)], capture_output=True, text=True).stdout.strip()
+        left = subprocess.run(
+            ["pgrep", "-u", str(uid)], capture_output=True, text=True
+        ).stdout.strip()
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
@@ -180,8 +193,13 @@ def test_the_wall_clock_limit_kills_everything_it_started(tmp_path):
         "import time\ntime.sleep(600)\n"
     )
     start = time.monotonic()
-    result = run_notebook_sandboxed(_notebook(daemon), {}, tmp_path / "w",
-                                    limits=Limits(wall_seconds=15, cell_timeout_s=600), slot=7)
+    result = run_notebook_sandboxed(
+        _notebook(daemon),
+        {},
+        tmp_path / "w",
+        limits=Limits(wall_seconds=15, cell_timeout_s=600),
+        slot=7,
+    )
     assert result.timed_out
     assert time.monotonic() - start < 40
     if os.geteuid() == 0:  # nothing of the sandbox's own user is left running
@@ -217,8 +235,19 @@ def test_limits_stop_a_fork_bomb_and_a_huge_file(tmp_path):
 
 def test_attnlab_grade_refuses_without_bubblewrap(tmp_path):
     env = dict(os.environ, PATH=str(tmp_path))  # no bwrap on this PATH
-    out = subprocess.run([sys.executable, "-m", "grader_tests.instructor", "00_quickstart",
-                          "--course-dir", str(tmp_path)], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grader_tests.instructor",
+            "00_quickstart",
+            "--course-dir",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert "apt-get install bubblewrap" in out.stderr and "--unsafe-no-sandbox" in out.stderr
 

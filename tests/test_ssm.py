@@ -104,7 +104,9 @@ def test_complex_diagonal_zoh():
 
 
 def test_zoh_keeps_float32():
-    A_bar, B_bar = attnlab.ssm_discretize(np.array([-1.0, -2.0], np.float32), np.ones(2, np.float32), 0.5)
+    A_bar, B_bar = attnlab.ssm_discretize(
+        np.array([-1.0, -2.0], np.float32), np.ones(2, np.float32), 0.5
+    )
     assert A_bar.dtype == np.float32 and B_bar.dtype == np.float32
 
 
@@ -144,7 +146,9 @@ def test_kernel_is_the_impulse_response_and_matches_matrix_powers(system):
     K = attnlab.ssm_kernel(A_bar, B_bar, C, L)
     impulse = np.zeros(L)
     impulse[0] = 1.0
-    np.testing.assert_allclose(K, attnlab.ssm_recurrence(A_bar, B_bar, C, impulse), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        K, attnlab.ssm_recurrence(A_bar, B_bar, C, impulse), rtol=1e-12, atol=1e-15
+    )
     A_mat = A_bar if A_bar.ndim == 2 else np.diag(A_bar)
     powers = [C @ np.linalg.matrix_power(A_mat, k) @ B_bar for k in range(L)]
     np.testing.assert_allclose(K, powers, rtol=1e-12, atol=1e-15)
@@ -168,8 +172,9 @@ def test_complex_diagonal_kernel_and_convolution():
     u = RNG.normal(size=40)
     K = attnlab.ssm_kernel(A_bar, B_bar, C, 40)
     np.testing.assert_allclose(K.imag, 0, atol=1e-12)
-    np.testing.assert_allclose(attnlab.ssm_convolve(K, u), attnlab.ssm_recurrence(A_bar, B_bar, C, u),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        attnlab.ssm_convolve(K, u), attnlab.ssm_recurrence(A_bar, B_bar, C, u), atol=1e-10
+    )
 
 
 def test_kernel_and_convolve_keep_float32():
@@ -207,7 +212,9 @@ def test_parallel_scan_equals_the_loop(length, batch, seed):
     rng = np.random.default_rng(seed)
     a = rng.uniform(-1.1, 1.1, size=(batch, length))
     b = rng.normal(size=(batch, length))
-    np.testing.assert_allclose(attnlab.parallel_scan(a, b), _loop_scan(a, b), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        attnlab.parallel_scan(a, b), _loop_scan(a, b), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_parallel_scan_broadcasts_and_keeps_float32():
@@ -299,7 +306,7 @@ def test_selective_scan_keeps_float32():
 )
 def test_selective_scan_errors_name_the_argument(change, match):
     args = dict(zip(["u", "delta", "A", "B", "C", "D"], _scan_inputs(RNG)))
-    (name, fn), = change.items()
+    ((name, fn),) = change.items()
     args[name] = fn(args[name])
     with pytest.raises(ValueError, match=match):
         attnlab.selective_scan(**args)

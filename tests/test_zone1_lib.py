@@ -64,16 +64,23 @@ def _layers_until_connected(n: int, k: int, dilated: bool) -> int:
 def test_cnn_path_length_matches_the_dependency_graph(n, k):
     rows = attnlab.fossil_table(n, 16, k=k)
     assert _row(rows, f"CNN (k={k})")["path"] == _layers_until_connected(n, k, dilated=False)
-    assert _row(rows, f"CNN (k={k}, dilated)")["path"] == _layers_until_connected(n, k, dilated=True)
+    assert _row(rows, f"CNN (k={k}, dilated)")["path"] == _layers_until_connected(
+        n, k, dilated=True
+    )
 
 
 def test_rnn_and_attention_paths_and_sequential_steps():
     rows = attnlab.fossil_table(50, 16)
     assert (_row(rows, "RNN")["path"], _row(rows, "RNN")["sequential"]) == (49, 50)
-    assert (_row(rows, "self-attention")["path"], _row(rows, "self-attention")["sequential"]) == (1, 1)
+    assert (_row(rows, "self-attention")["path"], _row(rows, "self-attention")["sequential"]) == (
+        1,
+        1,
+    )
 
 
-@pytest.mark.parametrize("kwargs, word", [({"n": 1}, "n"), ({"n": 8, "k": 1}, "k"), ({"n": 8, "d": 0}, "d")])
+@pytest.mark.parametrize(
+    "kwargs, word", [({"n": 1}, "n"), ({"n": 8, "k": 1}, "k"), ({"n": 8, "d": 0}, "d")]
+)
 def test_fossil_table_rejects_bad_sizes(kwargs, word):
     with pytest.raises(ValueError, match=word):
         attnlab.fossil_table(**kwargs)
@@ -88,12 +95,22 @@ def test_scaling_statistics_against_torch(d_k, scaled):
     s = q @ k.T / (math.sqrt(d_k) if scaled else 1.0)
     a = torch.softmax(s, -1)
     entropy = torch.distributions.Categorical(probs=a).entropy()
-    jac_norms = [torch.linalg.matrix_norm(torch.autograd.functional.jacobian(lambda r: torch.softmax(r, -1), row))
-                 for row in s]
+    jac_norms = [
+        torch.linalg.matrix_norm(
+            torch.autograd.functional.jacobian(lambda r: torch.softmax(r, -1), row)
+        )
+        for row in s
+    ]
     assert np.allclose(stats["scores"], s.numpy().ravel())
-    assert stats["max_weight"] == pytest.approx(float(torch.quantile(a.max(-1).values, 0.5)), rel=1e-9)
-    assert stats["entropy"] == pytest.approx(float(torch.quantile(entropy, 0.5)), rel=1e-9, abs=1e-12)
-    assert stats["grad_norm"] == pytest.approx(float(torch.quantile(torch.stack(jac_norms), 0.5)), rel=1e-9)
+    assert stats["max_weight"] == pytest.approx(
+        float(torch.quantile(a.max(-1).values, 0.5)), rel=1e-9
+    )
+    assert stats["entropy"] == pytest.approx(
+        float(torch.quantile(entropy, 0.5)), rel=1e-9, abs=1e-12
+    )
+    assert stats["grad_norm"] == pytest.approx(
+        float(torch.quantile(torch.stack(jac_norms), 0.5)), rel=1e-9
+    )
     assert stats["max_entropy"] == pytest.approx(math.log(7))
 
 

@@ -55,7 +55,9 @@ class _Oracle(torch.nn.Module):
 
 def test_recall_accuracy_of_an_oracle_and_of_a_constant_guess():
     task = attnlab.DistanceRecallTask(max_distance=8, n_noise=4, n_keys=4)
-    assert np.array_equal(attnlab.recall_accuracy(_Oracle(task), task, [1, 5, 8], n_eval=64), np.ones(3))
+    assert np.array_equal(
+        attnlab.recall_accuracy(_Oracle(task), task, [1, 5, 8], n_eval=64), np.ones(3)
+    )
     guess = task.n_noise + 2
     acc = attnlab.recall_accuracy(_Oracle(task, constant=guess), task, [3], n_eval=400, seed=9)
     g = torch.Generator().manual_seed(9)
@@ -116,7 +118,11 @@ def test_plot_permutation_check_and_heads_draw_statically(monkeypatch, capsys):
     x = np.random.default_rng(0).normal(size=(5, 4))
     perm = np.array([1, 2, 3, 4, 0])
     cumsum = lambda a: np.cumsum(a, axis=-2)
-    assert attnlab.plot_permutation_check(cumsum, x, perm) == attnlab.permutation_check(cumsum, x, perm) > 0.1
+    assert (
+        attnlab.plot_permutation_check(cumsum, x, perm)
+        == attnlab.permutation_check(cumsum, x, perm)
+        > 0.1
+    )
     tokens = ["a", "b", "c"]
     weights = np.full((2, 4, 3, 3), 1 / 3)
     attnlab.attention_heads_explorer(tokens, weights, layer=2, head="all", query="b")

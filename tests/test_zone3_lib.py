@@ -27,8 +27,15 @@ def _close_figures():
 @pytest.mark.parametrize("d_k, q_var, k_var", [(1, 1.0, 1.0), (64, 2.0, 0.5), (300, 1.0, 3.0)])
 def test_monte_carlo_variance_agrees_with_the_derivation(distribution, d_k, q_var, k_var):
     for scaled in (False, True):
-        r = attnlab.score_variance_monte_carlo(d_k, n_samples=4000, q_var=q_var, k_var=k_var,
-                                               scaled=scaled, distribution=distribution, seed=3)
+        r = attnlab.score_variance_monte_carlo(
+            d_k,
+            n_samples=4000,
+            q_var=q_var,
+            k_var=k_var,
+            scaled=scaled,
+            distribution=distribution,
+            seed=3,
+        )
         claim = d_k * q_var * k_var / (d_k if scaled else 1)
         assert r["predicted"] == pytest.approx(claim)
         assert abs(r["empirical"] - claim) < 5 * r["std_error"], r
@@ -87,8 +94,10 @@ def test_positional_similarity_rejects_unknown_kind():
 
 
 def test_relative_position_check_separates_the_encodings():
-    spreads = {kind: attnlab.relative_position_check(kind)[1]
-               for kind in ("none", "sinusoidal", "rope", "alibi")}
+    spreads = {
+        kind: attnlab.relative_position_check(kind)[1]
+        for kind in ("none", "sinusoidal", "rope", "alibi")
+    }
     assert spreads["rope"] < 1e-12 and spreads["alibi"] < 1e-12 and spreads["none"] < 1e-12
     assert spreads["sinusoidal"] > 0.1  # added positions are not purely relative
     scores, _ = attnlab.relative_position_check("none")
@@ -113,20 +122,29 @@ def test_residual_demo_matches_finite_differences_for_one_layer():
     w = (torch.randn(4, 4, generator=g, dtype=torch.float64) / 2.0).numpy()
     x0 = torch.randn(1, 4, generator=g, dtype=torch.float64).numpy()[0]
     eps = 1e-6
-    grad = np.array([(np.tanh((x0 + eps * e) @ w).sum() - np.tanh((x0 - eps * e) @ w).sum()) / (2 * eps)
-                     for e in np.eye(4)])
+    grad = np.array(
+        [
+            (np.tanh((x0 + eps * e) @ w).sum() - np.tanh((x0 - eps * e) @ w).sum()) / (2 * eps)
+            for e in np.eye(4)
+        ]
+    )
     assert norms["plain"] == pytest.approx(np.linalg.norm(grad), rel=1e-6)
 
 
 def test_pre_ln_gradients_shrink_with_depth_post_ln_do_not():
     """Xiong et al. 2020, Theorem 1: last-layer gradient ~ 1/sqrt(L) (Pre-LN), ~ 1 (Post-LN)."""
+
     def last(prenorm, n_layers):
-        return np.mean([attnlab.gradient_norms_by_depth(prenorm, n_layers=n_layers, seed=s)[-1]
-                        for s in (0, 1)])
+        return np.mean(
+            [
+                attnlab.gradient_norms_by_depth(prenorm, n_layers=n_layers, seed=s)[-1]
+                for s in (0, 1)
+            ]
+        )
 
     pre_ratio = last(True, 32) / last(True, 4)
     post_ratio = last(False, 32) / last(False, 4)
-    assert pre_ratio == pytest.approx(8 ** -0.5, rel=0.3)
+    assert pre_ratio == pytest.approx(8**-0.5, rel=0.3)
     assert post_ratio == pytest.approx(1.0, rel=0.3)
 
 
@@ -205,12 +223,15 @@ def test_mask_patterns_are_the_masks_they_claim():
     n, window, stride = 10, 2, 3
     i, j = np.arange(n)[:, None], np.arange(n)[None, :]
     np.testing.assert_array_equal(attnlab.mask_for_pattern("full", n), j <= i)
-    np.testing.assert_array_equal(attnlab.mask_for_pattern("full", n, causal=False),
-                                  np.ones((n, n), dtype=bool))
-    np.testing.assert_array_equal(attnlab.mask_for_pattern("local", n, window=window),
-                                  (j <= i) & (i - j <= window))
-    np.testing.assert_array_equal(attnlab.mask_for_pattern("strided", n, stride=stride),
-                                  (j <= i) & ((i - j) % stride == 0))
+    np.testing.assert_array_equal(
+        attnlab.mask_for_pattern("full", n, causal=False), np.ones((n, n), dtype=bool)
+    )
+    np.testing.assert_array_equal(
+        attnlab.mask_for_pattern("local", n, window=window), (j <= i) & (i - j <= window)
+    )
+    np.testing.assert_array_equal(
+        attnlab.mask_for_pattern("strided", n, stride=stride), (j <= i) & ((i - j) % stride == 0)
+    )
     with pytest.raises(ValueError, match="pattern"):
         attnlab.mask_for_pattern("diagonal", n)
 

@@ -89,13 +89,18 @@ def test_graph_hops_equals_breadth_first_search(mask):
 def test_graph_hops_closed_forms():
     assert attnlab.graph_hops(np.ones((8, 8), dtype=bool)) == 1
     for n, w in [(20, 2), (33, 4)]:  # a band needs ceil((n-1)/w) layers end to end
-        assert attnlab.graph_hops(attnlab.sparse_mask(n, "local", window=w)) == math.ceil((n - 1) / w)
+        assert attnlab.graph_hops(attnlab.sparse_mask(n, "local", window=w)) == math.ceil(
+            (n - 1) / w
+        )
     assert attnlab.graph_hops(attnlab.sparse_mask(12, "strided", stride=3)) == math.inf
 
 
 # ---------------------------------------------------------------- FlashAttention memory
 def test_tiled_attention_peak_memory_is_far_below_standard():
-    small, large = attnlab.attention_peak_memory(512, d=16), attnlab.attention_peak_memory(1024, d=16)
+    small, large = (
+        attnlab.attention_peak_memory(512, d=16),
+        attnlab.attention_peak_memory(1024, d=16),
+    )
     for mem in (small, large):
         assert mem["max_abs_diff"] < 1e-12
         assert mem["standard_bytes"] >= mem["scores_bytes"]  # at least one (n, n) matrix
@@ -140,7 +145,9 @@ def test_mamba_inputs_numpy_scan_matches_block_and_is_local_in_the_input():
 
 # ---------------------------------------------------------------- KV cache
 def test_kv_model_shapes_match_transformers_configs():
-    transformers = pytest.importorskip("transformers", reason="the models extra checks the cited shapes")
+    transformers = pytest.importorskip(
+        "transformers", reason="the models extra checks the cited shapes"
+    )
     configs = {
         "GPT-2 small": transformers.GPT2Config(),
         "Llama-2-7B": transformers.LlamaConfig(),
@@ -161,7 +168,9 @@ def test_kv_model_shapes_match_transformers_configs():
         # the defaults of LlamaConfig (2048, LLaMA-1's) and MistralConfig (131072) are not the
         # published contexts of Llama-2-7B (4096) and Mistral-7B-v0.1 (32768)
         if name in ("GPT-2 small", "Falcon-7B"):
-            context = getattr(cfg, "max_position_embeddings", None) or getattr(cfg, "n_positions", None)
+            context = getattr(cfg, "max_position_embeddings", None) or getattr(
+                cfg, "n_positions", None
+            )
             assert shape["context_length"] == context, name
 
 
@@ -175,7 +184,10 @@ def test_kv_cache_table_rows():
     assert rows["Mistral-7B"]["mha_bytes_at_1024"] == 4 * rows["Mistral-7B"]["bytes_at_1024"]
     # a sliding window caps what is kept; without one every token is kept
     long = {r["name"]: r for r in attnlab.kv_cache_table(seq_lens=(32768,))}
-    assert long["Mistral-7B"]["kept_bytes_at_32768"] == long["Mistral-7B"]["bytes_at_32768"] * 4096 // 32768
+    assert (
+        long["Mistral-7B"]["kept_bytes_at_32768"]
+        == long["Mistral-7B"]["bytes_at_32768"] * 4096 // 32768
+    )
     assert long["Llama-3.1-8B"]["kept_bytes_at_32768"] == long["Llama-3.1-8B"]["bytes_at_32768"]
 
 
@@ -186,16 +198,24 @@ def test_kv_cache_bytes_equals_a_real_hugging_face_cache():
         {"n_layers": 1, "n_heads": 4, "n_kv_heads": 1, "head_dim": 16, "seq_len": 7, "batch": 1},
     ]:
         measured = attnlab.hf_kv_cache_bytes(**shape)
-        expected = attnlab.kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"], shape["head_dim"],
-                                          shape["seq_len"], shape["batch"], bytes_per_element=4)
+        expected = attnlab.kv_cache_bytes(
+            shape["n_layers"],
+            shape["n_kv_heads"],
+            shape["head_dim"],
+            shape["seq_len"],
+            shape["batch"],
+            bytes_per_element=4,
+        )
         assert measured == expected
 
 
 # ---------------------------------------------------------------- the map
 def test_efficiency_map_numbers():
     n, d = 256, 16
-    rows = {r["method"]: r for r in attnlab.efficiency_map(n=n, d=d, window=8, m=32, n_graph=64,
-                                                           graph_window=4)}
+    rows = {
+        r["method"]: r
+        for r in attnlab.efficiency_map(n=n, d=d, window=8, m=32, n_graph=64, graph_window=4)
+    }
     assert rows["full softmax"]["cost"] == 2 * n * n * d
     local = attnlab.sparse_mask(n, "local", window=8)
     assert rows["local window 8"]["train_memory"] == int(local.sum())
@@ -220,33 +240,40 @@ def test_draw_sparse_mask_prints_matching_counts(capsys, monkeypatch):
 def test_plots_draw():
     assert attnlab.plot_sparse_patterns(n=16).axes
     assert attnlab.plot_hbm_traffic([128, 256], d=16, sram_bytes=4096).axes
-    curve = {"m": np.array([4, 16]), "iid": np.array([1.0, 0.5]), "orthogonal": np.array([0.9, 0.4])}
+    curve = {
+        "m": np.array([4, 16]),
+        "iid": np.array([1.0, 0.5]),
+        "orthogonal": np.array([0.9, 0.4]),
+    }
     assert attnlab.plot_performer_error(curve).axes
     rng = np.random.default_rng(0)
-    assert attnlab.plot_selective_params(rng.random((1, 4, 6)), rng.random((1, 3, 6)),
-                                         rng.random((1, 3, 6)), tokens=list(range(6))).axes
+    assert attnlab.plot_selective_params(
+        rng.random((1, 4, 6)), rng.random((1, 3, 6)), rng.random((1, 3, 6)), tokens=list(range(6))
+    ).axes
     rows = attnlab.efficiency_map(n=64, d=8, window=4, m=8, n_graph=32, graph_window=2)
     assert attnlab.plot_efficiency_map(rows).axes
 
 
 # ---------------------------------------------------------------- KV-cache compression demo
 def test_kv_compression_errors_vanish_without_compression():
-    model, corpus, history = attnlab.train_tiny_char_gpt(steps=3, d_model=16, n_heads=4,
-                                                         context_length=32, batch_size=2,
-                                                         progress=False)
+    model, corpus, history = attnlab.train_tiny_char_gpt(
+        steps=3, d_model=16, n_heads=4, context_length=32, batch_size=2, progress=False
+    )
     assert len(history["loss"]) == 3
     assert torch.get_num_threads() >= 1
     # keeping every head and every cached position must reproduce the model exactly
-    result = attnlab.kv_compression_errors(model, corpus, n_groups=4, prune_fractions=(0.0,),
-                                           n_sequences=2)
+    result = attnlab.kv_compression_errors(
+        model, corpus, n_groups=4, prune_fractions=(0.0,), n_sequences=2
+    )
     assert len(result["grouping"]) == model.config.n_layers
     for g in result["grouping"]:
         assert g["uniform"] < 1e-12 and g["similarity"] < 1e-12
     for p in result["pruning"]:
         assert max(p["expected_attention"], p["recency"], p["random"]) < 1e-12
     # with real compression: similarity groups never average worse than consecutive ones
-    result = attnlab.kv_compression_errors(model, corpus, n_groups=2, prune_fractions=(0.5,),
-                                           n_sequences=2)
+    result = attnlab.kv_compression_errors(
+        model, corpus, n_groups=2, prune_fractions=(0.5,), n_sequences=2
+    )
     for g in result["grouping"]:
         assert g["similarity_cost"] <= g["uniform_cost"] + 1e-9
         assert g["uniform"] > 0

@@ -55,22 +55,25 @@ def test_incremental_attention_equals_causal_attention():
 
 def test_attention_module_numpy_matches_the_module_with_gqa():
     torch.manual_seed(0)
-    config = attnlab.GPTConfig(vocab_size=10, context_length=16, d_model=24, n_layers=1, n_heads=6,
-                               n_kv_heads=2)
+    config = attnlab.GPTConfig(
+        vocab_size=10, context_length=16, d_model=24, n_layers=1, n_heads=6, n_kv_heads=2
+    )
     module = attnlab.Attention(config, causal=True).double()
     x = torch.randn(2, 7, 24, dtype=torch.float64)
     with torch.no_grad():
         expected, _ = module(x)
-    np.testing.assert_allclose(attnlab.attention_module_numpy(module, x.numpy()), expected.numpy(),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        attnlab.attention_module_numpy(module, x.numpy()), expected.numpy(), atol=1e-12
+    )
     with pytest.raises(ValueError, match="RoPE"):
         attnlab.attention_module_numpy(attnlab.Attention(config.replace(pos="rope")), x.numpy())
 
 
 def test_generation_comparison_greedy_and_sampled():
     torch.manual_seed(0)
-    model = attnlab.GPT(attnlab.GPTConfig(vocab_size=20, context_length=32, d_model=16, n_layers=1,
-                                          n_heads=2))
+    model = attnlab.GPT(
+        attnlab.GPTConfig(vocab_size=20, context_length=32, d_model=16, n_layers=1, n_heads=2)
+    )
     prompt = torch.randint(0, 20, (2, 3))
     for options in ({"temperature": 0.0}, {"temperature": 1.0, "top_k": 5}):
         result = attnlab.generation_comparison(model, prompt, 10, **options)
@@ -116,25 +119,44 @@ def test_selective_scan_with_parallel_scan_equals_the_stepwise_scan():
     u = rng.standard_normal((batch, d_inner, length))
     delta = rng.uniform(0.05, 0.5, (batch, d_inner, length))
     A = -rng.uniform(0.5, 2.0, (d_inner, d_state))
-    B, C = rng.standard_normal((batch, d_state, length)), rng.standard_normal((batch, d_state, length))
+    B, C = (
+        rng.standard_normal((batch, d_state, length)),
+        rng.standard_normal((batch, d_state, length)),
+    )
     D = rng.standard_normal(d_inner)
     expected = attnlab.selective_scan(u, delta, A, B, C, D)
-    np.testing.assert_allclose(attnlab.selective_scan_with(attnlab.parallel_scan, u, delta, A, B, C, D),
-                               expected, atol=1e-12)
-    np.testing.assert_allclose(attnlab.selective_scan_with(attnlab.scan_loop, u, delta, A, B, C),
-                               attnlab.selective_scan(u, delta, A, B, C), atol=1e-12)
+    np.testing.assert_allclose(
+        attnlab.selective_scan_with(attnlab.parallel_scan, u, delta, A, B, C, D),
+        expected,
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        attnlab.selective_scan_with(attnlab.scan_loop, u, delta, A, B, C),
+        attnlab.selective_scan(u, delta, A, B, C),
+        atol=1e-12,
+    )
     with pytest.raises(ValueError, match="expected u"):
         attnlab.selective_scan_with(attnlab.scan_loop, u, delta, A, B[..., :-1], C)
 
 
 def test_random_hugging_face_models():
     pytest.importorskip("transformers", reason="the Hugging Face builders need transformers")
-    hf = attnlab.random_hf_gpt2(seed=3, vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=2)
-    again = attnlab.random_hf_gpt2(seed=3, vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=2)
+    hf = attnlab.random_hf_gpt2(
+        seed=3, vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=2
+    )
+    again = attnlab.random_hf_gpt2(
+        seed=3, vocab_size=50, n_positions=16, n_embd=24, n_layer=1, n_head=2
+    )
     assert not hf.training
     assert all(torch.equal(p, r) for p, r in zip(hf.parameters(), again.parameters()))
-    mixer = attnlab.random_hf_mamba_mixer(seed=0, hidden_size=16, state_size=4, intermediate_size=32,
-                                          num_hidden_layers=1, vocab_size=10)
+    mixer = attnlab.random_hf_mamba_mixer(
+        seed=0,
+        hidden_size=16,
+        state_size=4,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        vocab_size=10,
+    )
     block = attnlab.MambaBlock.from_hf(mixer)
     x = torch.randn(1, 7, 16)
     with torch.no_grad():
@@ -158,21 +180,30 @@ def _tile_counts_brute_force(n_q, n_k, block, causal):
     counts = {"skipped": 0, "full": 0, "masked": 0}
     for r0 in range(0, n_q, block):
         for c0 in range(0, n_k, block):
-            seen = [(j <= i + offset) or not causal for i in range(r0, min(r0 + block, n_q))
-                    for j in range(c0, min(c0 + block, n_k))]
+            seen = [
+                (j <= i + offset) or not causal
+                for i in range(r0, min(r0 + block, n_q))
+                for j in range(c0, min(c0 + block, n_k))
+            ]
             counts["skipped" if not any(seen) else "full" if all(seen) else "masked"] += 1
     return counts
 
 
-@pytest.mark.parametrize("n_q,n_k,block,causal", [(64, 64, 16, True), (50, 70, 16, True),
-                                                  (70, 30, 8, True), (40, 40, 16, False)])
+@pytest.mark.parametrize(
+    "n_q,n_k,block,causal",
+    [(64, 64, 16, True), (50, 70, 16, True), (70, 30, 8, True), (40, 40, 16, False)],
+)
 def test_flash_tile_counts(n_q, n_k, block, causal):
     counts = attnlab.flash_tile_counts(n_q, n_k, block, causal)
     assert {key: counts[key] for key in ("skipped", "full", "masked")} == _tile_counts_brute_force(
-        n_q, n_k, block, causal)
+        n_q, n_k, block, causal
+    )
     if n_q == n_k and n_q % block == 0 and causal:  # closed form for the square case
         tiles = n_q // block
-        assert counts["masked"] == tiles and counts["full"] == counts["skipped"] == tiles * (tiles - 1) // 2
+        assert (
+            counts["masked"] == tiles
+            and counts["full"] == counts["skipped"] == tiles * (tiles - 1) // 2
+        )
     if not causal:
         assert counts["computed_fraction"] == 1.0
 
@@ -200,20 +231,25 @@ def test_memory_limited_passes_tiled_and_fails_full_attention():
     rng = np.random.default_rng(3)
     q, k, v = (rng.standard_normal((1024, 4)) for _ in range(3))
     tiled = memory_limited(lambda *a, **kw: attnlab.flash_attention_numpy(*a, **kw))
-    np.testing.assert_allclose(tiled(q, k, v, causal=True, block_size=32), _torch_causal(q, k, v),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        tiled(q, k, v, causal=True, block_size=32), _torch_causal(q, k, v), atol=1e-12
+    )
     with pytest.raises(NotTiledError, match=r"\(1024, 1024\) score matrix"):
         memory_limited(_full_attention)(q, k, v, causal=True)
     small = rng.standard_normal((8, 4))
     memory_limited(_full_attention)(small, small, small)  # small inputs are not measured
     assert not tracemalloc.is_tracing()
     failures = run_check("flash_attention_numpy", memory_limited(_full_attention), hidden=False)
-    assert "NotTiledError" in failures[0] and "builds the whole (Nq, Nk) score matrix" in failures[0]
+    assert (
+        "NotTiledError" in failures[0] and "builds the whole (Nq, Nk) score matrix" in failures[0]
+    )
 
 
 def test_wrappers_refuse_the_library_function_and_show_the_learner_code():
     with pytest.raises(ValueError, match="itself"):
-        memory_limited(attnlab.flash_attention_numpy)(np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2)))
+        memory_limited(attnlab.flash_attention_numpy)(
+            np.ones((2, 2)), np.ones((2, 2)), np.ones((2, 2))
+        )
 
     def parallel_scan(a, b):
         return attnlab.parallel_scan(a, b)
@@ -227,8 +263,11 @@ def test_wrappers_refuse_the_library_function_and_show_the_learner_code():
 def test_loop_limited_catches_a_loop_over_time_and_restores_tracing():
     rng = np.random.default_rng(4)
     a, b = rng.uniform(0, 1, 8192), rng.standard_normal(8192)
-    np.testing.assert_allclose(loop_limited(lambda a, b: attnlab.parallel_scan(a, b))(a, b),
-                               attnlab.scan_loop(a, b), atol=1e-10)
+    np.testing.assert_allclose(
+        loop_limited(lambda a, b: attnlab.parallel_scan(a, b))(a, b),
+        attnlab.scan_loop(a, b),
+        atol=1e-10,
+    )
     before = sys.gettrace()
     with pytest.raises(TimeLoopError, match="8192 time steps"):
         loop_limited(attnlab.scan_loop)(a, b)
@@ -270,9 +309,27 @@ def test_forward_with_inner_rebuilds_the_kernel_from_its_source(kernels):
 
     # The library's loop, written out here: a learner-defined @triton.jit function.
     @triton.jit
-    def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                       causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                       BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def attn_fwd_inner(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for start_n in range(lo, hi, BLOCK_N):
             offs_n = start_n + tl.arange(0, BLOCK_N)
             k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
@@ -311,9 +368,27 @@ def test_forward_with_inner_rebuilds_the_kernel_from_its_source(kernels):
 
 def test_forward_with_inner_reports_an_unfinished_loop_as_not_implemented(kernels):
     @triton.jit
-    def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                       causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                       BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+    def attn_fwd_inner(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        lo,
+        hi,
+        n_k,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM: tl.constexpr,
+        BLOCK_N: tl.constexpr,
+        BLOCK_D: tl.constexpr,
+        CAUSAL: tl.constexpr,
+        MASKED: tl.constexpr,
+    ):
         for _start_n in range(lo, hi, BLOCK_N):
             # YOUR CODE HERE
             raise NotImplementedError()

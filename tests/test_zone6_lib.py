@@ -25,8 +25,12 @@ QUIZ_PARTS = ("quiz_mechanism", "quiz_order", "quiz_efficiency")
 
 
 def test_every_function_on_the_map_is_in_attnlab():
-    missing = [name for row in attnlab.lecture_map() for name in row["functions"]
-               if not callable(getattr(attnlab, name, None))]
+    missing = [
+        name
+        for row in attnlab.lecture_map()
+        for name in row["functions"]
+        if not callable(getattr(attnlab, name, None))
+    ]
     assert missing == []
 
 
@@ -64,7 +68,9 @@ def test_plot_lecture_map_names_every_function():
     fig = attnlab.plot_lecture_map()
     drawn = " ".join(t.get_text() for t in fig.axes[0].texts)
     plt.close(fig)
-    missing = [name for row in attnlab.lecture_map() for name in row["functions"] if name not in drawn]
+    missing = [
+        name for row in attnlab.lecture_map() for name in row["functions"] if name not in drawn
+    ]
     assert missing == []
     with pytest.raises(ValueError, match="highlight='speed' is not a thread"):
         attnlab.plot_lecture_map("speed")
@@ -94,7 +100,9 @@ def test_path_lengths_rnn_and_attention():
 def test_score_variances_by_monte_carlo():
     unscaled, scaled = attnlab.quiz_mechanism("a2")
     rng = np.random.default_rng(0)
-    s = np.einsum("nd,nd->n", rng.standard_normal((100_000, 64)), rng.standard_normal((100_000, 64)))
+    s = np.einsum(
+        "nd,nd->n", rng.standard_normal((100_000, 64)), rng.standard_normal((100_000, 64))
+    )
     stderr = math.sqrt((np.mean((s - s.mean()) ** 4) - s.var() ** 2) / len(s))
     assert abs(s.var() - unscaled) < 4 * stderr
     assert abs((s / 8).var() - scaled) < 4 * stderr / 64
@@ -111,8 +119,10 @@ def test_rope_scores_depend_on_the_offset_only():
     q, k = rng.standard_normal((2, 1, 16))
 
     def score(m, n):
-        return float(attnlab.apply_rope(q, positions=np.array([m]))[0]
-                     @ attnlab.apply_rope(k, positions=np.array([n]))[0])
+        return float(
+            attnlab.apply_rope(q, positions=np.array([m]))[0]
+            @ attnlab.apply_rope(k, positions=np.array([n]))[0]
+        )
 
     assert abs(score(7, 3) - score(27, 23)) < 1e-10  # rules out (a) m alone and (c) m + n
     assert abs(score(7, 3) - score(9, 3)) > 1e-3  # rules out (d): it does depend on m - n
@@ -136,8 +146,11 @@ def test_new_query_sees_every_cached_key_as_in_full_causal_attention():
     q, k, v = torch.randn(3, 1, 6, 4, dtype=torch.float64)
     last_row = sdpa(q, k, v, is_causal=True)[0, -1]
     options = {"a": [0], "b": [0, 1, 2, 3, 4, 5], "c": [0, 1, 2, 3, 4], "d": [5]}
-    matching = [letter for letter, keys in options.items()
-                if torch.allclose(sdpa(q[:, -1:], k[:, keys], v[:, keys])[0, 0], last_row, atol=1e-12)]
+    matching = [
+        letter
+        for letter, keys in options.items()
+        if torch.allclose(sdpa(q[:, -1:], k[:, keys], v[:, keys])[0, 0], last_row, atol=1e-12)
+    ]
     assert matching == [attnlab.quiz_order("b3")]
 
 
@@ -157,7 +170,9 @@ def test_kv_cache_grows_and_mamba_state_does_not():
 
 
 def test_kv_cache_bytes_from_the_transformers_configs():
-    transformers = pytest.importorskip("transformers", reason="model configs come from transformers")
+    transformers = pytest.importorskip(
+        "transformers", reason="model configs come from transformers"
+    )
     gpt2 = transformers.GPT2Config()  # defaults are GPT-2 small
     head = gpt2.n_embd // gpt2.n_head
     assert attnlab.quiz_efficiency("c1") == 2 * gpt2.n_layer * gpt2.n_head * head * 1024 * 2
@@ -166,7 +181,8 @@ def test_kv_cache_bytes_from_the_transformers_configs():
     mistral = transformers.MistralConfig()  # defaults are Mistral-7B
     head = mistral.hidden_size // mistral.num_attention_heads
     assert attnlab.quiz_efficiency("c2") == (
-        2 * mistral.num_hidden_layers * mistral.num_key_value_heads * head * 32768 * 2)
+        2 * mistral.num_hidden_layers * mistral.num_key_value_heads * head * 32768 * 2
+    )
 
 
 def test_hbm_ratio_from_the_algorithms_of_dao_et_al():
@@ -185,7 +201,9 @@ def test_chinchilla_tokens_spend_the_budget_at_20_tokens_per_parameter():
 
 
 def test_unknown_question_names_the_known_ones():
-    with pytest.raises(ValueError, match=r"question='a9' is not a question of quiz_mechanism.*'a1'"):
+    with pytest.raises(
+        ValueError, match=r"question='a9' is not a question of quiz_mechanism.*'a1'"
+    ):
         attnlab.quiz_mechanism("a9")
 
 
@@ -262,7 +280,11 @@ def test_form_report_says_missing_and_wrong_forms_without_answers(capsys):
 
 
 def test_grader_tests_and_attnlab_agree_on_the_quiz():
-    assert {name for name in REGISTRY if name.startswith("quiz_")} == set(attnlab.QUIZ) == set(QUIZ_PARTS)
+    assert (
+        {name for name in REGISTRY if name.startswith("quiz_")}
+        == set(attnlab.QUIZ)
+        == set(QUIZ_PARTS)
+    )
     assert sum(REGISTRY[p].points for p in QUIZ_PARTS) == 10
     assert grader_tests.REGISTRY["quiz_order"].reference is attnlab.quiz_order
 
@@ -292,6 +314,8 @@ def test_nbgrader_feedback_explains_the_wrong_answer(tmp_path):
     course.autograde("06_review", "alice")
     assert course.scores("06_review", "alice") == (6.0, 10.0)  # parts A and B, not C
     course.nbgrader("generate_feedback", "06_review", "--force")
-    feedback = html_lib.unescape((tmp_path / "feedback" / "alice" / "06_review" / "06_review.html").read_text())
+    feedback = html_lib.unescape(
+        (tmp_path / "feedback" / "alice" / "06_review" / "06_review.html").read_text()
+    )
     assert "wrong result on input: c1" in feedback
     assert grader_tests.REGISTRY["quiz_efficiency"].mutants[0].hint in feedback

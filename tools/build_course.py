@@ -91,7 +91,9 @@ def translate_notebook(nb: nbformat.NotebookNode, zone: str, lang: str) -> nbfor
     path = NOTEBOOK_LOCALE / lang / f"{zone}.po"
     strings = {}
     if path.exists():
-        strings = {m.id: m.string for m in read_catalogue(path, lang) if m.id and m.string and not m.fuzzy}
+        strings = {
+            m.id: m.string for m in read_catalogue(path, lang) if m.id and m.string and not m.fuzzy
+        }
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     for cell in nb.cells:
         if cell.cell_type == "markdown":
@@ -145,14 +147,21 @@ def build(out: Path, only: list[str] | None = None, lang: str = "en") -> list[Pa
                     shutil.copy(asset, src / asset.name)
             subprocess.run(
                 [
-                    sys.executable, "-m", "nbgrader", "generate_assignment", zone,
-                    "--force", "--log-level=WARN",
+                    sys.executable,
+                    "-m",
+                    "nbgrader",
+                    "generate_assignment",
+                    zone,
+                    "--force",
+                    "--log-level=WARN",
                     "--CourseDirectory.source_directory=source",
                     "--CourseDirectory.release_directory=release",
                     f"--CourseDirectory.root={course_dir}",
                     f"--ClearSolutions.text_stub={TEXT_STUBS[lang]}",
                 ],
-                cwd=course_dir, env=nbgrader_env(), check=True,
+                cwd=course_dir,
+                env=nbgrader_env(),
+                check=True,
             )
             dest = out / zone
             if dest.exists():
@@ -167,15 +176,24 @@ def build(out: Path, only: list[str] | None = None, lang: str = "en") -> list[Pa
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=None,
-                        help="release folder (default: course/, and course/ja/ for Japanese)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="release folder (default: course/, and course/ja/ for Japanese)",
+    )
     parser.add_argument("--only", nargs="*", help="zone names such as 00_quickstart")
-    parser.add_argument("--lang", choices=LANGUAGES, action="append",
-                        help="edition(s) to build (default: all)")
+    parser.add_argument(
+        "--lang", choices=LANGUAGES, action="append", help="edition(s) to build (default: all)"
+    )
     args = parser.parse_args(argv)
     for lang in args.lang or LANGUAGES:
         default = ROOT / RELEASE_DIRS[lang]
-        out = default if args.out is None else args.out.resolve() / default.relative_to(ROOT / "course")
+        out = (
+            default
+            if args.out is None
+            else args.out.resolve() / default.relative_to(ROOT / "course")
+        )
         build(out, args.only, lang)
 
 

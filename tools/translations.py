@@ -90,10 +90,14 @@ def message_template() -> Catalog:
             if "locale" in path.parts:
                 continue
             for lineno, message, comments, _context in extract_from_file(
-                    "python", str(path), keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)):
+                "python", str(path), keywords=KEYWORDS, comment_tags=("TRANSLATORS:",)
+            ):
                 if isinstance(message, str) and message:
-                    template.add(message, locations=[(str(path.relative_to(ROOT)), lineno)],
-                                 auto_comments=comments)
+                    template.add(
+                        message,
+                        locations=[(str(path.relative_to(ROOT)), lineno)],
+                        auto_comments=comments,
+                    )
     for message, where in grader_messages():
         if message not in template:
             template.add(message, locations=[(where, None)])
@@ -132,8 +136,15 @@ def read_catalogue(path: Path, lang: str) -> Catalog:
 def write_catalogue(catalog: Catalog, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as fh:
-        write_po(fh, catalog, width=100, omit_header=False, sort_output=False,
-                 ignore_obsolete=True, include_previous=True)
+        write_po(
+            fh,
+            catalog,
+            width=100,
+            omit_header=False,
+            sort_output=False,
+            ignore_obsolete=True,
+            include_previous=True,
+        )
 
 
 def update_catalogue(path: Path, template: Catalog, lang: str) -> Catalog:
@@ -167,14 +178,21 @@ def translation_problems(english: str, translated: str) -> list[str]:
     for name, pattern in (("code", _CODE), ("maths", _MATH), ("links", _LINK), ("html", _TAG)):
         want, got = Counter(pattern.findall(english)), Counter(pattern.findall(translated))
         if want != got:
-            found.append(f"{name} differs: missing {sorted((want - got).elements())}, "
-                         f"added {sorted((got - want).elements())}")
+            found.append(
+                f"{name} differs: missing {sorted((want - got).elements())}, "
+                f"added {sorted((got - want).elements())}"
+            )
     plain = lambda t: _TAG.sub(" ", _LINK.sub(" ", _MATH.sub(" ", _CODE.sub(" ", t))))
     missing = Counter(_NUMBER.findall(plain(english))) - Counter(_NUMBER.findall(plain(translated)))
     if missing:
         found.append(f"numbers missing: {sorted(missing.elements())}")
-    for name, pattern in (("heading", r"^#+ "), ("table row", r"^\|"), ("list item", r"^\s*(?:[-*]|\d+\.) "),
-                          ("code fence", r"^\s*```"), ("quote", r"^>")):
+    for name, pattern in (
+        ("heading", r"^#+ "),
+        ("table row", r"^\|"),
+        ("list item", r"^\s*(?:[-*]|\d+\.) "),
+        ("code fence", r"^\s*```"),
+        ("quote", r"^>"),
+    ):
         if len(re.findall(pattern, english, re.M)) != len(re.findall(pattern, translated, re.M)):
             found.append(f"{name} count differs")
     if english.startswith("#") and english.split(" ")[0] != translated.split(" ")[0]:
@@ -190,10 +208,12 @@ def message_problems(english: str, translated: str) -> list[str]:
     trailing blank space (indents and line breaks the code's layout relies on)."""
     found = translation_problems(english, translated)
     if Counter(_PLACEHOLDER.findall(english)) != Counter(_PLACEHOLDER.findall(translated)):
-        found.append(f"placeholders differ: {sorted(_PLACEHOLDER.findall(english))} vs "
-                     f"{sorted(_PLACEHOLDER.findall(translated))}")
+        found.append(
+            f"placeholders differ: {sorted(_PLACEHOLDER.findall(english))} vs "
+            f"{sorted(_PLACEHOLDER.findall(translated))}"
+        )
     lead = lambda t: t[: len(t) - len(t.lstrip())]
-    trail = lambda t: t[len(t.rstrip()):]
+    trail = lambda t: t[len(t.rstrip()) :]
     if lead(english) != lead(translated) or trail(english) != trail(translated):
         found.append("leading or trailing spaces / line breaks differ")
     return found
@@ -220,8 +240,9 @@ def problems(lang: str) -> list[str]:
                 found.append(f"{name}: untranslated: {message.id[:70]!r}")
             else:
                 judge = message_problems if path.name == "attnlab.po" else translation_problems
-                found += [f"{name}: {why}: {message.id[:70]!r}"
-                          for why in judge(message.id, entry.string)]
+                found += [
+                    f"{name}: {why}: {message.id[:70]!r}" for why in judge(message.id, entry.string)
+                ]
     return found
 
 

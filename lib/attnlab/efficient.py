@@ -180,9 +180,13 @@ def block_sparse_attention(q, k, v, mask, block_size: int = 16) -> torch.Tensor:
         if not isinstance(t, torch.Tensor) or t.dim() < 2:
             raise ValueError(f"{name} must be a torch tensor of shape (..., N, d), got {type(t)}")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"q and k must share the last dimension, got {tuple(q.shape)} and {tuple(k.shape)}")
+        raise ValueError(
+            f"q and k must share the last dimension, got {tuple(q.shape)} and {tuple(k.shape)}"
+        )
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"k and v must have the same number of keys, got {tuple(k.shape)} and {tuple(v.shape)}")
+        raise ValueError(
+            f"k and v must have the same number of keys, got {tuple(k.shape)} and {tuple(v.shape)}"
+        )
     n_q, n_k = q.shape[-2], k.shape[-2]
     mask_t = torch.as_tensor(np.asarray(mask.cpu() if isinstance(mask, torch.Tensor) else mask))
     if mask_t.shape != (n_q, n_k):

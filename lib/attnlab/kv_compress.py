@@ -53,7 +53,11 @@ def _check_heads(name: str, x, min_ndim: int = 3) -> np.ndarray:
 
 def _check_labels(labels, n_heads: int) -> np.ndarray:
     labels = np.asarray(labels)
-    if labels.shape != (n_heads,) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+    if (
+        labels.shape != (n_heads,)
+        or not np.issubdtype(labels.dtype, np.integer)
+        or labels.min() < 0
+    ):
         raise ValueError(f"labels must be {n_heads} non-negative group ids, got {labels!r}")
     return labels
 
@@ -104,8 +108,12 @@ def similarity_head_groups(k, v, n_groups: int, n_iter: int = 50) -> np.ndarray:
     n_groups = require_positive_int("n_groups", n_groups)
     if n_groups > n_heads:
         raise ValueError(f"n_groups={n_groups} must be at most n_heads={n_heads}")
-    labels = np.concatenate([np.full(len(part), g) for g, part in
-                             enumerate(np.array_split(np.arange(n_heads), n_groups))])
+    labels = np.concatenate(
+        [
+            np.full(len(part), g)
+            for g, part in enumerate(np.array_split(np.arange(n_heads), n_groups))
+        ]
+    )
     for _ in range(n_iter):
         centres = np.stack([X[labels == g].mean(axis=0) for g in range(n_groups)])
         distances = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=-1)  # (n_heads, n_groups)
@@ -148,9 +156,12 @@ def grouped_attention(q, k_groups, v_groups, labels, causal: bool = False) -> np
     labels = _check_labels(labels, q.shape[-3])
     k_groups, v_groups = _check_heads("k_groups", k_groups), _check_heads("v_groups", v_groups)
     if labels.max() >= k_groups.shape[-3]:
-        raise ValueError(f"labels refer to group {labels.max()} but k_groups has {k_groups.shape[-3]} heads")
-    out, _ = scaled_dot_product_attention(q, k_groups[..., labels, :, :], v_groups[..., labels, :, :],
-                                          causal=causal)
+        raise ValueError(
+            f"labels refer to group {labels.max()} but k_groups has {k_groups.shape[-3]} heads"
+        )
+    out, _ = scaled_dot_product_attention(
+        q, k_groups[..., labels, :, :], v_groups[..., labels, :, :], causal=causal
+    )
     return out
 
 
@@ -171,10 +182,14 @@ def compare_head_grouping(q, k, v, n_groups: int, causal: bool = True, calibrati
     k_cal, v_cal = (k, v) if calibration is None else calibration
     n_heads = q.shape[-3]
     result = {}
-    for name, labels in (("uniform", uniform_head_groups(n_heads, n_groups)),
-                         ("similarity", similarity_head_groups(k_cal, v_cal, n_groups))):
+    for name, labels in (
+        ("uniform", uniform_head_groups(n_heads, n_groups)),
+        ("similarity", similarity_head_groups(k_cal, v_cal, n_groups)),
+    ):
         k_groups, v_groups = average_kv_heads(k, v, labels)
-        result[name] = _relative_error(grouped_attention(q, k_groups, v_groups, labels, causal), exact)
+        result[name] = _relative_error(
+            grouped_attention(q, k_groups, v_groups, labels, causal), exact
+        )
         result[f"{name}_labels"] = labels
     return result
 
@@ -185,7 +200,9 @@ def gaussian_query_estimate(q_recent, ridge: float = 1e-6):
     of the queries to come. A small ridge keeps the covariance positive definite."""
     q_recent = as_float_array("q_recent", q_recent)
     if q_recent.ndim < 2 or q_recent.shape[-2] < 2:
-        raise ValueError(f"q_recent must hold at least 2 queries, shape (..., n, d), got {q_recent.shape}")
+        raise ValueError(
+            f"q_recent must hold at least 2 queries, shape (..., n, d), got {q_recent.shape}"
+        )
     mean = q_recent.mean(axis=-2)
     centred = q_recent - mean[..., None, :]
     cov = np.swapaxes(centred, -1, -2) @ centred / (q_recent.shape[-2] - 1)
@@ -204,8 +221,10 @@ def expected_attention_scores(k, q_mean, q_cov, v=None) -> np.ndarray:
     q_mean, q_cov = as_float_array("q_mean", q_mean), as_float_array("q_cov", q_cov)
     d = k.shape[-1]
     if q_mean.shape[-1] != d or q_cov.shape[-2:] != (d, d):
-        raise ValueError(f"q_mean (..., {d}) and q_cov (..., {d}, {d}) must match k {k.shape}, "
-                         f"got {q_mean.shape} and {q_cov.shape}")
+        raise ValueError(
+            f"q_mean (..., {d}) and q_cov (..., {d}, {d}) must match k {k.shape}, "
+            f"got {q_mean.shape} and {q_cov.shape}"
+        )
     log_scores = (k @ q_mean[..., :, None])[..., 0] / np.sqrt(d)
     log_scores = log_scores + np.einsum("...nd,...de,...ne->...n", k, q_cov, k) / (2 * d)
     scores = np.exp(log_scores - log_scores.max(axis=-1, keepdims=True))
@@ -215,7 +234,9 @@ def expected_attention_scores(k, q_mean, q_cov, v=None) -> np.ndarray:
     return scores
 
 
-def select_kv_to_keep(k, n_keep: int, method: str, q_recent=None, v=None, seed: int = 0) -> np.ndarray:
+def select_kv_to_keep(
+    k, n_keep: int, method: str, q_recent=None, v=None, seed: int = 0
+) -> np.ndarray:
     """Indices (..., n_keep), sorted, of the cached positions to keep out of k (..., N, d).
 
     method: "expected_attention" (needs q_recent (..., n, d): the top n_keep keys by
@@ -237,14 +258,17 @@ def select_kv_to_keep(k, n_keep: int, method: str, q_recent=None, v=None, seed: 
         keep = np.argsort(priority, axis=-1)[..., :n_keep]
     else:
         if q_recent is None:
-            raise ValueError("method='expected_attention' needs q_recent, the recent queries (..., n, d)")
+            raise ValueError(
+                "method='expected_attention' needs q_recent, the recent queries (..., n, d)"
+            )
         scores = expected_attention_scores(k, *gaussian_query_estimate(q_recent), v=v)
         keep = np.argsort(-scores, axis=-1)[..., :n_keep]
     return np.sort(keep, axis=-1)
 
 
-def compare_kv_pruning(q, k, v, n_cache: int, prune_fraction: float = 0.6, n_recent: int = 16,
-                       seed: int = 0) -> dict:
+def compare_kv_pruning(
+    q, k, v, n_cache: int, prune_fraction: float = 0.6, n_recent: int = 16, seed: int = 0
+) -> dict:
     """Output error of pruning a KV cache by expected attention, by recency and at random.
 
     q, k, v: (..., N, d_head) of a trained causal layer (one sequence; leading axes = heads).
@@ -267,11 +291,18 @@ def compare_kv_pruning(q, k, v, n_cache: int, prune_fraction: float = 0.6, n_rec
     full, _ = scaled_dot_product_attention(q[..., n_cache:, :], k, v, causal=True)
     errors = {}
     for method in PRUNING_METHODS:
-        keep = select_kv_to_keep(k[..., :n_cache, :], n_keep, method,
-                                 q_recent=q[..., n_cache - n_recent:n_cache, :],
-                                 v=v[..., :n_cache, :], seed=seed)
-        positions = np.concatenate([keep, np.broadcast_to(np.arange(n_cache, n), keep.shape[:-1] + (n - n_cache,))],
-                                   axis=-1)
+        keep = select_kv_to_keep(
+            k[..., :n_cache, :],
+            n_keep,
+            method,
+            q_recent=q[..., n_cache - n_recent : n_cache, :],
+            v=v[..., :n_cache, :],
+            seed=seed,
+        )
+        positions = np.concatenate(
+            [keep, np.broadcast_to(np.arange(n_cache, n), keep.shape[:-1] + (n - n_cache,))],
+            axis=-1,
+        )
         k_kept = np.take_along_axis(k, positions[..., None], axis=-2)
         v_kept = np.take_along_axis(v, positions[..., None], axis=-2)
         # bottom-right aligned causal mask: new query i sees the kept cache and new keys <= i
@@ -297,8 +328,10 @@ def gpt_attention_qkv(model, idx) -> list:
     if cfg.pos == "alibi":
         raise ValueError("gpt_attention_qkv: the model uses ALiBi, whose bias is not part of q.k")
     outputs = []
-    hooks = [block.attn.qkv.register_forward_hook(lambda mod, inp, out: outputs.append(out))
-             for block in model.blocks]
+    hooks = [
+        block.attn.qkv.register_forward_hook(lambda mod, inp, out: outputs.append(out))
+        for block in model.blocks
+    ]
     try:
         with torch.no_grad():
             model(idx)
@@ -315,7 +348,10 @@ def gpt_attention_qkv(model, idx) -> list:
         v = v.view(batch, n, cfg.n_kv_heads, hd).transpose(1, 2)
         if cfg.pos == "rope":
             positions = torch.arange(n)
-            q, k = apply_rope_torch(q, positions, cfg.rope_base), apply_rope_torch(k, positions, cfg.rope_base)
+            q, k = (
+                apply_rope_torch(q, positions, cfg.rope_base),
+                apply_rope_torch(k, positions, cfg.rope_base),
+            )
         group = cfg.n_heads // cfg.n_kv_heads
         k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
         result.append(tuple(t.double().numpy() for t in (q, k, v)))

@@ -37,7 +37,9 @@ def _check_scan_args(u, delta, A, B, C, D, initial_state):
     if L == 0:
         raise ValueError(f"u must hold at least one time step, got shape {tuple(u.shape)}")
     if delta.shape != u.shape:
-        raise ValueError(f"delta must have the shape of u {tuple(u.shape)}, got {tuple(delta.shape)}")
+        raise ValueError(
+            f"delta must have the shape of u {tuple(u.shape)}, got {tuple(delta.shape)}"
+        )
     if A.dim() != 2 or A.shape[0] != d_inner:
         raise ValueError(f"A must have shape (d_inner={d_inner}, d_state), got {tuple(A.shape)}")
     d_state = A.shape[1]
@@ -98,7 +100,9 @@ def _scan_chunk(x, delta, A, B, C, h, y, work):
     if (S[:, -1] * work["max_rate"]).max().item() > work["max_log_range"]:  # largest -G_T
         half = T // 2
         for part in (slice(0, half), slice(half, T)):
-            h = _scan_chunk(x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part], work)
+            h = _scan_chunk(
+                x[:, part], delta[:, part], A, B[:, part], C[:, part], h, y[:, part], work
+            )
         return h
     buffers = work["buffers"]
     decay, W, H = (None, None, None) if buffers is None else (buf[:, :T] for buf in buffers)
@@ -131,7 +135,9 @@ def _scan_parallel(u, delta, A, B, C, h, chunk_size):
         "max_log_range": 0.45 * math.log(torch.finfo(x.dtype).max),  # ~40 float32, ~319 float64
         "max_rate": -A.min(dim=-1).values,  # A < 0: the fastest decay of each channel
         "ones_lower": torch.ones(T, T, dtype=x.dtype, device=x.device).tril_(),
-        "buffers": None if needs_grad else [x.new_empty(batch, T, d_inner, A.shape[1]) for _ in range(3)],
+        "buffers": None
+        if needs_grad
+        else [x.new_empty(batch, T, d_inner, A.shape[1]) for _ in range(3)],
     }
     y = x.new_empty(batch, L, d_inner)
     for start in range(0, L, T):
@@ -178,7 +184,9 @@ def selective_scan_torch(
     else:
         y, h = _scan_parallel(u, delta, A, B, C, h, chunk_size)
     if D is not None:
-        y = y.addcmul_(D.to(dtype)[:, None], u)  # y + D u, in place: no new (batch, d_inner, L) array
+        y = y.addcmul_(
+            D.to(dtype)[:, None], u
+        )  # y + D u, in place: no new (batch, d_inner, L) array
     return (y, h) if return_last_state else y
 
 
@@ -207,8 +215,12 @@ class MambaBlock(nn.Module):
         dt_max: float = 0.1,
     ):
         super().__init__()
-        for name, value in (("d_model", d_model), ("d_state", d_state), ("d_conv", d_conv),
-                            ("expand", expand)):
+        for name, value in (
+            ("d_model", d_model),
+            ("d_state", d_state),
+            ("d_conv", d_conv),
+            ("expand", expand),
+        ):
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         self.d_model = d_model
@@ -217,8 +229,14 @@ class MambaBlock(nn.Module):
         self.d_inner = d_inner if d_inner is not None else expand * d_model
         self.dt_rank = dt_rank if dt_rank is not None else math.ceil(d_model / 16)
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner, bias=bias)
-        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner,
-                                padding=d_conv - 1, bias=conv_bias)
+        self.conv1d = nn.Conv1d(
+            self.d_inner,
+            self.d_inner,
+            d_conv,
+            groups=self.d_inner,
+            padding=d_conv - 1,
+            bias=conv_bias,
+        )
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
         A = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(self.d_inner, 1)
@@ -226,8 +244,9 @@ class MambaBlock(nn.Module):
         self.D = nn.Parameter(torch.ones(self.d_inner))
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
         with torch.no_grad():  # delta starts log-uniform in [dt_min, dt_max] (Gu & Dao 2023)
-            dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min))
-                           + math.log(dt_min))
+            dt = torch.exp(
+                torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+            )
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
     @classmethod
@@ -271,29 +290,46 @@ class MambaBlock(nn.Module):
         # causal: keep the first L outputs; stored time-major (batch, L, d_inner) for the scan
         x = F.silu(self.conv1d(conv_input)[..., :L]).transpose(1, 2).contiguous()
         delta, B, C = self._ssm_inputs(x)
-        return {"u": x.transpose(1, 2), "delta": delta.transpose(1, 2), "A": -torch.exp(self.A_log),
-                "B": B.transpose(1, 2), "C": C.transpose(1, 2), "D": self.D, "z": z,
-                "conv_input": conv_input}
+        return {
+            "u": x.transpose(1, 2),
+            "delta": delta.transpose(1, 2),
+            "A": -torch.exp(self.A_log),
+            "B": B.transpose(1, 2),
+            "C": C.transpose(1, 2),
+            "D": self.D,
+            "z": z,
+            "conv_input": conv_input,
+        }
 
     def forward(self, hidden_states, scan_mode: str = "parallel", return_state: bool = False):
         """(batch, L, d_model) -> (batch, L, d_model). return_state=True also returns the state
         (conv_state, ssm_state) after the last token, to continue with step()."""
         s = self.scan_inputs(hidden_states)
-        y, ssm_state = selective_scan_torch(s["u"], s["delta"], s["A"], s["B"], s["C"], s["D"],
-                                            mode=scan_mode, return_last_state=True)
+        y, ssm_state = selective_scan_torch(
+            s["u"],
+            s["delta"],
+            s["A"],
+            s["B"],
+            s["C"],
+            s["D"],
+            mode=scan_mode,
+            return_last_state=True,
+        )
         out = self.out_proj(y.transpose(1, 2) * F.silu(s["z"]))
         if not return_state:
             return out
         # the conv state is the last d_conv - 1 conv inputs (zeros before the sequence start)
-        conv_state = F.pad(s["conv_input"], (self.d_conv - 1, 0))[..., s["conv_input"].shape[-1]:]
+        conv_state = F.pad(s["conv_input"], (self.d_conv - 1, 0))[..., s["conv_input"].shape[-1] :]
         return out, (conv_state, ssm_state)
 
     def init_state(self, batch_size: int, device=None, dtype=None):
         """Zero state for step(): conv_state (batch, d_inner, d_conv - 1) holds the previous
         conv inputs, ssm_state (batch, d_inner, d_state) the SSM's h."""
         dtype = dtype or self.A_log.dtype
-        return (torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype),
-                torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype))
+        return (
+            torch.zeros(batch_size, self.d_inner, self.d_conv - 1, device=device, dtype=dtype),
+            torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype),
+        )
 
     def step(self, hidden_state, state):
         """One token: (batch, d_model) and state -> (batch, d_model), new state. O(1) in length."""
@@ -307,8 +343,14 @@ class MambaBlock(nn.Module):
         delta, B, C = self._ssm_inputs(x)
         # one step of the recurrence: the reference scan over a sequence of length 1, continuing
         # from the state (called directly: the arguments are known to be valid)
-        y, ssm_state = _scan_sequential(x[..., None], delta[..., None], -torch.exp(self.A_log),
-                                        B[..., None], C[..., None], ssm_state)
+        y, ssm_state = _scan_sequential(
+            x[..., None],
+            delta[..., None],
+            -torch.exp(self.A_log),
+            B[..., None],
+            C[..., None],
+            ssm_state,
+        )
         y = y[..., 0] + self.D * x
         out = self.out_proj(y * F.silu(z))
         return out, (window[..., 1:], ssm_state)
@@ -342,8 +384,17 @@ class MambaLM(nn.Module):
     with the same logits. generate() uses the prompt's final state, then step().
     """
 
-    def __init__(self, vocab_size: int, d_model: int = 64, n_layers: int = 2, d_state: int = 16,
-                 d_conv: int = 4, expand: int = 2, eps: float = 1e-5, **block_kwargs):
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 64,
+        n_layers: int = 2,
+        d_state: int = 16,
+        d_conv: int = 4,
+        expand: int = 2,
+        eps: float = 1e-5,
+        **block_kwargs,
+    ):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("n_layers", n_layers)):
             if not isinstance(value, int) or value <= 0:
@@ -351,8 +402,9 @@ class MambaLM(nn.Module):
         self.vocab_size = vocab_size
         self.embeddings = nn.Embedding(vocab_size, d_model)
         self.layers = nn.ModuleList(
-            _ResidualMambaLayer(d_model, eps, d_state=d_state, d_conv=d_conv, expand=expand,
-                                **block_kwargs)
+            _ResidualMambaLayer(
+                d_model, eps, d_state=d_state, d_conv=d_conv, expand=expand, **block_kwargs
+            )
             for _ in range(n_layers)
         )
         self.norm_f = nn.RMSNorm(d_model, eps=eps)
@@ -364,20 +416,32 @@ class MambaLM(nn.Module):
     def from_hf(cls, hf_model) -> MambaLM:
         """A MambaLM with the weights of a transformers MambaForCausalLM (same logits)."""
         cfg = hf_model.config
-        model = cls(cfg.vocab_size, cfg.hidden_size, cfg.num_hidden_layers, d_state=cfg.state_size,
-                    d_conv=cfg.conv_kernel, d_inner=cfg.intermediate_size,
-                    dt_rank=hf_model.backbone.layers[0].mixer.dt_proj.in_features,
-                    eps=cfg.layer_norm_epsilon, bias=cfg.use_bias, conv_bias=cfg.use_conv_bias)
+        model = cls(
+            cfg.vocab_size,
+            cfg.hidden_size,
+            cfg.num_hidden_layers,
+            d_state=cfg.state_size,
+            d_conv=cfg.conv_kernel,
+            d_inner=cfg.intermediate_size,
+            dt_rank=hf_model.backbone.layers[0].mixer.dt_proj.in_features,
+            eps=cfg.layer_norm_epsilon,
+            bias=cfg.use_bias,
+            conv_bias=cfg.use_conv_bias,
+        )
         state = {k.removeprefix("backbone."): v for k, v in hf_model.state_dict().items()}
         state.setdefault("lm_head.weight", state["embeddings.weight"])
         if not torch.equal(state["lm_head.weight"], state["embeddings.weight"]):
-            raise ValueError("hf_model must tie lm_head to the embeddings (tie_word_embeddings=True)")
+            raise ValueError(
+                "hf_model must tie lm_head to the embeddings (tie_word_embeddings=True)"
+            )
         model.load_state_dict(state)
         return model
 
     def _check_idx(self, idx):
         if not isinstance(idx, torch.Tensor) or idx.dim() != 2 or idx.dtype != torch.long:
-            raise ValueError(f"idx must be a (batch, L) long tensor, got {getattr(idx, 'shape', idx)}")
+            raise ValueError(
+                f"idx must be a (batch, L) long tensor, got {getattr(idx, 'shape', idx)}"
+            )
 
     def forward(self, idx, scan_mode: str = "parallel", return_state: bool = False):
         """idx (batch, L) token ids -> logits (batch, L, vocab_size) [, per-layer states]."""
@@ -408,8 +472,14 @@ class MambaLM(nn.Module):
         return self.lm_head(self.norm_f(x)), new_states
 
     @torch.inference_mode()
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 use_state: bool = True):
+    def generate(
+        self,
+        idx,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        use_state: bool = True,
+    ):
         """Append max_new_tokens sampled tokens to idx (batch, L); returns (batch, L + max_new_tokens).
 
         Same interface as attnlab.GPT.generate: temperature=0 (or top_k=1) is greedy.
@@ -418,8 +488,14 @@ class MambaLM(nn.Module):
         every token (same tokens, for checking).
         """
         self._check_idx(idx)
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}")
+        if (
+            isinstance(max_new_tokens, bool)
+            or not isinstance(max_new_tokens, int)
+            or max_new_tokens < 0
+        ):
+            raise ValueError(
+                f"max_new_tokens must be a non-negative integer, got {max_new_tokens!r}"
+            )
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
         was_training = self.training

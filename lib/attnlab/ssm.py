@@ -119,7 +119,9 @@ def ssm_discretize(A, B, delta):
     if delta <= 0:
         raise ValueError(f"delta must be a positive step, got {delta}")
     if A.ndim not in (1, 2) or (A.ndim == 2 and A.shape[0] != A.shape[1]):
-        raise ValueError(f"A must be a diagonal vector (n,) or a square (n, n) matrix, got {A.shape}")
+        raise ValueError(
+            f"A must be a diagonal vector (n,) or a square (n, n) matrix, got {A.shape}"
+        )
     if B.ndim not in (1, 2):
         raise ValueError(f"B must have shape (n,) or (n, m), got {B.shape}")
     n = A.shape[0]
@@ -154,7 +156,9 @@ def _check_siso(A_bar, B_bar, C):
         )
     n = A_bar.shape[0]
     if B_bar.shape not in ((n,), (n, 1)):
-        raise ValueError(f"B_bar must have shape ({n},) or ({n}, 1) to match A_bar, got {B_bar.shape}")
+        raise ValueError(
+            f"B_bar must have shape ({n},) or ({n}, 1) to match A_bar, got {B_bar.shape}"
+        )
     if C.shape not in ((n,), (1, n)):
         raise ValueError(f"C must have shape ({n},) or (1, {n}) to match A_bar, got {C.shape}")
     return A_bar, B_bar.reshape(n), C.reshape(n)
@@ -239,7 +243,9 @@ def parallel_scan(a, b) -> np.ndarray:
     try:
         a, b = np.broadcast_arrays(a, b)
     except ValueError:
-        raise ValueError(f"a and b must have broadcastable shapes, got {a.shape} and {b.shape}") from None
+        raise ValueError(
+            f"a and b must have broadcastable shapes, got {a.shape} and {b.shape}"
+        ) from None
     if a.ndim < 1:
         raise ValueError(f"a and b need a time axis (..., L), got shape {a.shape}")
     dtype = _result_dtype(a, b)

@@ -38,6 +38,7 @@ def torch_threads(n: int | None = 1):
     finally:
         torch.set_num_threads(before)
 
+
 __all__ = [
     "TrainConfig",
     "Trainer",

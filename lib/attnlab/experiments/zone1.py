@@ -64,14 +64,34 @@ def fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
     if k < 2:
         raise ValueError(f"k must be >= 2 (a width-1 convolution never mixes tokens), got k={k}")
     rows = [
-        {"layer": "RNN", "complexity": "O(n·d²)", "ops": 2 * n * d * d,
-         "sequential": n, "path": n - 1},
-        {"layer": f"CNN (k={k})", "complexity": "O(k·n·d²)", "ops": k * n * d * d,
-         "sequential": 1, "path": _cnn_path_length(n, k, dilated=False)},
-        {"layer": f"CNN (k={k}, dilated)", "complexity": "O(k·n·d²)", "ops": k * n * d * d,
-         "sequential": 1, "path": _cnn_path_length(n, k, dilated=True)},
-        {"layer": "self-attention", "complexity": "O(n²·d)", "ops": 2 * n * n * d,
-         "sequential": 1, "path": 1},
+        {
+            "layer": "RNN",
+            "complexity": "O(n·d²)",
+            "ops": 2 * n * d * d,
+            "sequential": n,
+            "path": n - 1,
+        },
+        {
+            "layer": f"CNN (k={k})",
+            "complexity": "O(k·n·d²)",
+            "ops": k * n * d * d,
+            "sequential": 1,
+            "path": _cnn_path_length(n, k, dilated=False),
+        },
+        {
+            "layer": f"CNN (k={k}, dilated)",
+            "complexity": "O(k·n·d²)",
+            "ops": k * n * d * d,
+            "sequential": 1,
+            "path": _cnn_path_length(n, k, dilated=True),
+        },
+        {
+            "layer": "self-attention",
+            "complexity": "O(n²·d)",
+            "ops": 2 * n * n * d,
+            "sequential": 1,
+            "path": 1,
+        },
     ]
     for row in rows:
         row["ops_with_projections"] = row["ops"]
@@ -79,8 +99,9 @@ def fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
     return rows
 
 
-def scaling_statistics(d_k: int, scaled: bool = True, n_queries: int = 256, n_keys: int = 64,
-                       seed: int = 0) -> dict:
+def scaling_statistics(
+    d_k: int, scaled: bool = True, n_queries: int = 256, n_keys: int = 64, seed: int = 0
+) -> dict:
     """What the softmax sees for random unit-variance q, k of width d_k, scaled or not.
 
     Draws q (n_queries, d_k) and k (n_keys, d_k) with N(0, 1) entries (fixed seed), computes
@@ -116,8 +137,9 @@ def scaling_statistics(d_k: int, scaled: bool = True, n_queries: int = 256, n_ke
     }
 
 
-def scaling_sweep(d_values=D_K_STEPS, scaled: bool = True, n_queries: int = 256, n_keys: int = 64,
-                  seed: int = 0) -> dict:
+def scaling_sweep(
+    d_values=D_K_STEPS, scaled: bool = True, n_queries: int = 256, n_keys: int = 64, seed: int = 0
+) -> dict:
     """scaling_statistics for each d_k in d_values: a dict of arrays (d_k, score_std, max_weight,
     entropy, grad_norm), one entry per d_k, for the curves of the scaling explorer."""
     rows = [scaling_statistics(d, scaled, n_queries, n_keys, seed) for d in d_values]

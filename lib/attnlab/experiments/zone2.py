@@ -45,8 +45,14 @@ class DistanceRecallTask(Task):
     drawn uniformly from 1..max_distance, or fixed with `distance` (for evaluation).
     """
 
-    def __init__(self, max_distance: int = 64, n_noise: int = 8, n_keys: int = 8,
-                 distance: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        max_distance: int = 64,
+        n_noise: int = 8,
+        n_keys: int = 8,
+        distance: int | None = None,
+        seed: int = 0,
+    ):
         super().__init__(seed)
         self.max_distance = require_positive_int("max_distance", max_distance)
         self.n_noise = require_positive_int("n_noise", n_noise)
@@ -93,15 +99,21 @@ def make_recall_model(kind: str, task: DistanceRecallTask, width: int, seed: int
     if kind == "gru":
         return GRUModel(task.vocab_size, width)
     if kind == "attention":
-        config = GPTConfig(vocab_size=task.vocab_size, context_length=task.seq_len, d_model=width,
-                           n_layers=1, n_heads=2)
+        config = GPTConfig(
+            vocab_size=task.vocab_size,
+            context_length=task.seq_len,
+            d_model=width,
+            n_layers=1,
+            n_heads=2,
+        )
         return GPT(config)
     raise ValueError(f"kind must be 'gru' or 'attention', got {kind!r}")
 
 
 @torch.no_grad()
-def recall_accuracy(model: nn.Module, task: DistanceRecallTask, distances, n_eval: int = 256,
-                    seed: int = 1234) -> np.ndarray:
+def recall_accuracy(
+    model: nn.Module, task: DistanceRecallTask, distances, n_eval: int = 256, seed: int = 1234
+) -> np.ndarray:
     """Accuracy of the model's answer at the query, for keys at each distance (fresh sequences)."""
     was_training = model.training
     model.eval()
@@ -115,10 +127,18 @@ def recall_accuracy(model: nn.Module, task: DistanceRecallTask, distances, n_eva
     return np.array(accuracy)
 
 
-def recall_experiment(kinds=("gru", "attention"), max_distance: int = 64, steps: int = 150,
-                      widths: dict | None = None, batch_size: int = 64, lr: float = 3e-3,
-                      distances=None, seed: int = 0, progress: bool = True,
-                      n_threads: int | None = 1) -> dict:
+def recall_experiment(
+    kinds=("gru", "attention"),
+    max_distance: int = 64,
+    steps: int = 150,
+    widths: dict | None = None,
+    batch_size: int = 64,
+    lr: float = 3e-3,
+    distances=None,
+    seed: int = 0,
+    progress: bool = True,
+    n_threads: int | None = 1,
+) -> dict:
     """Train each kind of model on DistanceRecallTask for `steps` steps; measure accuracy by distance.
 
     Both models see the same batches (same seed), optimizer (AdamW, attnlab.train) and number
@@ -130,17 +150,31 @@ def recall_experiment(kinds=("gru", "attention"), max_distance: int = 64, steps:
     widths = {"gru": 48, "attention": 32, **(widths or {})}
     task = DistanceRecallTask(max_distance=max_distance, seed=seed)
     if distances is None:
-        distances = sorted({1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256} & set(range(1, max_distance + 1))
-                           | {max_distance})
-    config = TrainConfig(steps=steps, lr=lr, warmup_steps=min(20, steps // 5), weight_decay=0.0,
-                         eval_every=0, seed=seed, progress=progress)
+        distances = sorted(
+            {1, 2, 4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256} & set(range(1, max_distance + 1))
+            | {max_distance}
+        )
+    config = TrainConfig(
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(20, steps // 5),
+        weight_decay=0.0,
+        eval_every=0,
+        seed=seed,
+        progress=progress,
+    )
     results = {}
     with torch_threads(n_threads):
         for kind in kinds:
             model = make_recall_model(kind, task, widths[kind], seed=seed)
             if progress:
-                print(tr("training the {kind} model ({parameters:,d} parameters)", kind=kind,
-                         parameters=sum(p.numel() for p in model.parameters())))
+                print(
+                    tr(
+                        "training the {kind} model ({parameters:,d} parameters)",
+                        kind=kind,
+                        parameters=sum(p.numel() for p in model.parameters()),
+                    )
+                )
             trainer = Trainer(model, lambda g: task.batch(batch_size, g), config)
             start = time.perf_counter()
             history = trainer.fit()
@@ -177,8 +211,9 @@ def minilm_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray]:
 
 
 @torch.no_grad()
-def random_encoder_attention(sentence: str, n_layers: int = 6, n_heads: int = 12,
-                             seed: int = 0) -> tuple[list[str], np.ndarray]:
+def random_encoder_attention(
+    sentence: str, n_layers: int = 6, n_heads: int = 12, seed: int = 0
+) -> tuple[list[str], np.ndarray]:
     """The fallback when MiniLM is not installed: the same shapes from an UNTRAINED encoder.
 
     Words and punctuation are split by a regular expression and numbered in order of first
@@ -189,8 +224,13 @@ def random_encoder_attention(sentence: str, n_layers: int = 6, n_heads: int = 12
     tokens = ["[CLS]", *words, "[SEP]"]
     vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
     torch.manual_seed(seed)
-    config = EncoderConfig(vocab_size=len(vocab), context_length=max(len(tokens), 8), d_model=8 * n_heads,
-                           n_layers=n_layers, n_heads=n_heads)
+    config = EncoderConfig(
+        vocab_size=len(vocab),
+        context_length=max(len(tokens), 8),
+        d_model=8 * n_heads,
+        n_layers=n_layers,
+        n_heads=n_heads,
+    )
     encoder = Encoder(config).eval()
     ids = torch.tensor([[vocab[t] for t in tokens]])
     _, weights = encoder(ids, return_weights=True)

@@ -40,9 +40,15 @@ POSITION_KINDS = ("sinusoidal", "rope", "alibi")
 
 
 # ============================================================================ Var(q . k)
-def score_variance_monte_carlo(d_k: int, n_samples: int = 10_000, q_var: float = 1.0,
-                               k_var: float = 1.0, scaled: bool = False,
-                               distribution: str = "normal", seed: int = 0) -> dict:
+def score_variance_monte_carlo(
+    d_k: int,
+    n_samples: int = 10_000,
+    q_var: float = 1.0,
+    k_var: float = 1.0,
+    scaled: bool = False,
+    distribution: str = "normal",
+    seed: int = 0,
+) -> dict:
     """Sample n_samples pairs (q, k) with i.i.d. zero-mean entries and measure Var(q . k).
 
     distribution: "normal" or "uniform" (uniform on [-a, a] with a = sqrt(3 var), which has
@@ -92,9 +98,15 @@ def score_variance_monte_carlo(d_k: int, n_samples: int = 10_000, q_var: float =
 
 
 # ============================================================================ positions
-def positional_similarity(kind: str, max_distance: int = 128, d_model: int = 64,
-                          base: float = 10000.0, n_heads: int = 8, position: int = 0,
-                          seed: int = 0):
+def positional_similarity(
+    kind: str,
+    max_distance: int = 128,
+    d_model: int = 64,
+    base: float = 10000.0,
+    n_heads: int = 8,
+    position: int = 0,
+    seed: int = 0,
+):
     """How alike attention finds two positions k apart, for k = 0 .. max_distance.
 
     "sinusoidal": cosine similarity of PE[position] and PE[position + k] (base 10000, fixed
@@ -168,8 +180,9 @@ def relative_position_check(kind: str, n: int = 24, d: int = 16, seed: int = 0):
 
 
 # ============================================================================ gradients
-def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.5,
-                           seed: int = 0) -> dict:
+def residual_gradient_demo(
+    n_layers: int = 30, width: int = 32, gain: float = 0.5, seed: int = 0
+) -> dict:
     """Gradient norm reaching the input of a deep stack of tanh layers, with and without residuals.
 
     Plain: x_{l+1} = tanh(x_l W_l). Residual: x_{l+1} = x_l + tanh(x_l W_l). The same weights,
@@ -178,8 +191,12 @@ def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.
     n_layers = require_positive_int("n_layers", n_layers)
     width = require_positive_int("width", width)
     generator = torch.Generator().manual_seed(seed)
-    weights = [torch.randn(width, width, generator=generator, dtype=torch.float64) * gain / math.sqrt(width)
-               for _ in range(n_layers)]
+    weights = [
+        torch.randn(width, width, generator=generator, dtype=torch.float64)
+        * gain
+        / math.sqrt(width)
+        for _ in range(n_layers)
+    ]
     x0 = torch.randn(1, width, generator=generator, dtype=torch.float64)
     norms = {}
     with torch_threads(1):
@@ -193,9 +210,16 @@ def residual_gradient_demo(n_layers: int = 30, width: int = 32, gain: float = 0.
     return norms
 
 
-def gradient_norms_by_depth(prenorm: bool, n_layers: int = 12, d_model: int = 32,
-                            n_heads: int = 4, seq_len: int = 16, batch: int = 4,
-                            vocab_size: int = 64, seed: int = 0) -> np.ndarray:
+def gradient_norms_by_depth(
+    prenorm: bool,
+    n_layers: int = 12,
+    d_model: int = 32,
+    n_heads: int = 4,
+    seq_len: int = 16,
+    batch: int = 4,
+    vocab_size: int = 64,
+    seed: int = 0,
+) -> np.ndarray:
     """|dL/dW_2| of every layer's FFN output matrix at initialisation, shape (n_layers,).
 
     A stack of attnlab TransformerBlocks (Pre-LN if prenorm else Post-LN), Xavier-initialised
@@ -207,13 +231,21 @@ def gradient_norms_by_depth(prenorm: bool, n_layers: int = 12, d_model: int = 32
     """
     n_layers = require_positive_int("n_layers", n_layers)
     with torch_threads(1), torch.random.fork_rng():  # seeded, leaving the global generator alone
-        return _gradient_norms(prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_size, seed)
+        return _gradient_norms(
+            prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_size, seed
+        )
 
 
 def _gradient_norms(prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_size, seed):
     torch.manual_seed(seed)
-    config = GPTConfig(vocab_size=vocab_size, context_length=seq_len, d_model=d_model,
-                       n_layers=n_layers, n_heads=n_heads, prenorm=prenorm)
+    config = GPTConfig(
+        vocab_size=vocab_size,
+        context_length=seq_len,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        prenorm=prenorm,
+    )
     blocks = nn.ModuleList(TransformerBlock(config, causal=True) for _ in range(n_layers))
     for name, p in blocks.named_parameters():
         if p.ndim == 2:
@@ -233,8 +265,9 @@ def _gradient_norms(prenorm, n_layers, d_model, n_heads, seq_len, batch, vocab_s
 
 
 # ============================================================================ GPT-2 block
-def random_gpt2_block_params(d_model: int, d_ff: int | None = None, seed: int = 0,
-                             dtype=np.float64) -> dict:
+def random_gpt2_block_params(
+    d_model: int, d_ff: int | None = None, seed: int = 0, dtype=np.float64
+) -> dict:
     """Random weights for one GPT-2 block, keyed like Hugging Face's GPT2Block state_dict.
 
     Matrices use HF's Conv1D layout (in, out) with entries N(0, 1/in), so activations stay
@@ -245,12 +278,18 @@ def random_gpt2_block_params(d_model: int, d_ff: int | None = None, seed: int = 
     d_ff = 4 * d if d_ff is None else require_positive_int("d_ff", d_ff)
     rng = np.random.default_rng(seed)
     shapes = {
-        "ln_1.weight": (d,), "ln_1.bias": (d,),
-        "attn.c_attn.weight": (d, 3 * d), "attn.c_attn.bias": (3 * d,),
-        "attn.c_proj.weight": (d, d), "attn.c_proj.bias": (d,),
-        "ln_2.weight": (d,), "ln_2.bias": (d,),
-        "mlp.c_fc.weight": (d, d_ff), "mlp.c_fc.bias": (d_ff,),
-        "mlp.c_proj.weight": (d_ff, d), "mlp.c_proj.bias": (d,),
+        "ln_1.weight": (d,),
+        "ln_1.bias": (d,),
+        "attn.c_attn.weight": (d, 3 * d),
+        "attn.c_attn.bias": (3 * d,),
+        "attn.c_proj.weight": (d, d),
+        "attn.c_proj.bias": (d,),
+        "ln_2.weight": (d,),
+        "ln_2.bias": (d,),
+        "mlp.c_fc.weight": (d, d_ff),
+        "mlp.c_fc.bias": (d_ff,),
+        "mlp.c_proj.weight": (d_ff, d),
+        "mlp.c_proj.bias": (d,),
     }
     params = {}
     for key in GPT2_BLOCK_KEYS:
@@ -283,8 +322,9 @@ def gpt2_block_torch(params: dict, n_heads: int, eps: float = 1e-5) -> Transform
     nn.Linear stores (out, in), so every matrix is transposed on the way in.
     """
     d_model, d_ff = _block_shapes(params, n_heads)
-    config = GPTConfig.gpt2_style(d_model=d_model, n_heads=n_heads, d_ff=d_ff, n_layers=1,
-                                  norm_eps=eps)
+    config = GPTConfig.gpt2_style(
+        d_model=d_model, n_heads=n_heads, d_ff=d_ff, n_layers=1, norm_eps=eps
+    )
     block = TransformerBlock(config, causal=True).double().eval()
     block.load_state_dict(
         gpt2_block_state_dict({k: np.asarray(v, dtype=np.float64) for k, v in params.items()})
@@ -308,12 +348,23 @@ def gpt2_block_hf(params: dict, n_heads: int, eps: float = 1e-5):
             '(or pip install -e ".[dev]" in the attnlab repository)'
         ) from err
     d_model, d_ff = _block_shapes(params, n_heads)
-    config = GPT2Config(n_embd=d_model, n_head=n_heads, n_inner=d_ff, n_layer=1,
-                        layer_norm_epsilon=eps, activation_function="gelu_new",
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
-                        bos_token_id=None, eos_token_id=None)
+    config = GPT2Config(
+        n_embd=d_model,
+        n_head=n_heads,
+        n_inner=d_ff,
+        n_layer=1,
+        layer_norm_epsilon=eps,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
     config._attn_implementation = "eager"
     block = GPT2Block(config, layer_idx=0).double().eval()
-    state = {key: torch.as_tensor(np.asarray(params[key], dtype=np.float64)) for key in GPT2_BLOCK_KEYS}
+    state = {
+        key: torch.as_tensor(np.asarray(params[key], dtype=np.float64)) for key in GPT2_BLOCK_KEYS
+    }
     block.load_state_dict(state)
     return block

@@ -39,8 +39,9 @@ __all__ = [
 
 
 # ============================================================================ FlashAttention
-def attention_peak_memory(n: int, d: int = 64, block_size: int = 64, causal: bool = False,
-                          seed: int = 0) -> dict:
+def attention_peak_memory(
+    n: int, d: int = 64, block_size: int = 64, causal: bool = False, seed: int = 0
+) -> dict:
     """Measure the peak extra memory of standard vs tiled attention on random (n, d) float64 inputs.
 
     Returns a dict with standard_bytes, flash_bytes (peaks measured by tracemalloc, the inputs
@@ -64,8 +65,14 @@ def attention_peak_memory(n: int, d: int = 64, block_size: int = 64, causal: boo
 
 
 # ============================================================================ Performer
-def performer_error_curve(n: int = 128, d: int = 16, ms=(8, 32, 128, 512, 2048),
-                          qk_std: float = 0.5, n_seeds: int = 6, seed: int = 0) -> dict:
+def performer_error_curve(
+    n: int = 128,
+    d: int = 16,
+    ms=(8, 32, 128, 512, 2048),
+    qk_std: float = 0.5,
+    n_seeds: int = 6,
+    seed: int = 0,
+) -> dict:
     """Relative error of Performer attention vs exact softmax attention, for each number of features m.
 
     q, k ~ N(0, qk_std^2) and v ~ N(0, 1), all (n, d), fixed by `seed`; for each m the error
@@ -85,8 +92,10 @@ def performer_error_curve(n: int = 128, d: int = 16, ms=(8, 32, 128, 512, 2048),
         errors = []
         for m in ms:
             errs = [
-                np.linalg.norm(performer_attention(q, k, v, m=m, orthogonal=orthogonal,
-                                                   seed=1000 + s) - exact) / norm
+                np.linalg.norm(
+                    performer_attention(q, k, v, m=m, orthogonal=orthogonal, seed=1000 + s) - exact
+                )
+                / norm
                 for s in range(n_seeds)
             ]
             errors.append(float(np.mean(errs)))
@@ -109,8 +118,9 @@ def _best_time(fn, repeats: int) -> float:
     return best
 
 
-def time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d: int = 32, repeats: int = 7,
-                             seed: int = 0) -> list[dict]:
+def time_linear_vs_quadratic(
+    ns=(256, 512, 1024, 2048), d: int = 32, repeats: int = 7, seed: int = 0
+) -> list[dict]:
     """Wall-clock seconds of softmax attention (O(N^2 d)) vs linear attention (O(N d^2)).
 
     Best of `repeats` runs per size on random float32 (N, d) inputs; returns one dict per N
@@ -142,8 +152,9 @@ def _time_linear_vs_quadratic(ns, d, repeats, seed):
 
 
 # ============================================================================ Mamba
-def mamba_selective_inputs(tokens, d_model: int = 16, d_state: int = 8, vocab_size: int = 16,
-                           seed: int = 0) -> dict:
+def mamba_selective_inputs(
+    tokens, d_model: int = 16, d_state: int = 8, vocab_size: int = 16, seed: int = 0
+) -> dict:
     """What a (randomly initialised) Mamba block feeds its selective scan for a token sequence.
 
     tokens: 1-D integer sequence. A fixed random embedding (seeded) maps tokens to
@@ -158,9 +169,13 @@ def mamba_selective_inputs(tokens, d_model: int = 16, d_state: int = 8, vocab_si
 
     tokens = np.asarray(tokens)
     if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be a 1-D integer sequence, got {tokens.dtype} {tokens.shape}")
+        raise ValueError(
+            f"tokens must be a 1-D integer sequence, got {tokens.dtype} {tokens.shape}"
+        )
     if tokens.min() < 0 or tokens.max() >= vocab_size:
-        raise ValueError(f"tokens must lie in [0, vocab_size={vocab_size}), got {tokens.min()}..{tokens.max()}")
+        raise ValueError(
+            f"tokens must lie in [0, vocab_size={vocab_size}), got {tokens.min()}..{tokens.max()}"
+        )
     generator = torch.Generator().manual_seed(seed)
     embedding = torch.randn(vocab_size, d_model, generator=generator, dtype=torch.float64)
     torch.manual_seed(seed)
@@ -193,18 +208,60 @@ def mamba_selective_inputs(tokens, d_model: int = 16, d_state: int = 8, vocab_si
 # max_position_embeddings; Falcon-7B was trained on 2048 tokens, transformers' FalconConfig
 # default). sliding_window is None for a model whose every layer attends to the whole context.
 KV_MODEL_SHAPES = {
-    "GPT-2 small": {"n_layers": 12, "n_heads": 12, "n_kv_heads": 12, "head_dim": 64,
-                    "context_length": 1024, "sliding_window": None, "source": "openai-community/gpt2 config.json"},
-    "Llama-2-7B": {"n_layers": 32, "n_heads": 32, "n_kv_heads": 32, "head_dim": 128,
-                   "context_length": 4096, "sliding_window": None, "source": "meta-llama/Llama-2-7b-hf config.json"},
-    "Mistral-7B": {"n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "head_dim": 128,
-                   "context_length": 32768, "sliding_window": 4096, "source": "mistralai/Mistral-7B-v0.1 config.json"},
-    "Llama-3.1-8B": {"n_layers": 32, "n_heads": 32, "n_kv_heads": 8, "head_dim": 128,
-                     "context_length": 131072, "sliding_window": None, "source": "meta-llama/Llama-3.1-8B config.json"},
-    "Llama-2-70B": {"n_layers": 80, "n_heads": 64, "n_kv_heads": 8, "head_dim": 128,
-                    "context_length": 4096, "sliding_window": None, "source": "meta-llama/Llama-2-70b-hf config.json"},
-    "Falcon-7B": {"n_layers": 32, "n_heads": 71, "n_kv_heads": 1, "head_dim": 64,
-                  "context_length": 2048, "sliding_window": None, "source": "tiiuae/falcon-7b config.json"},
+    "GPT-2 small": {
+        "n_layers": 12,
+        "n_heads": 12,
+        "n_kv_heads": 12,
+        "head_dim": 64,
+        "context_length": 1024,
+        "sliding_window": None,
+        "source": "openai-community/gpt2 config.json",
+    },
+    "Llama-2-7B": {
+        "n_layers": 32,
+        "n_heads": 32,
+        "n_kv_heads": 32,
+        "head_dim": 128,
+        "context_length": 4096,
+        "sliding_window": None,
+        "source": "meta-llama/Llama-2-7b-hf config.json",
+    },
+    "Mistral-7B": {
+        "n_layers": 32,
+        "n_heads": 32,
+        "n_kv_heads": 8,
+        "head_dim": 128,
+        "context_length": 32768,
+        "sliding_window": 4096,
+        "source": "mistralai/Mistral-7B-v0.1 config.json",
+    },
+    "Llama-3.1-8B": {
+        "n_layers": 32,
+        "n_heads": 32,
+        "n_kv_heads": 8,
+        "head_dim": 128,
+        "context_length": 131072,
+        "sliding_window": None,
+        "source": "meta-llama/Llama-3.1-8B config.json",
+    },
+    "Llama-2-70B": {
+        "n_layers": 80,
+        "n_heads": 64,
+        "n_kv_heads": 8,
+        "head_dim": 128,
+        "context_length": 4096,
+        "sliding_window": None,
+        "source": "meta-llama/Llama-2-70b-hf config.json",
+    },
+    "Falcon-7B": {
+        "n_layers": 32,
+        "n_heads": 71,
+        "n_kv_heads": 1,
+        "head_dim": 64,
+        "context_length": 2048,
+        "sliding_window": None,
+        "source": "tiiuae/falcon-7b config.json",
+    },
 }
 
 
@@ -226,28 +283,54 @@ def kv_cache_table(seq_lens=(2048, 8192), batch: int = 1, bytes_per_element: int
     """
     rows = []
     for name, shape in KV_MODEL_SHAPES.items():
-        row = {"name": name, "kind": _attention_kind(shape["n_heads"], shape["n_kv_heads"]), **shape}
-        row["bytes_per_token"] = kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"],
-                                                shape["head_dim"], 1, batch, bytes_per_element)
+        row = {
+            "name": name,
+            "kind": _attention_kind(shape["n_heads"], shape["n_kv_heads"]),
+            **shape,
+        }
+        row["bytes_per_token"] = kv_cache_bytes(
+            shape["n_layers"], shape["n_kv_heads"], shape["head_dim"], 1, batch, bytes_per_element
+        )
         for length in seq_lens:
-            row[f"bytes_at_{length}"] = kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"],
-                                                       shape["head_dim"], length, batch,
-                                                       bytes_per_element)
-            row[f"mha_bytes_at_{length}"] = kv_cache_bytes(shape["n_layers"], shape["n_heads"],
-                                                           shape["head_dim"], length, batch,
-                                                           bytes_per_element)
+            row[f"bytes_at_{length}"] = kv_cache_bytes(
+                shape["n_layers"],
+                shape["n_kv_heads"],
+                shape["head_dim"],
+                length,
+                batch,
+                bytes_per_element,
+            )
+            row[f"mha_bytes_at_{length}"] = kv_cache_bytes(
+                shape["n_layers"],
+                shape["n_heads"],
+                shape["head_dim"],
+                length,
+                batch,
+                bytes_per_element,
+            )
             window = shape["sliding_window"]
             kept = length if window is None else min(length, window)
-            row[f"kept_bytes_at_{length}"] = kv_cache_bytes(shape["n_layers"], shape["n_kv_heads"],
-                                                            shape["head_dim"], kept, batch,
-                                                            bytes_per_element)
+            row[f"kept_bytes_at_{length}"] = kv_cache_bytes(
+                shape["n_layers"],
+                shape["n_kv_heads"],
+                shape["head_dim"],
+                kept,
+                batch,
+                bytes_per_element,
+            )
         rows.append(row)
     return rows
 
 
-def hf_kv_cache_bytes(n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2,
-                      head_dim: int = 16, seq_len: int = 10, batch: int = 2,
-                      seed: int = 0) -> int:
+def hf_kv_cache_bytes(
+    n_layers: int = 2,
+    n_heads: int = 4,
+    n_kv_heads: int = 2,
+    head_dim: int = 16,
+    seq_len: int = 10,
+    batch: int = 2,
+    seed: int = 0,
+) -> int:
     """Bytes actually held by the KV cache of a tiny Hugging Face Mistral model (random weights, float32).
 
     Builds transformers' MistralForCausalLM with these shapes, runs one forward pass on
@@ -260,10 +343,16 @@ def hf_kv_cache_bytes(n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2,
     from transformers.utils import logging
 
     logging.set_verbosity_error()
-    config = MistralConfig(vocab_size=64, hidden_size=n_heads * head_dim, intermediate_size=32,
-                           num_hidden_layers=n_layers, num_attention_heads=n_heads,
-                           num_key_value_heads=n_kv_heads, head_dim=head_dim,
-                           max_position_embeddings=max(64, seq_len))
+    config = MistralConfig(
+        vocab_size=64,
+        hidden_size=n_heads * head_dim,
+        intermediate_size=32,
+        num_hidden_layers=n_layers,
+        num_attention_heads=n_heads,
+        num_key_value_heads=n_kv_heads,
+        head_dim=head_dim,
+        max_position_embeddings=max(64, seq_len),
+    )
     torch.manual_seed(seed)
     model = MistralForCausalLM(config).eval()
     tokens = torch.randint(0, config.vocab_size, (batch, seq_len))
@@ -277,9 +366,16 @@ def hf_kv_cache_bytes(n_layers: int = 2, n_heads: int = 4, n_kv_heads: int = 2,
     return int(total)
 
 
-def train_tiny_char_gpt(steps: int = 300, d_model: int = 64, n_layers: int = 2, n_heads: int = 8,
-                        context_length: int = 128, batch_size: int = 8, seed: int = 0,
-                        progress: bool = True):
+def train_tiny_char_gpt(
+    steps: int = 300,
+    d_model: int = 64,
+    n_layers: int = 2,
+    n_heads: int = 8,
+    context_length: int = 128,
+    batch_size: int = 8,
+    seed: int = 0,
+    progress: bool = True,
+):
     """Train a tiny character-level GPT (RoPE, 8 heads of width 8) on the built-in corpus.
 
     The corpus is attnlab.stdlib_corpus (Python standard-library source, 200k characters).
@@ -294,23 +390,40 @@ def train_tiny_char_gpt(steps: int = 300, d_model: int = 64, n_layers: int = 2, 
     from ..train import TrainConfig, Trainer, torch_threads
 
     corpus = stdlib_corpus(max_chars=200_000)
-    config = GPTConfig.modern_style(vocab_size=corpus.vocab_size, context_length=context_length,
-                                    d_model=d_model, n_layers=n_layers, n_heads=n_heads)
+    config = GPTConfig.modern_style(
+        vocab_size=corpus.vocab_size,
+        context_length=context_length,
+        d_model=d_model,
+        n_layers=n_layers,
+        n_heads=n_heads,
+    )
     torch.manual_seed(seed)
     model = GPT(config)
     with torch_threads(1):
         history = Trainer(
             model,
             lambda g: corpus.batch(batch_size, context_length, g),
-            TrainConfig(steps=steps, lr=3e-3, warmup_steps=max(1, steps // 10), eval_every=0,
-                        seed=seed, progress=progress),
+            TrainConfig(
+                steps=steps,
+                lr=3e-3,
+                warmup_steps=max(1, steps // 10),
+                eval_every=0,
+                seed=seed,
+                progress=progress,
+            ),
         ).fit()
     model.eval()
     return model, corpus, history
 
 
-def kv_compression_errors(model, corpus, n_groups: int = 4, prune_fractions=(0.3, 0.6, 0.9),
-                          n_sequences: int = 4, seed: int = 0) -> dict:
+def kv_compression_errors(
+    model,
+    corpus,
+    n_groups: int = 4,
+    prune_fractions=(0.3, 0.6, 0.9),
+    n_sequences: int = 4,
+    seed: int = 0,
+) -> dict:
     """Measured output errors of KV-cache compression, layer by layer, on held-out text.
 
     Head grouping (MHA -> n_groups key/value heads): groups chosen on training windows
@@ -334,18 +447,25 @@ def kv_compression_errors(model, corpus, n_groups: int = 4, prune_fractions=(0.3
         zip(gpt_attention_qkv(model, x_cal), gpt_attention_qkv(model, x_val))
     ):
         grouping = compare_head_grouping(q, k, v, n_groups, causal=True, calibration=(k_cal, v_cal))
-        costs = {f"{name}_cost": grouping_cost(k_cal, v_cal, grouping[f"{name}_labels"])
-                 for name in ("uniform", "similarity")}
+        costs = {
+            f"{name}_cost": grouping_cost(k_cal, v_cal, grouping[f"{name}_labels"])
+            for name in ("uniform", "similarity")
+        }
         result["grouping"].append({"layer": layer, **grouping, **costs})
         for fraction in prune_fractions:
-            per_sequence = [compare_kv_pruning(q[b], k[b], v[b], n_cache=3 * n // 4,
-                                               prune_fraction=fraction, seed=seed)
-                            for b in range(q.shape[0])]
-            result["pruning"].append({
-                "layer": layer,
-                "fraction": fraction,
-                **{m: float(np.mean([p[m] for p in per_sequence])) for m in per_sequence[0]},
-            })
+            per_sequence = [
+                compare_kv_pruning(
+                    q[b], k[b], v[b], n_cache=3 * n // 4, prune_fraction=fraction, seed=seed
+                )
+                for b in range(q.shape[0])
+            ]
+            result["pruning"].append(
+                {
+                    "layer": layer,
+                    "fraction": fraction,
+                    **{m: float(np.mean([p[m] for p in per_sequence])) for m in per_sequence[0]},
+                }
+            )
     return result
 
 
@@ -363,7 +483,9 @@ def message_passing_attention(q, k, v, edges) -> np.ndarray:
     edges = np.asarray(edges, dtype=bool)
     n = q.shape[0]
     if q.ndim != 2 or k.shape != q.shape or v.ndim != 2 or v.shape[0] != n:
-        raise ValueError(f"q, k must be (N, d) and v (N, d_v), got q {q.shape}, k {k.shape}, v {v.shape}")
+        raise ValueError(
+            f"q, k must be (N, d) and v (N, d_v), got q {q.shape}, k {k.shape}, v {v.shape}"
+        )
     if edges.shape != (n, n):
         raise ValueError(f"edges must have shape (N, N) = {(n, n)}, got {edges.shape}")
     out = np.zeros((n, v.shape[1]))
@@ -405,9 +527,16 @@ def graph_hops(mask) -> float:
 
 
 # ============================================================================ the map
-def efficiency_map(n: int = 4096, d: int = 64, window: int = 64, n_random: int = 3,
-                   m: int = 256, d_state: int = 16, n_graph: int = 256,
-                   graph_window: int = 8) -> list[dict]:
+def efficiency_map(
+    n: int = 4096,
+    d: int = 64,
+    window: int = 64,
+    n_random: int = 3,
+    m: int = 256,
+    d_state: int = 16,
+    n_graph: int = 256,
+    graph_window: int = 8,
+) -> list[dict]:
     """Cost, memory and expressiveness of attention variants for one head of width d at length n.
 
     For each method: cost = multiply-adds of one layer over the whole sequence; train_memory =
@@ -426,30 +555,83 @@ def efficiency_map(n: int = 4096, d: int = 64, window: int = 64, n_random: int =
     full_graph = np.ones((n_graph, n_graph), dtype=bool)
     local_graph = sparse_mask(n_graph, "local", window=graph_window)
     factor_graph = local_graph | sparse_mask(n_graph, "strided", stride=g_stride)
-    bigbird_graph = sparse_mask(n_graph, "bigbird", window=graph_window, n_global=2, n_random=n_random)
+    bigbird_graph = sparse_mask(
+        n_graph, "bigbird", window=graph_window, n_global=2, n_random=n_random
+    )
     full_hops = graph_hops(full_graph)
     rows = [
-        {"method": "full softmax", "cost": 2 * n * n * d, "train_memory": n * n,
-         "decode_state": 2 * n * d, "exact": "exact", "hops": full_hops},
-        {"method": "FlashAttention", "cost": 2 * n * n * d, "train_memory": 2 * n,
-         "decode_state": 2 * n * d, "exact": "exact", "hops": full_hops},
-        {"method": "GQA (4 query heads per kv head)", "cost": 2 * n * n * d, "train_memory": n * n,
-         "decode_state": 2 * n * d // 4, "exact": "exact (fewer kv heads)", "hops": full_hops},
-        {"method": f"local window {window}", "cost": 2 * local_nnz * d, "train_memory": local_nnz,
-         "decode_state": 2 * (window + 1) * d, "exact": "exact on the pattern",
-         "hops": graph_hops(local_graph)},
-        {"method": f"local + strided {stride}", "cost": 2 * (local_nnz + strided_nnz) * d,
-         "train_memory": local_nnz + strided_nnz, "decode_state": 2 * n * d,
-         "exact": "exact on the pattern", "hops": graph_hops(factor_graph)},
-        {"method": "BigBird", "cost": 2 * bigbird_nnz * d, "train_memory": bigbird_nnz,
-         "decode_state": 2 * n * d, "exact": "exact on the pattern", "hops": graph_hops(bigbird_graph)},
-        {"method": "linear (elu+1)", "cost": 2 * n * d * d, "train_memory": d * d + d,
-         "decode_state": d * d + d, "exact": "another kernel, not softmax", "hops": full_hops},
-        {"method": f"Performer m={m}", "cost": 2 * n * m * d + 2 * n * m * d, "train_memory": n * m,
-         "decode_state": m * d + m, "exact": "random-feature estimate (kernel unbiased, output not)", "hops": full_hops},
-        {"method": f"SSM / Mamba (d_state={d_state})", "cost": 3 * n * d * d_state,
-         "train_memory": d * d_state, "decode_state": d * d_state,
-         "exact": "a different model (fixed-size memory)", "hops": full_hops},
+        {
+            "method": "full softmax",
+            "cost": 2 * n * n * d,
+            "train_memory": n * n,
+            "decode_state": 2 * n * d,
+            "exact": "exact",
+            "hops": full_hops,
+        },
+        {
+            "method": "FlashAttention",
+            "cost": 2 * n * n * d,
+            "train_memory": 2 * n,
+            "decode_state": 2 * n * d,
+            "exact": "exact",
+            "hops": full_hops,
+        },
+        {
+            "method": "GQA (4 query heads per kv head)",
+            "cost": 2 * n * n * d,
+            "train_memory": n * n,
+            "decode_state": 2 * n * d // 4,
+            "exact": "exact (fewer kv heads)",
+            "hops": full_hops,
+        },
+        {
+            "method": f"local window {window}",
+            "cost": 2 * local_nnz * d,
+            "train_memory": local_nnz,
+            "decode_state": 2 * (window + 1) * d,
+            "exact": "exact on the pattern",
+            "hops": graph_hops(local_graph),
+        },
+        {
+            "method": f"local + strided {stride}",
+            "cost": 2 * (local_nnz + strided_nnz) * d,
+            "train_memory": local_nnz + strided_nnz,
+            "decode_state": 2 * n * d,
+            "exact": "exact on the pattern",
+            "hops": graph_hops(factor_graph),
+        },
+        {
+            "method": "BigBird",
+            "cost": 2 * bigbird_nnz * d,
+            "train_memory": bigbird_nnz,
+            "decode_state": 2 * n * d,
+            "exact": "exact on the pattern",
+            "hops": graph_hops(bigbird_graph),
+        },
+        {
+            "method": "linear (elu+1)",
+            "cost": 2 * n * d * d,
+            "train_memory": d * d + d,
+            "decode_state": d * d + d,
+            "exact": "another kernel, not softmax",
+            "hops": full_hops,
+        },
+        {
+            "method": f"Performer m={m}",
+            "cost": 2 * n * m * d + 2 * n * m * d,
+            "train_memory": n * m,
+            "decode_state": m * d + m,
+            "exact": "random-feature estimate (kernel unbiased, output not)",
+            "hops": full_hops,
+        },
+        {
+            "method": f"SSM / Mamba (d_state={d_state})",
+            "cost": 3 * n * d * d_state,
+            "train_memory": d * d_state,
+            "decode_state": d * d_state,
+            "exact": "a different model (fixed-size memory)",
+            "hops": full_hops,
+        },
     ]
     for row in rows:
         row["n"] = n

@@ -47,8 +47,9 @@ def incremental_attention(step, q, k, v):
     outs = []
     for t in range(q.shape[-2]):
         token = slice(t, t + 1)
-        out, k_cache, v_cache = step(q[..., token, :], k[..., token, :], v[..., token, :],
-                                     k_cache, v_cache)
+        out, k_cache, v_cache = step(
+            q[..., token, :], k[..., token, :], v[..., token, :], k_cache, v_cache
+        )
         outs.append(np.asarray(out))
     return np.concatenate(outs, axis=-2), k_cache, v_cache
 
@@ -62,7 +63,9 @@ def attention_module_numpy(module, x, gqa=grouped_query_attention):
     sinusoidal, none) qualify: RoPE and ALiBi act inside the attention.
     """
     if module.pos in ("rope", "alibi"):
-        raise ValueError(f"attention_module_numpy needs a module without RoPE/ALiBi, got pos={module.pos!r}")
+        raise ValueError(
+            f"attention_module_numpy needs a module without RoPE/ALiBi, got pos={module.pos!r}"
+        )
     x = as_float_array("x", x)
     if x.ndim != 3:
         raise ValueError(f"x must have shape (batch, seq_len, d_model), got {x.shape}")
@@ -85,8 +88,14 @@ def attention_module_numpy(module, x, gqa=grouped_query_attention):
 
 
 # ============================================================================ generation
-def generation_comparison(model, prompt, max_new_tokens: int, temperature: float = 0.0,
-                          top_k: int | None = None, seed: int = 0) -> dict:
+def generation_comparison(
+    model,
+    prompt,
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_k: int | None = None,
+    seed: int = 0,
+) -> dict:
     """Generate with and without the KV cache from the same seed; compare tokens and time.
 
     Returns a dict: tokens_cached, tokens_uncached (B, N + max_new_tokens), same (bool),
@@ -98,8 +107,9 @@ def generation_comparison(model, prompt, max_new_tokens: int, temperature: float
     for name, use_cache in (("cached", True), ("uncached", False)):
         torch.manual_seed(seed)
         start = time.perf_counter()
-        tokens = model.generate(prompt, max_new_tokens, temperature=temperature, top_k=top_k,
-                                use_cache=use_cache)
+        tokens = model.generate(
+            prompt, max_new_tokens, temperature=temperature, top_k=top_k, use_cache=use_cache
+        )
         result[f"seconds_{name}"] = time.perf_counter() - start
         result[f"tokens_{name}"] = tokens
     result["same"] = bool(torch.equal(result["tokens_cached"], result["tokens_uncached"]))
@@ -135,8 +145,9 @@ def selective_scan_with(scan, u, delta, A, B, C, D=None) -> np.ndarray:
     Shapes as attnlab.selective_scan: u, delta (batch, d_inner, L), A (d_inner, d_state),
     B, C (batch, d_state, L), D (d_inner,).
     """
-    u, delta, A, B, C = (as_float_array(n, x) for n, x in
-                         (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C)))
+    u, delta, A, B, C = (
+        as_float_array(n, x) for n, x in (("u", u), ("delta", delta), ("A", A), ("B", B), ("C", C))
+    )
     if u.ndim != 3 or delta.shape != u.shape or A.ndim != 2 or B.ndim != 3 or C.shape != B.shape:
         raise ValueError(
             "expected u, delta (batch, d_inner, L), A (d_inner, d_state), B, C (batch, d_state, L); "

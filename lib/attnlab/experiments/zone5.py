@@ -113,15 +113,33 @@ def length_extrapolation(
     train_len = require_positive_int("train_len", train_len)
     eval_lens = [require_positive_int("eval_lens", int(n)) for n in eval_lens]
     max_len = max(eval_lens)
-    result = {"eval_lens": eval_lens, "train_len": train_len, "loss": {}, "position_loss": {},
-              "history": {}, "steps": steps}
+    result = {
+        "eval_lens": eval_lens,
+        "train_len": train_len,
+        "loss": {},
+        "position_loss": {},
+        "history": {},
+        "steps": steps,
+    }
     for pos in encodings:
         torch.manual_seed(seed)
-        config = GPTConfig(vocab_size=corpus.vocab_size, context_length=max_len, d_model=d_model,
-                           n_layers=n_layers, n_heads=n_heads, pos=pos)
+        config = GPTConfig(
+            vocab_size=corpus.vocab_size,
+            context_length=max_len,
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            pos=pos,
+        )
         model = GPT(config)
-        train = TrainConfig(steps=steps, lr=lr, warmup_steps=min(20, steps // 5), eval_every=0,
-                            seed=seed, progress=progress)
+        train = TrainConfig(
+            steps=steps,
+            lr=lr,
+            warmup_steps=min(20, steps // 5),
+            eval_every=0,
+            seed=seed,
+            progress=progress,
+        )
         trainer = Trainer(model, lambda g: corpus.batch(batch_size, train_len, g), train)
         if progress:
             print(f"pos = {pos!r}")
@@ -138,7 +156,9 @@ def length_extrapolation(
                 lengths = model.pos_emb.table.weight.norm(dim=-1)
                 result["learned_table"] = {
                     "trained": float(lengths[:train_len].mean()),
-                    "untrained": float(lengths[train_len:].mean()) if max_len > train_len else float("nan"),
+                    "untrained": float(lengths[train_len:].mean())
+                    if max_len > train_len
+                    else float("nan"),
                     "tokens": float(model.tok_emb.weight.norm(dim=-1).mean()),
                 }
     return result
@@ -184,19 +204,45 @@ def model_size_sweep(
         heads = max(1, min(n_heads, d_model // 8))  # heads at least 8 wide
         while d_model % heads:
             heads -= 1
-        config = GPTConfig(vocab_size=corpus.vocab_size, context_length=block_size,
-                           d_model=d_model, n_layers=n_layers, n_heads=heads)
+        config = GPTConfig(
+            vocab_size=corpus.vocab_size,
+            context_length=block_size,
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=heads,
+        )
         model = GPT(config)
-        train = TrainConfig(steps=steps, lr=lr, warmup_steps=min(20, steps // 5), eval_every=0,
-                            eval_batches=eval_batches, seed=seed, progress=progress)
-        trainer = Trainer(model, lambda g: corpus.batch(batch_size, block_size, g), train,
-                          eval_batch=lambda g: corpus.batch(32, block_size, g, split="val"))
+        train = TrainConfig(
+            steps=steps,
+            lr=lr,
+            warmup_steps=min(20, steps // 5),
+            eval_every=0,
+            eval_batches=eval_batches,
+            seed=seed,
+            progress=progress,
+        )
+        trainer = Trainer(
+            model,
+            lambda g: corpus.batch(batch_size, block_size, g),
+            train,
+            eval_batch=lambda g: corpus.batch(32, block_size, g, split="val"),
+        )
         history = trainer.fit()
         n = non_embedding_parameters(model)
         tokens = steps * batch_size * block_size
-        rows.append({"d_model": d_model, "n_layers": n_layers, "params": model.num_parameters(),
-                     "non_embedding_params": n, "steps": steps, "tokens": tokens,
-                     "flops": 6.0 * n * tokens, "val_loss": trainer.evaluate(), "history": history})
+        rows.append(
+            {
+                "d_model": d_model,
+                "n_layers": n_layers,
+                "params": model.num_parameters(),
+                "non_embedding_params": n,
+                "steps": steps,
+                "tokens": tokens,
+                "flops": 6.0 * n * tokens,
+                "val_loss": trainer.evaluate(),
+                "history": history,
+            }
+        )
     return rows
 
 
@@ -213,8 +259,14 @@ class ICLTransformer(nn.Module):
     def __init__(self, d: int, d_model: int = 32, n_layers: int = 2, n_heads: int = 4):
         super().__init__()
         self.d = require_positive_int("d", d)
-        config = TransformerConfig(vocab_size=1, context_length=1, d_model=d_model,
-                                   n_layers=n_layers, n_heads=n_heads, pos="none")
+        config = TransformerConfig(
+            vocab_size=1,
+            context_length=1,
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            pos="none",
+        )
         self.embed = nn.Linear(d + 1, d_model)
         self.blocks = nn.ModuleList(TransformerBlock(config, causal=False) for _ in range(n_layers))
         self.norm = nn.LayerNorm(d_model)
@@ -233,7 +285,9 @@ class ICLTransformer(nn.Module):
     @torch.no_grad()
     def predict(self, x, y, x_query) -> np.ndarray:
         """Batched NumPy interface for icl_errors: x (B, k, d), y (B, k), x_query (B, d) -> (B,)."""
-        x, y, x_query = (torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (x, y, x_query))
+        x, y, x_query = (
+            torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (x, y, x_query)
+        )
         context = torch.cat([x, y[..., None]], dim=-1)
         query = torch.cat([x_query, torch.zeros_like(x_query[:, :1])], dim=-1)[:, None]
         was_training = self.training
@@ -274,8 +328,15 @@ def train_icl_transformer(
         k = int(torch.randint(1, n + 1, (1,), generator=g))
         return torch.cat([tokens[:, n - k : n], tokens[:, n:]], dim=1), target
 
-    config = TrainConfig(steps=steps, lr=lr, warmup_steps=min(50, steps // 5), weight_decay=0.0,
-                         eval_every=0, seed=seed, progress=progress)
+    config = TrainConfig(
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(50, steps // 5),
+        weight_decay=0.0,
+        eval_every=0,
+        seed=seed,
+        progress=progress,
+    )
     history = Trainer(model, get_batch, config, loss_fn=_squared_error).fit()
     return model, history
 
@@ -315,12 +376,23 @@ def train_linear_self_attention(
     """
     torch.manual_seed(seed)
     layer = _TrainableLinearSelfAttention(task.token_dim)
-    config = TrainConfig(steps=steps, lr=lr, warmup_steps=min(50, steps // 5), weight_decay=0.0,
-                         grad_clip=None, eval_every=0, seed=seed, progress=progress)
-    history = Trainer(layer, lambda g: task.batch(batch_size, g), config,
-                      loss_fn=_squared_error).fit()
-    weights = {name: getattr(layer, name).detach().double().numpy()
-               for name in ("w_q", "w_k", "w_v", "w_o")}
+    config = TrainConfig(
+        steps=steps,
+        lr=lr,
+        warmup_steps=min(50, steps // 5),
+        weight_decay=0.0,
+        grad_clip=None,
+        eval_every=0,
+        seed=seed,
+        progress=progress,
+    )
+    history = Trainer(
+        layer, lambda g: task.batch(batch_size, g), config, loss_fn=_squared_error
+    ).fit()
+    weights = {
+        name: getattr(layer, name).detach().double().numpy()
+        for name in ("w_q", "w_k", "w_v", "w_o")
+    }
     return weights, history
 
 
@@ -358,8 +430,12 @@ def icl_errors(predict, tokens, target, ks, batched: bool = False, return_sem: b
         if batched:
             pred = np.asarray(predict(x, y, x_query), dtype=np.float64).reshape(-1)
         else:
-            pred = np.array([np.asarray(predict(x[b], y[b], x_query[b : b + 1]), dtype=float)[0]
-                             for b in range(len(tokens))])
+            pred = np.array(
+                [
+                    np.asarray(predict(x[b], y[b], x_query[b : b + 1]), dtype=float)[0]
+                    for b in range(len(tokens))
+                ]
+            )
         squared = (pred - target) ** 2 / d
         errors.append(float(squared.mean()))
         sems.append(float(squared.std() / math.sqrt(len(squared))))
@@ -367,8 +443,13 @@ def icl_errors(predict, tokens, target, ks, batched: bool = False, return_sem: b
 
 
 # ============================================================================ KV cache
-def kv_cache_speedup(model: GPT, prompt: torch.Tensor, new_tokens=(32, 64, 128, 256),
-                     repeats: int = 2, progress: bool = True) -> list[dict]:
+def kv_cache_speedup(
+    model: GPT,
+    prompt: torch.Tensor,
+    new_tokens=(32, 64, 128, 256),
+    repeats: int = 2,
+    progress: bool = True,
+) -> list[dict]:
     """Greedy generation of each number of new tokens with and without the KV cache, timed.
 
     Uses attnlab.generation_comparison; the best of `repeats` runs is kept. Returns one dict per
@@ -377,11 +458,20 @@ def kv_cache_speedup(model: GPT, prompt: torch.Tensor, new_tokens=(32, 64, 128, 
     require_positive_int("repeats", repeats)
     rows = []
     for n in tqdm(list(new_tokens), desc=tr("generating"), disable=not progress):
-        runs = [generation_comparison(model, prompt, int(n), temperature=0.0) for _ in range(repeats)]
+        runs = [
+            generation_comparison(model, prompt, int(n), temperature=0.0) for _ in range(repeats)
+        ]
         cached = min(r["seconds_cached"] for r in runs)
         uncached = min(r["seconds_uncached"] for r in runs)
-        rows.append({"new_tokens": int(n), "seconds_cached": cached, "seconds_uncached": uncached,
-                     "speedup": uncached / cached, "same": all(r["same"] for r in runs)})
+        rows.append(
+            {
+                "new_tokens": int(n),
+                "seconds_cached": cached,
+                "seconds_uncached": uncached,
+                "speedup": uncached / cached,
+                "same": all(r["same"] for r in runs),
+            }
+        )
     return rows
 
 
@@ -400,22 +490,39 @@ def kv_cache_memory(config: GPTConfig, seq_len: int, batch: int = 1, kv_heads=No
         kv_heads = [h] + ([h // 4] if h % 4 == 0 and h >= 8 else []) + [1]
     rows = []
     for n_kv in kv_heads:
-        cfg = config.replace(n_kv_heads=int(n_kv), context_length=max(config.context_length, seq_len))
+        cfg = config.replace(
+            n_kv_heads=int(n_kv), context_length=max(config.context_length, seq_len)
+        )
         model = GPT(cfg)
         measured = sum(layer_cache.nbytes for layer_cache in model.new_kv_cache(batch, seq_len))
-        formula = kv_cache_bytes(cfg.n_layers, int(n_kv), cfg.head_dim, seq_len, batch,
-                                 bytes_per_element=4)
+        formula = kv_cache_bytes(
+            cfg.n_layers, int(n_kv), cfg.head_dim, seq_len, batch, bytes_per_element=4
+        )
         kind = "MHA" if n_kv == cfg.n_heads else ("MQA" if n_kv == 1 else "GQA")
-        rows.append({"kind": kind, "n_kv_heads": int(n_kv), "measured_bytes": measured,
-                     "formula_bytes": formula,
-                     "attention_params_per_layer": sum(p.numel() for p in model.blocks[0].attn.parameters())})
+        rows.append(
+            {
+                "kind": kind,
+                "n_kv_heads": int(n_kv),
+                "measured_bytes": measured,
+                "formula_bytes": formula,
+                "attention_params_per_layer": sum(
+                    p.numel() for p in model.blocks[0].attn.parameters()
+                ),
+            }
+        )
     return rows
 
 
 # ============================================================================ FlashAttention
-def attention_cost_vs_length(lengths=(256, 512, 1024, 2048), d: int = 64, block_size: int = 64,
-                             causal: bool = False, repeats: int = 2, seed: int = 0,
-                             progress: bool = True) -> list[dict]:
+def attention_cost_vs_length(
+    lengths=(256, 512, 1024, 2048),
+    d: int = 64,
+    block_size: int = 64,
+    causal: bool = False,
+    repeats: int = 2,
+    seed: int = 0,
+    progress: bool = True,
+) -> list[dict]:
     """Time and peak memory of standard vs tiled attention (NumPy) at each sequence length.
 
     Standard: attnlab.scaled_dot_product_attention, which builds the (N, N) scores and weights.
@@ -429,19 +536,32 @@ def attention_cost_vs_length(lengths=(256, 512, 1024, 2048), d: int = 64, block_
     for n in tqdm(list(lengths), desc=tr("attention"), disable=not progress):
         n = require_positive_int("lengths", int(n))
         q, k, v = (rng.standard_normal((n, d)) for _ in range(3))
-        (standard, _), standard_peak = peak_memory(scaled_dot_product_attention, q, k, v, causal=causal)
-        tiled, tiled_peak = peak_memory(flash_attention_numpy, q, k, v, causal=causal,
-                                        block_size=block_size)
-        rows.append({
-            "n": n,
-            "seconds_standard": best_time(scaled_dot_product_attention, q, k, v, causal=causal,
-                                          repeats=repeats),
-            "seconds_tiled": best_time(flash_attention_numpy, q, k, v, causal=causal,
-                                       block_size=block_size, repeats=repeats),
-            "peak_bytes_standard": standard_peak,
-            "peak_bytes_tiled": tiled_peak,
-            "max_abs_diff": float(np.abs(standard - tiled).max()),
-        })
+        (standard, _), standard_peak = peak_memory(
+            scaled_dot_product_attention, q, k, v, causal=causal
+        )
+        tiled, tiled_peak = peak_memory(
+            flash_attention_numpy, q, k, v, causal=causal, block_size=block_size
+        )
+        rows.append(
+            {
+                "n": n,
+                "seconds_standard": best_time(
+                    scaled_dot_product_attention, q, k, v, causal=causal, repeats=repeats
+                ),
+                "seconds_tiled": best_time(
+                    flash_attention_numpy,
+                    q,
+                    k,
+                    v,
+                    causal=causal,
+                    block_size=block_size,
+                    repeats=repeats,
+                ),
+                "peak_bytes_standard": standard_peak,
+                "peak_bytes_tiled": tiled_peak,
+                "max_abs_diff": float(np.abs(standard - tiled).max()),
+            }
+        )
     return rows
 
 
@@ -459,8 +579,14 @@ def task_accuracy(model: nn.Module, task, n_eval: int = 512, seed: int = 1234) -
 
 
 @torch.no_grad()
-def decode_seconds_per_token(model: nn.Module, context_len: int, batch: int = 8,
-                             n_steps: int = 8, repeats: int = 2, seed: int = 0) -> float:
+def decode_seconds_per_token(
+    model: nn.Module,
+    context_len: int,
+    batch: int = 8,
+    n_steps: int = 8,
+    repeats: int = 2,
+    seed: int = 0,
+) -> float:
     """Seconds to generate one more token (per sequence of a batch) after context_len tokens.
 
     The prompt is read first (not timed); then n_steps single-token steps are timed and the
@@ -493,8 +619,14 @@ def decode_seconds_per_token(model: nn.Module, context_len: int, batch: int = 8,
 
 
 @torch.no_grad()
-def throughput_vs_length(models: dict, lengths=(256, 512, 1024, 2048, 4096), batch: int = 8,
-                         repeats: int = 2, seed: int = 0, progress: bool = True) -> dict:
+def throughput_vs_length(
+    models: dict,
+    lengths=(256, 512, 1024, 2048, 4096),
+    batch: int = 8,
+    repeats: int = 2,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
     """Prefill throughput and per-token decoding time of each model at each sequence length.
 
     models: name -> attnlab.GPT or attnlab.MambaLM (a GPT needs context_length >= max(lengths)
@@ -512,7 +644,9 @@ def throughput_vs_length(models: dict, lengths=(256, 512, 1024, 2048, 4096), bat
             idx = torch.randint(0, vocab, (batch, int(n)), generator=g)
             seconds = best_time(model, idx, repeats=repeats)
             prefill.append(batch * int(n) / seconds)
-            decode.append(1e3 * decode_seconds_per_token(model, int(n), batch=batch,
-                                                         repeats=repeats, seed=seed))
+            decode.append(
+                1e3
+                * decode_seconds_per_token(model, int(n), batch=batch, repeats=repeats, seed=seed)
+            )
         result[name] = {"prefill_tokens_per_s": prefill, "decode_ms_per_token": decode}
     return result

@@ -71,8 +71,12 @@ def format_gpu_measurements(run: dict | None = None) -> str:
     short = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32"}
     rows = []
     for row in run["rows"]:
-        cells = [short.get(row["dtype"], row["dtype"]), "yes" if row["causal"] else "no",
-                 str(row["d"]), str(row["N"])]
+        cells = [
+            short.get(row["dtype"], row["dtype"]),
+            "yes" if row["causal"] else "no",
+            str(row["d"]),
+            str(row["N"]),
+        ]
         for impl in impls:
             for p in PASSES:
                 x = (row["tflops"].get(impl) or {}).get(p)
@@ -95,10 +99,14 @@ def format_gpu_measurements(run: dict | None = None) -> str:
             widths[a] += extra // 2
             widths[b] += extra - extra // 2
     top = [" " * sum(widths[:4]) + " " * 6]
-    top += [label.center(widths[4 + 2 * g] + 2 + widths[5 + 2 * g]) for g, label in enumerate(groups)]
+    top += [
+        label.center(widths[4 + 2 * g] + 2 + widths[5 + 2 * g]) for g, label in enumerate(groups)
+    ]
     lines = [
-        (f"{run['gpu']}, torch {run['torch']}, triton {run['triton']}, B={run['batch']}, "
-         f"H={run['heads']}; {run['date']}"),
+        (
+            f"{run['gpu']}, torch {run['torch']}, triton {run['triton']}, B={run['batch']}, "
+            f"H={run['heads']}; {run['date']}"
+        ),
         f"TFLOP/s: {run.get('flops', '')}",
         f"peak {run.get('peak_tflops', '?')} TFLOP/s: {run.get('peak_source', 'dense fp16/bf16')}",
         "",

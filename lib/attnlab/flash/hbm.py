@@ -149,8 +149,10 @@ def count_hbm_traffic(q, k, v, sram_bytes: int, bytes_per_element: int = 2) -> H
     for name, arr in (("q", q), ("k", k), ("v", v)):
         require_ndim(name, arr, 2)
         if arr.ndim != 2 or arr.shape != q.shape:
-            raise ValueError(f"q, k and v must all have the same shape (n, d), got {name} "
-                             f"{arr.shape} and q {q.shape}")
+            raise ValueError(
+                f"q, k and v must all have the same shape (n, d), got {name} "
+                f"{arr.shape} and q {q.shape}"
+            )
     n, d = q.shape
     standard = _HBM(Q=q, K=k, V=v)
     _standard_attention(standard, n, d)

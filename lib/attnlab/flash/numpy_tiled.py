@@ -47,7 +47,12 @@ def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
     m1, l1, acc1, m2, l2, acc2 = (
         as_float_array(name, x)
         for name, x in (
-            ("m1", m1), ("l1", l1), ("acc1", acc1), ("m2", m2), ("l2", l2), ("acc2", acc2)
+            ("m1", m1),
+            ("l1", l1),
+            ("acc1", acc1),
+            ("m2", m2),
+            ("l2", l2),
+            ("acc2", acc2),
         )
     )
     for name, m, l_, acc in (("1", m1, l1, acc1), ("2", m2, l2, acc2)):
@@ -143,8 +148,9 @@ def flash_attention_numpy_forward(q, k, v, causal: bool = False, block_size: int
             s = _tile_scores(q_tile, k[..., c0:c1, :], rows, np.arange(c0, c1), n_q, n_k, causal)
             m, l, acc = online_softmax_merge(m, l, acc, *_tile_state(s, v[..., c0:c1, :]))
         seen = l > 0
-        out[..., r0:r1, :] = np.divide(acc, l[..., None], out=np.zeros_like(acc),
-                                       where=seen[..., None])
+        out[..., r0:r1, :] = np.divide(
+            acc, l[..., None], out=np.zeros_like(acc), where=seen[..., None]
+        )
         logsumexp[..., r0:r1] = np.where(seen, m + np.log(np.where(seen, l, 1.0)), -np.inf)
     return out, logsumexp
 
@@ -159,8 +165,9 @@ def flash_attention_numpy(q, k, v, causal: bool = False, block_size: int = 64) -
     return flash_attention_numpy_forward(q, k, v, causal=causal, block_size=block_size)[0]
 
 
-def flash_attention_numpy_backward(q, k, v, out, logsumexp, dout, causal: bool = False,
-                                   block_size: int = 64):
+def flash_attention_numpy_backward(
+    q, k, v, out, logsumexp, dout, causal: bool = False, block_size: int = 64
+):
     """Gradients (dq, dk, dv) of tiled attention, recomputing each score tile (FlashAttention-2).
 
     q, k, v as in `flash_attention_numpy_forward`; out (..., Nq, d_v) and logsumexp (..., Nq)
@@ -173,8 +180,11 @@ def flash_attention_numpy_backward(q, k, v, out, logsumexp, dout, causal: bool =
         as_float_array(n, a) for n, a in (("out", out), ("dout", dout), ("logsumexp", logsumexp))
     )
     expected_out = q.shape[:-1] + (v.shape[-1],)
-    for name, arr, shape in (("out", out, expected_out), ("dout", dout, expected_out),
-                             ("logsumexp", logsumexp, q.shape[:-1])):
+    for name, arr, shape in (
+        ("out", out, expected_out),
+        ("dout", dout, expected_out),
+        ("logsumexp", logsumexp, q.shape[:-1]),
+    ):
         if arr.shape != shape:
             raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     n_q, n_k = q.shape[-2], k.shape[-2]

@@ -47,8 +47,9 @@ def load_triton_kernels():
     try:
         triton = importlib.import_module("triton")
     except ImportError as err:
-        raise RuntimeError(f"attnlab's Triton kernels need the triton package. {_INSTALL_HINT}"
-                           ) from err
+        raise RuntimeError(
+            f"attnlab's Triton kernels need the triton package. {_INSTALL_HINT}"
+        ) from err
     interpret = bool(triton.knobs.runtime.interpret)  # reads TRITON_INTERPRET now
     if not interpret and not torch.cuda.is_available():
         raise RuntimeError(
@@ -94,11 +95,13 @@ def _check_qkv(q, k, v):
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if k.shape != v.shape:
-        raise ValueError(f"k and v must have the same shape, got k {tuple(k.shape)} and "
-                         f"v {tuple(v.shape)}")
+        raise ValueError(
+            f"k and v must have the same shape, got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
     if q.shape[:2] != k.shape[:2] or q.shape[3] != k.shape[3]:
-        raise ValueError(f"q and k must share B, H and d, got q {tuple(q.shape)} and "
-                         f"k {tuple(k.shape)}")
+        raise ValueError(
+            f"q and k must share B, H and d, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
     batch, heads, n_q, d = q.shape
     n_k = k.shape[2]
     if not 1 <= d <= _MAX_HEAD_DIM:
@@ -140,15 +143,30 @@ def flash_attention_triton_forward(q, k, v, causal: bool = False, sm_scale=None,
     if inner is None:
         inner = kernels.attn_fwd_inner
     elif not hasattr(inner, "fn") or not callable(inner):
-        raise TypeError("inner must be a @triton.jit function with the signature of "
-                        "attnlab.flash.triton_kernels.attn_fwd_inner, got "
-                        f"{type(inner).__name__}")
+        raise TypeError(
+            "inner must be a @triton.jit function with the signature of "
+            "attnlab.flash.triton_kernels.attn_fwd_inner, got "
+            f"{type(inner).__name__}"
+        )
     sm_scale = 1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale)
     q, k, v = (_contiguous_last(t) for t in (q, k, v))
     out = torch.empty_like(q)
     lse = torch.empty((batch, heads, n_q), device=q.device, dtype=torch.float32)
-    args = (q, k, v, out, lse, sm_scale, *q.stride()[:3], *k.stride()[:3], *v.stride()[:3],
-            *out.stride()[:3], heads, n_q, n_k)
+    args = (
+        q,
+        k,
+        v,
+        out,
+        lse,
+        sm_scale,
+        *q.stride()[:3],
+        *k.stride()[:3],
+        *v.stride()[:3],
+        *out.stride()[:3],
+        heads,
+        n_q,
+        n_k,
+    )
     meta = {"HEAD_DIM": d, "BLOCK_D": _block_d(d), "CAUSAL": bool(causal), "INNER": inner}
     if kernels.INTERPRET:
         grid = (_cdiv(n_q, _INTERPRETER_BLOCKS["BLOCK_M"]), batch * heads)
@@ -159,8 +177,7 @@ def flash_attention_triton_forward(q, k, v, causal: bool = False, sm_scale=None,
     return out, lse
 
 
-def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = False,
-                                    sm_scale=None):
+def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = False, sm_scale=None):
     """FlashAttention-2 backward with Triton: returns (dq, dk, dv) in q's dtype.
 
     q, k, v, causal, sm_scale as given to `flash_attention_triton_forward`; out and lse are
@@ -172,11 +189,15 @@ def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = Fals
     batch, heads, n_q, n_k, d = _check_qkv(q, k, v)
     for name, t in (("out", out), ("dout", dout)):
         if not isinstance(t, torch.Tensor) or t.shape != q.shape:
-            raise ValueError(f"{name} must be a tensor of q's shape {tuple(q.shape)}, got "
-                             f"{tuple(getattr(t, 'shape', ()))}")
+            raise ValueError(
+                f"{name} must be a tensor of q's shape {tuple(q.shape)}, got "
+                f"{tuple(getattr(t, 'shape', ()))}"
+            )
     if not isinstance(lse, torch.Tensor) or lse.shape != (batch, heads, n_q):
-        raise ValueError(f"lse must be a tensor of shape {(batch, heads, n_q)}, got "
-                         f"{tuple(getattr(lse, 'shape', ()))}")
+        raise ValueError(
+            f"lse must be a tensor of shape {(batch, heads, n_q)}, got "
+            f"{tuple(getattr(lse, 'shape', ()))}"
+        )
     _check_device(kernels, q, k, v, out, lse, dout)
     sm_scale = 1.0 / math.sqrt(d) if sm_scale is None else float(sm_scale)
     q, k, v, out, dout = (_contiguous_last(t) for t in (q, k, v, out, dout))
@@ -187,8 +208,17 @@ def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = Fals
 
     delta = torch.empty_like(lse)
     kernels.attn_bwd_preprocess_kernel[(_cdiv(n_q, 64), bh)](
-        out, dout, delta, *out.stride()[:3], *dout.stride()[:3], heads, n_q,
-        HEAD_DIM=d, BLOCK_D=block_d, BLOCK_M=64)
+        out,
+        dout,
+        delta,
+        *out.stride()[:3],
+        *dout.stride()[:3],
+        heads,
+        n_q,
+        HEAD_DIM=d,
+        BLOCK_D=block_d,
+        BLOCK_M=64,
+    )
 
     dq = torch.empty((batch, heads, n_q, d), device=q.device, dtype=q.dtype)
     dk = torch.empty((batch, heads, n_k, d), device=q.device, dtype=q.dtype)
@@ -200,9 +230,9 @@ def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = Fals
     if kernels.INTERPRET:
         bm, bn = _INTERPRETER_BLOCKS["BLOCK_M"], _INTERPRETER_BLOCKS["BLOCK_N"]
         kernels.attn_bwd_dkdv_kernel[(_cdiv(n_k, bn), bh)](
-            *dkdv_args, **meta, **_INTERPRETER_BLOCKS)
-        kernels.attn_bwd_dq_kernel[(_cdiv(n_q, bm), bh)](
-            *dq_args, **meta, **_INTERPRETER_BLOCKS)
+            *dkdv_args, **meta, **_INTERPRETER_BLOCKS
+        )
+        kernels.attn_bwd_dq_kernel[(_cdiv(n_q, bm), bh)](*dq_args, **meta, **_INTERPRETER_BLOCKS)
     else:
         _, dkdv_kernel, dq_kernel = kernels.autotuned()
         dkdv_kernel[lambda cfg: (_cdiv(n_k, cfg["BLOCK_N"]), bh)](*dkdv_args, **meta)
@@ -225,7 +255,8 @@ class FlashAttentionTriton(torch.autograd.Function):
     def backward(ctx, dout):
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = flash_attention_triton_backward(
-            q, k, v, out, lse, dout, causal=ctx.causal, sm_scale=ctx.sm_scale)
+            q, k, v, out, lse, dout, causal=ctx.causal, sm_scale=ctx.sm_scale
+        )
         return dq, dk, dv, None, None
 
 

@@ -91,8 +91,15 @@ LOG2E = tl.constexpr(1.4426950408889634)
 # Small helpers shared by every kernel (and by the inner loop a learner writes).
 # ----------------------------------------------------------------------------------------
 @triton.jit
-def load_tile(ptr, offs_rows, stride_row, n_rows, HEAD_DIM: tl.constexpr,
-              BLOCK_D: tl.constexpr, CHECK_ROWS: tl.constexpr):
+def load_tile(
+    ptr,
+    offs_rows,
+    stride_row,
+    n_rows,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CHECK_ROWS: tl.constexpr,
+):
     """Load rows `offs_rows` of an (n_rows, HEAD_DIM) matrix as a (rows, BLOCK_D) tile.
 
     Columns >= HEAD_DIM and, if CHECK_ROWS, rows >= n_rows read as 0.
@@ -110,8 +117,9 @@ def load_tile(ptr, offs_rows, stride_row, n_rows, HEAD_DIM: tl.constexpr,
 
 
 @triton.jit
-def store_tile(ptr, tile, offs_rows, stride_row, n_rows, HEAD_DIM: tl.constexpr,
-               BLOCK_D: tl.constexpr):
+def store_tile(
+    ptr, tile, offs_rows, stride_row, n_rows, HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr
+):
     """Store a (rows, BLOCK_D) tile into rows `offs_rows` of an (n_rows, HEAD_DIM) matrix."""
     offs_d = tl.arange(0, BLOCK_D)
     ptrs = ptr + offs_rows[:, None] * stride_row + offs_d[None, :]
@@ -136,9 +144,23 @@ def visible(offs_q, offs_k, n_k, causal_offset, CAUSAL: tl.constexpr):
 # Forward
 # ----------------------------------------------------------------------------------------
 @triton.jit
-def score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset, qk_scale,
-                HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr,
-                CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+def score_block(
+    q,
+    K,
+    V,
+    stride_kn,
+    stride_vn,
+    offs_m,
+    start_n,
+    n_k,
+    causal_offset,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     """Load the key/value block at start_n; return its scores s (BLOCK_M, BLOCK_N), in log2
     units with hidden keys at -inf, and its values v (BLOCK_N, BLOCK_D)."""
     offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -152,9 +174,27 @@ def score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offs
 
 
 @triton.jit
-def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
-                   causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
-                   BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr, MASKED: tl.constexpr):
+def attn_fwd_inner(
+    acc,
+    l_i,
+    m_i,
+    q,
+    K,
+    V,
+    stride_kn,
+    stride_vn,
+    offs_m,
+    lo,
+    hi,
+    n_k,
+    causal_offset,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     """The inner loop of FlashAttention: fold key/value blocks [lo, hi) into the running state.
 
     acc (BLOCK_M, BLOCK_D) float32: sum of exp2(s - m) v, unnormalised;
@@ -165,8 +205,23 @@ def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi,
     Returns the updated (acc, l_i, m_i): the same merge as attnlab.online_softmax_merge.
     """
     for start_n in range(lo, hi, BLOCK_N):
-        s, v = score_block(q, K, V, stride_kn, stride_vn, offs_m, start_n, n_k, causal_offset,
-                           qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL, MASKED)
+        s, v = score_block(
+            q,
+            K,
+            V,
+            stride_kn,
+            stride_vn,
+            offs_m,
+            start_n,
+            n_k,
+            causal_offset,
+            qk_scale,
+            HEAD_DIM,
+            BLOCK_N,
+            BLOCK_D,
+            CAUSAL,
+            MASKED,
+        )
         m_new = tl.maximum(m_i, tl.max(s, 1))
         # A row that has seen no key yet keeps m = -inf: shift by 0 so exp2 gives 0, not NaN.
         m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -179,12 +234,35 @@ def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi,
 
 
 @triton.jit
-def attn_fwd_kernel(Q, K, V, Out, Lse, sm_scale,
-                    stride_qb, stride_qh, stride_qn, stride_kb, stride_kh, stride_kn,
-                    stride_vb, stride_vh, stride_vn, stride_ob, stride_oh, stride_on,
-                    H, N_Q, N_K,
-                    HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr,
-                    INNER: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def attn_fwd_kernel(
+    Q,
+    K,
+    V,
+    Out,
+    Lse,
+    sm_scale,
+    stride_qb,
+    stride_qh,
+    stride_qn,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_ob,
+    stride_oh,
+    stride_on,
+    H,
+    N_Q,
+    N_K,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    INNER: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """One program: BLOCK_M query rows of one (batch, head). Grid (cdiv(Nq, BLOCK_M), B * H)."""
     start_m = tl.program_id(0) * BLOCK_M
     bh = tl.program_id(1)
@@ -212,12 +290,48 @@ def attn_fwd_kernel(Q, K, V, Out, Lse, sm_scale,
         hi = N_K
         full_hi = N_K
     full_hi = (full_hi // BLOCK_N) * BLOCK_N  # whole blocks only
-    acc, l_i, m_i = INNER(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, 0, full_hi,
-                          N_K, causal_offset, qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL,
-                          False)
-    acc, l_i, m_i = INNER(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, full_hi, hi,
-                          N_K, causal_offset, qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D, CAUSAL,
-                          True)
+    acc, l_i, m_i = INNER(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        0,
+        full_hi,
+        N_K,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM,
+        BLOCK_N,
+        BLOCK_D,
+        CAUSAL,
+        False,
+    )
+    acc, l_i, m_i = INNER(
+        acc,
+        l_i,
+        m_i,
+        q,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        full_hi,
+        hi,
+        N_K,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM,
+        BLOCK_N,
+        BLOCK_D,
+        CAUSAL,
+        True,
+    )
 
     # A row that saw no key (causal, Nq > Nk) has l = 0: output 0 and log-sum-exp -inf.
     seen = l_i > 0.0
@@ -232,19 +346,33 @@ def attn_fwd_kernel(Q, K, V, Out, Lse, sm_scale,
 # query block, each recomputing P = exp(S - L) tile by tile.
 # ----------------------------------------------------------------------------------------
 @triton.jit
-def attn_bwd_preprocess_kernel(Out, DO, Delta, stride_ob, stride_oh, stride_on,
-                               stride_dob, stride_doh, stride_don, H, N_Q,
-                               HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr,
-                               BLOCK_M: tl.constexpr):
+def attn_bwd_preprocess_kernel(
+    Out,
+    DO,
+    Delta,
+    stride_ob,
+    stride_oh,
+    stride_on,
+    stride_dob,
+    stride_doh,
+    stride_don,
+    H,
+    N_Q,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+):
     """D_i = sum_d dO_id * O_id (float32), the row term of dS = P * (dP - D)."""
     offs_m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     bh = tl.program_id(1)
     b = (bh // H).to(tl.int64)
     h = (bh % H).to(tl.int64)
-    o = load_tile(Out + b * stride_ob + h * stride_oh, offs_m, stride_on, N_Q, HEAD_DIM,
-                  BLOCK_D, True)
-    do = load_tile(DO + b * stride_dob + h * stride_doh, offs_m, stride_don, N_Q, HEAD_DIM,
-                   BLOCK_D, True)
+    o = load_tile(
+        Out + b * stride_ob + h * stride_oh, offs_m, stride_on, N_Q, HEAD_DIM, BLOCK_D, True
+    )
+    do = load_tile(
+        DO + b * stride_dob + h * stride_doh, offs_m, stride_don, N_Q, HEAD_DIM, BLOCK_D, True
+    )
     delta = tl.sum(o.to(tl.float32) * do.to(tl.float32), 1)
     tl.store(Delta + bh.to(tl.int64) * N_Q + offs_m, delta, mask=offs_m < N_Q)
 
@@ -263,10 +391,30 @@ def _load_row_stats(Lse, Delta, offs_m, n_q):
 
 
 @triton.jit
-def _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, stride_qn, stride_don, offs_n,
-                         lo, hi, n_q, n_k, causal_offset, qk_scale, HEAD_DIM: tl.constexpr,
-                         BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr,
-                         MASKED: tl.constexpr):
+def _attn_bwd_dkdv_inner(
+    dk,
+    dv,
+    k,
+    v,
+    Q,
+    DO,
+    Lse,
+    Delta,
+    stride_qn,
+    stride_don,
+    offs_n,
+    lo,
+    hi,
+    n_q,
+    n_k,
+    causal_offset,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     """Accumulate dK^T-oriented tiles over query blocks [lo, hi) for one key block.
 
     Works on transposed tiles (keys x queries) so that dv += P^T dO and dk += dS^T Q are
@@ -290,12 +438,37 @@ def _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, stride_qn, stride_don,
 
 
 @triton.jit
-def attn_bwd_dkdv_kernel(Q, K, V, DO, DK, DV, Lse, Delta, sm_scale,
-                         stride_qb, stride_qh, stride_qn, stride_kb, stride_kh, stride_kn,
-                         stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_don,
-                         H, N_Q, N_K,
-                         HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr,
-                         BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def attn_bwd_dkdv_kernel(
+    Q,
+    K,
+    V,
+    DO,
+    DK,
+    DV,
+    Lse,
+    Delta,
+    sm_scale,
+    stride_qb,
+    stride_qh,
+    stride_qn,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_dob,
+    stride_doh,
+    stride_don,
+    H,
+    N_Q,
+    N_K,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """One program: dK, dV for BLOCK_N keys of one (batch, head). Grid (cdiv(Nk, BLOCK_N), B * H).
 
     dK, dV are contiguous (B, H, Nk, d) like K, V's shape.
@@ -334,21 +507,81 @@ def attn_bwd_dkdv_kernel(Q, K, V, DO, DK, DV, Lse, Delta, sm_scale,
     # Blocks crossing the diagonal, then blocks that see the whole key block. In the
     # unmasked part, keys >= N_K (tail of the last key block) give garbage dK, dV rows, which
     # are never stored.
-    dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, stride_qn, stride_don,
-                                  offs_n, lo, full_lo, N_Q, N_K, causal_offset, qk_scale,
-                                  HEAD_DIM, BLOCK_M, BLOCK_D, CAUSAL, True)
-    dk, dv = _attn_bwd_dkdv_inner(dk, dv, k, v, Q, DO, Lse, Delta, stride_qn, stride_don,
-                                  offs_n, full_lo, N_Q, N_Q, N_K, causal_offset, qk_scale,
-                                  HEAD_DIM, BLOCK_M, BLOCK_D, CAUSAL, False)
+    dk, dv = _attn_bwd_dkdv_inner(
+        dk,
+        dv,
+        k,
+        v,
+        Q,
+        DO,
+        Lse,
+        Delta,
+        stride_qn,
+        stride_don,
+        offs_n,
+        lo,
+        full_lo,
+        N_Q,
+        N_K,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM,
+        BLOCK_M,
+        BLOCK_D,
+        CAUSAL,
+        True,
+    )
+    dk, dv = _attn_bwd_dkdv_inner(
+        dk,
+        dv,
+        k,
+        v,
+        Q,
+        DO,
+        Lse,
+        Delta,
+        stride_qn,
+        stride_don,
+        offs_n,
+        full_lo,
+        N_Q,
+        N_Q,
+        N_K,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM,
+        BLOCK_M,
+        BLOCK_D,
+        CAUSAL,
+        False,
+    )
     store_tile(DV, dv, offs_n, HEAD_DIM, N_K, HEAD_DIM, BLOCK_D)
     store_tile(DK, dk * sm_scale, offs_n, HEAD_DIM, N_K, HEAD_DIM, BLOCK_D)
 
 
 @triton.jit
-def _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, stride_kn, stride_vn, offs_m, lo, hi,
-                       n_k, causal_offset, qk_scale, HEAD_DIM: tl.constexpr,
-                       BLOCK_N: tl.constexpr, BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr,
-                       MASKED: tl.constexpr):
+def _attn_bwd_dq_inner(
+    dq,
+    q,
+    do,
+    lse,
+    delta,
+    K,
+    V,
+    stride_kn,
+    stride_vn,
+    offs_m,
+    lo,
+    hi,
+    n_k,
+    causal_offset,
+    qk_scale,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    MASKED: tl.constexpr,
+):
     """Accumulate dQ = sum over key blocks [lo, hi) of dS K for one query tile."""
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
@@ -366,12 +599,36 @@ def _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, stride_kn, stride_vn, offs_m
 
 
 @triton.jit
-def attn_bwd_dq_kernel(Q, K, V, DO, DQ, Lse, Delta, sm_scale,
-                       stride_qb, stride_qh, stride_qn, stride_kb, stride_kh, stride_kn,
-                       stride_vb, stride_vh, stride_vn, stride_dob, stride_doh, stride_don,
-                       H, N_Q, N_K,
-                       HEAD_DIM: tl.constexpr, BLOCK_D: tl.constexpr, CAUSAL: tl.constexpr,
-                       BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+def attn_bwd_dq_kernel(
+    Q,
+    K,
+    V,
+    DO,
+    DQ,
+    Lse,
+    Delta,
+    sm_scale,
+    stride_qb,
+    stride_qh,
+    stride_qn,
+    stride_kb,
+    stride_kh,
+    stride_kn,
+    stride_vb,
+    stride_vh,
+    stride_vn,
+    stride_dob,
+    stride_doh,
+    stride_don,
+    H,
+    N_Q,
+    N_K,
+    HEAD_DIM: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
     """One program: dQ for BLOCK_M queries of one (batch, head). Grid (cdiv(Nq, BLOCK_M), B * H).
 
     dQ is contiguous (B, H, Nq, d). Key ranges are those of the forward kernel.
@@ -403,12 +660,50 @@ def attn_bwd_dq_kernel(Q, K, V, DO, DQ, Lse, Delta, sm_scale,
         hi = N_K
         full_hi = N_K
     full_hi = (full_hi // BLOCK_N) * BLOCK_N
-    dq = _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, stride_kn, stride_vn, offs_m, 0,
-                            full_hi, N_K, causal_offset, qk_scale, HEAD_DIM, BLOCK_N, BLOCK_D,
-                            CAUSAL, False)
-    dq = _attn_bwd_dq_inner(dq, q, do, lse, delta, K, V, stride_kn, stride_vn, offs_m,
-                            full_hi, hi, N_K, causal_offset, qk_scale, HEAD_DIM, BLOCK_N,
-                            BLOCK_D, CAUSAL, True)
+    dq = _attn_bwd_dq_inner(
+        dq,
+        q,
+        do,
+        lse,
+        delta,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        0,
+        full_hi,
+        N_K,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM,
+        BLOCK_N,
+        BLOCK_D,
+        CAUSAL,
+        False,
+    )
+    dq = _attn_bwd_dq_inner(
+        dq,
+        q,
+        do,
+        lse,
+        delta,
+        K,
+        V,
+        stride_kn,
+        stride_vn,
+        offs_m,
+        full_hi,
+        hi,
+        N_K,
+        causal_offset,
+        qk_scale,
+        HEAD_DIM,
+        BLOCK_N,
+        BLOCK_D,
+        CAUSAL,
+        True,
+    )
     store_tile(DQ, dq * sm_scale, offs_m, HEAD_DIM, N_Q, HEAD_DIM, BLOCK_D)
 
 
@@ -417,8 +712,9 @@ def attn_bwd_dq_kernel(Q, K, V, DO, DQ, Lse, Delta, sm_scale,
 # attnlab.flash.triton_attention), so none of this runs on a CPU.
 # ----------------------------------------------------------------------------------------
 def _cfg(block_m, block_n, warps, stages):
-    return triton.Config({"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps,
-                         num_stages=stages)
+    return triton.Config(
+        {"BLOCK_M": block_m, "BLOCK_N": block_n}, num_warps=warps, num_stages=stages
+    )
 
 
 # Candidates per kernel, by head-dim class: "64" for d <= 64, "128" for 64 < d <= 128, and
@@ -433,10 +729,18 @@ def _cfg(block_m, block_n, warps, stages):
 # space in _WIDE instead (slow: to check on a new GPU that the winners are still listed).
 CONFIGS = {
     "fwd": {
-        "64": [_cfg(128, 64, 4, 3), _cfg(128, 64, 4, 4), _cfg(128, 128, 8, 3),
-               _cfg(128, 128, 8, 4)],
-        "128": [_cfg(128, 64, 4, 2), _cfg(128, 64, 4, 3), _cfg(128, 64, 8, 3),
-                _cfg(128, 128, 8, 2)],
+        "64": [
+            _cfg(128, 64, 4, 3),
+            _cfg(128, 64, 4, 4),
+            _cfg(128, 128, 8, 3),
+            _cfg(128, 128, 8, 4),
+        ],
+        "128": [
+            _cfg(128, 64, 4, 2),
+            _cfg(128, 64, 4, 3),
+            _cfg(128, 64, 8, 3),
+            _cfg(128, 128, 8, 2),
+        ],
         "fp32": [_cfg(64, 64, 4, 2), _cfg(128, 32, 4, 2)],
     },
     "dkdv": {
@@ -453,9 +757,11 @@ CONFIGS = {
 
 _WIDE = {
     kernel: [_cfg(bm, bn, w, s) for bm, bn in pairs for w in (4, 8) for s in (2, 3, 4)]
-    for kernel, pairs in (("fwd", [(64, 64), (64, 128), (128, 32), (128, 64), (128, 128)]),
-                          ("dkdv", [(32, 64), (32, 128), (64, 64), (64, 128)]),
-                          ("dq", [(64, 32), (64, 64), (128, 32), (128, 64)]))
+    for kernel, pairs in (
+        ("fwd", [(64, 64), (64, 128), (128, 32), (128, 64), (128, 128)]),
+        ("dkdv", [(32, 64), (32, 128), (64, 64), (64, 128)]),
+        ("dq", [(64, 32), (64, 64), (128, 32), (128, 64)]),
+    )
 }
 
 
@@ -494,12 +800,20 @@ def autotuned():
     global _AUTOTUNED
     if _AUTOTUNED is None:
         kernels = []
-        for name, fn in (("fwd", attn_fwd_kernel), ("dkdv", attn_bwd_dkdv_kernel),
-                         ("dq", attn_bwd_dq_kernel)):
+        for name, fn in (
+            ("fwd", attn_fwd_kernel),
+            ("dkdv", attn_bwd_dkdv_kernel),
+            ("dq", attn_bwd_dq_kernel),
+        ):
             candidates = [c for configs in CONFIGS[name].values() for c in configs]
-            kernels.append(triton.autotune(
-                candidates + _WIDE[name], key=_KEY, cache_results=True,
-                prune_configs_by={"early_config_prune": _pruner(name)})(fn))
+            kernels.append(
+                triton.autotune(
+                    candidates + _WIDE[name],
+                    key=_KEY,
+                    cache_results=True,
+                    prune_configs_by={"early_config_prune": _pruner(name)},
+                )(fn)
+            )
         _AUTOTUNED = tuple(kernels)
     return _AUTOTUNED
 

@@ -209,7 +209,7 @@ class GPT(nn.Module):
         }
         for i in range(config.n_layers):
             prefix = f"transformer.h.{i}."
-            block = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            block = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
             for name, tensor in gpt2_block_state_dict(block).items():
                 ours[f"blocks.{i}.{name}"] = tensor
         model.load_state_dict(ours)

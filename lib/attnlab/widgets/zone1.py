@@ -27,17 +27,31 @@ def print_fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
     """Print fossil_table(n, d, k) as aligned text and return its rows."""
     rows = fossil_table(n, d, k)
     print(tr("n = {n} tokens, d = {d} features", n=n, d=d))
-    header = (tr("layer"), tr("per layer"), tr("multiply-adds"), tr("sequential ops"), tr("max path"))
+    header = (
+        tr("layer"),
+        tr("per layer"),
+        tr("multiply-adds"),
+        tr("sequential ops"),
+        tr("max path"),
+    )
     print("{:<22s}{:>12s}{:>16s}{:>16s}{:>10s}".format(*header))
     for r in rows:
-        print(f"{r['layer']:<22s}{r['complexity']:>12s}{r['ops']:>16,d}{r['sequential']:>16,d}{r['path']:>10,d}")
+        print(
+            f"{r['layer']:<22s}{r['complexity']:>12s}{r['ops']:>16,d}{r['sequential']:>16,d}{r['path']:>10,d}"
+        )
     rnn, attention = rows[0], rows[-1]
     scores_only = attention["ops"] / rnn["ops"]
     whole_layer = attention["ops_with_projections"] / rnn["ops_with_projections"]
-    print(tr("self-attention / RNN work: {scores_only:.3g} counting QK^T and AV only (= n/d, the "
-             "paper's table), {whole_layer:.3g} counting the Q, K, V, O projections too (= n/d + 2); "
-             "attention takes {steps:,d}x fewer sequential steps",
-             scores_only=scores_only, whole_layer=whole_layer, steps=rnn["sequential"]))
+    print(
+        tr(
+            "self-attention / RNN work: {scores_only:.3g} counting QK^T and AV only (= n/d, the "
+            "paper's table), {whole_layer:.3g} counting the Q, K, V, O projections too (= n/d + 2); "
+            "attention takes {steps:,d}x fewer sequential steps",
+            scores_only=scores_only,
+            whole_layer=whole_layer,
+            steps=rnn["sequential"],
+        )
+    )
     return rows
 
 
@@ -61,8 +75,16 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
         ax.set_title(title)
         ax.tick_params(axis="x", labelsize=8)
         for bar, value in zip(bars, values):
-            ax.text(bar.get_x() + bar.get_width() / 2, value * 1.3, f"{value:,.3g}", ha="center", fontsize=8)
-    fig.suptitle(tr("The fossils in numbers: n = {n}, d = {d} (Vaswani et al. 2017, Table 1)", n=n, d=d))
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                value * 1.3,
+                f"{value:,.3g}",
+                ha="center",
+                fontsize=8,
+            )
+    fig.suptitle(
+        tr("The fossils in numbers: n = {n}, d = {d} (Vaswani et al. 2017, Table 1)", n=n, d=d)
+    )
     plt.show()
 
 
@@ -75,8 +97,12 @@ def fossil_explorer(n: int = 512, d: int = 512, k: int = 3):
 
     return live(
         draw_fossils,
-        n=w.SelectionSlider(options=N_STEPS, value=n, description=tr("n tokens"), continuous_update=False),
-        d=w.SelectionSlider(options=D_STEPS, value=d, description=tr("d width"), continuous_update=False),
+        n=w.SelectionSlider(
+            options=N_STEPS, value=n, description=tr("n tokens"), continuous_update=False
+        ),
+        d=w.SelectionSlider(
+            options=D_STEPS, value=d, description=tr("d width"), continuous_update=False
+        ),
         k=w.fixed(k),
     )
 
@@ -103,7 +129,9 @@ def plot_qkv(tokens, x, q, k, v, weights) -> None:
     import matplotlib.pyplot as plt
 
     mats = {tr("X (tokens)"): x, "Q = X W_Q": q, "K = X W_K": k, "V = X W_V": v}
-    fig, axes = plt.subplots(1, 5, figsize=(16, 3.2), gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1.3]})
+    fig, axes = plt.subplots(
+        1, 5, figsize=(16, 3.2), gridspec_kw={"width_ratios": [1.3, 1, 1, 1, 1.3]}
+    )
     limit = max(float(np.abs(m).max()) for m in mats.values())
     for ax, (title, m) in zip(axes[:4], mats.items()):
         im = ax.imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
@@ -127,12 +155,27 @@ def draw_scaling(d_k: int = 256, scaled: bool = False, n_keys: int = 64, seed: i
     stats = scaling_statistics(d_k, scaled=scaled, n_keys=n_keys, seed=seed)
     label = tr("scaled by 1/√d_k") if scaled else tr("unscaled")
     print(f"d_k = {d_k}, {label}:")
-    print(tr("  score std           {std:9.3f}   (√d_k = {sqrt_d_k:.2f})",
-             std=stats["score_std"], sqrt_d_k=np.sqrt(d_k)))
-    print(tr("  max attention weight {weight:8.3f}   (uniform = {uniform:.3f}, one-hot = 1)",
-             weight=stats["max_weight"], uniform=1 / n_keys))
-    print(tr("  entropy             {entropy:9.3f}   nats (uniform = {uniform:.3f}, one-hot = 0)",
-             entropy=stats["entropy"], uniform=stats["max_entropy"]))
+    print(
+        tr(
+            "  score std           {std:9.3f}   (√d_k = {sqrt_d_k:.2f})",
+            std=stats["score_std"],
+            sqrt_d_k=np.sqrt(d_k),
+        )
+    )
+    print(
+        tr(
+            "  max attention weight {weight:8.3f}   (uniform = {uniform:.3f}, one-hot = 1)",
+            weight=stats["max_weight"],
+            uniform=1 / n_keys,
+        )
+    )
+    print(
+        tr(
+            "  entropy             {entropy:9.3f}   nats (uniform = {uniform:.3f}, one-hot = 0)",
+            entropy=stats["entropy"],
+            uniform=stats["max_entropy"],
+        )
+    )
     print(tr("  softmax gradient    {gradient:9.3g}   (‖∂a/∂s‖_F)", gradient=stats["grad_norm"]))
     print(tr("  (weight, entropy and gradient are medians over the queries)"))
 
@@ -140,17 +183,37 @@ def draw_scaling(d_k: int = 256, scaled: bool = False, n_keys: int = 64, seed: i
     other = scaling_statistics(d_k, scaled=not scaled, n_keys=n_keys, seed=seed)
     edge = max(np.abs(stats["scores"]).max(), np.abs(other["scores"]).max())
     bins = np.linspace(-edge, edge, 81)
-    axes[0].hist(other["scores"], bins=bins, color="lightgray", label=tr("unscaled") if scaled else tr("scaled"))
-    axes[0].hist(stats["scores"], bins=bins, color="tab:blue" if scaled else "tab:red", alpha=0.85, label=label)
+    axes[0].hist(
+        other["scores"],
+        bins=bins,
+        color="lightgray",
+        label=tr("unscaled") if scaled else tr("scaled"),
+    )
+    axes[0].hist(
+        stats["scores"],
+        bins=bins,
+        color="tab:blue" if scaled else "tab:red",
+        alpha=0.85,
+        label=label,
+    )
     axes[0].set_title(tr("scores, d_k = {d_k}", d_k=d_k))
     axes[0].set_xlabel(tr("score"))
     axes[0].legend(fontsize=8)
-    for ax, key, title in zip(axes[1:], ("max_weight", "entropy", "grad_norm"),
-                              (tr("max attention weight"), tr("entropy (nats)"), tr("softmax gradient ‖J‖_F"))):
+    for ax, key, title in zip(
+        axes[1:],
+        ("max_weight", "entropy", "grad_norm"),
+        (tr("max attention weight"), tr("entropy (nats)"), tr("softmax gradient ‖J‖_F")),
+    ):
         for flag, color in ((False, "tab:red"), (True, "tab:blue")):
             sweep = _sweep(flag, n_keys, seed)
-            ax.plot(sweep["d_k"], sweep[key], "o-", ms=3, color=color,
-                    label=tr("scaled") if flag else tr("unscaled"))
+            ax.plot(
+                sweep["d_k"],
+                sweep[key],
+                "o-",
+                ms=3,
+                color=color,
+                label=tr("scaled") if flag else tr("unscaled"),
+            )
         ax.plot([d_k], [stats[key]], "k*", ms=14, label=tr("this setting"))
         _plain_log_axis(ax, "x", ticks=[1, 4, 16, 64, 256, 1024])
         if key == "grad_norm":
@@ -180,7 +243,12 @@ def scaling_explorer(d_k: int = 256, scaled: bool = False):
 
     return live(
         draw_scaling,
-        d_k=w.SelectionSlider(options=D_K_STEPS, value=d_k, description="d_k", continuous_update=False),
-        scaled=w.ToggleButtons(options=[(tr("unscaled"), False), (tr("scaled by 1/√d_k"), True)], value=scaled,
-                               description=tr("scores")),
+        d_k=w.SelectionSlider(
+            options=D_K_STEPS, value=d_k, description="d_k", continuous_update=False
+        ),
+        scaled=w.ToggleButtons(
+            options=[(tr("unscaled"), False), (tr("scaled by 1/√d_k"), True)],
+            value=scaled,
+            description=tr("scores"),
+        ),
     )

@@ -10,7 +10,12 @@ from ..i18n import tr
 from ..viz import plot_attention
 from .core import live, subplots
 
-__all__ = ["attention_heads_explorer", "draw_attention_heads", "plot_permutation_check", "plot_recall"]
+__all__ = [
+    "attention_heads_explorer",
+    "draw_attention_heads",
+    "plot_permutation_check",
+    "plot_recall",
+]
 
 _COLORS = {"gru": "tab:red", "attention": "tab:blue"}
 
@@ -27,12 +32,18 @@ def plot_recall(results: dict, title: str | None = None) -> None:
 
     fig, (ax, ax_loss) = plt.subplots(1, 2, figsize=(12, 3.6))
     for kind, r in results.items():
-        label = tr("{kind} ({params:,d} params, {seconds:.1f} s)", kind=kind, params=r["parameters"],
-                   seconds=r["seconds"])
+        label = tr(
+            "{kind} ({params:,d} params, {seconds:.1f} s)",
+            kind=kind,
+            params=r["parameters"],
+            seconds=r["seconds"],
+        )
         ax.plot(r["distances"], r["accuracy"], "o-", color=_COLORS.get(kind), label=label)
         ax_loss.plot(r["loss"], color=_COLORS.get(kind), label=kind)
     chance = next(iter(results.values()))["chance"]
-    ax.axhline(chance, color="gray", ls="--", lw=1, label=tr("chance ({chance:.3f})", chance=chance))
+    ax.axhline(
+        chance, color="gray", ls="--", lw=1, label=tr("chance ({chance:.3f})", chance=chance)
+    )
     ax.set_xscale("log", base=2)
     ax.set_xlabel(tr("distance d between the key and the query (tokens)"))
     ax.set_ylabel(tr("accuracy"))
@@ -59,8 +70,10 @@ def plot_permutation_check(fn, x, perm, title: str = "") -> float:
     gap = permutation_check(fn, x, perm)
     fig, axes = plt.subplots(1, 3, figsize=(12, 2.8))
     limit = float(np.abs(fn_then_perm).max())
-    panels = ((tr("fn(x), then permute the rows"), fn_then_perm),
-              (tr("permute the rows of x, then fn"), perm_then_fn))
+    panels = (
+        (tr("fn(x), then permute the rows"), fn_then_perm),
+        (tr("permute the rows of x, then fn"), perm_then_fn),
+    )
     for ax, (name, m) in zip(axes[:2], panels):
         ax.imshow(m, cmap="RdBu_r", vmin=-limit, vmax=limit)
         ax.set_title(name, fontsize=10)
@@ -76,7 +89,9 @@ def plot_permutation_check(fn, x, perm, title: str = "") -> float:
     return gap
 
 
-def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None, title: str = "") -> None:
+def draw_attention_heads(
+    tokens, weights, layer: int = 1, head="all", query=None, title: str = ""
+) -> None:
     """Attention of one layer: every head in a grid (head="all") or one head, large.
 
     weights: (n_layers, n_heads, N, N); layer and head count from 1. If `query` names a token,
@@ -97,11 +112,22 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
         if query not in tokens:
             raise ValueError(f"query {query!r} is not one of the tokens {tokens}")
         i = list(tokens).index(query)
-        print(tr("layer {layer}: where '{query}' looks (top 3 keys per head)", layer=layer, query=query))
+        print(
+            tr(
+                "layer {layer}: where '{query}' looks (top 3 keys per head)",
+                layer=layer,
+                query=query,
+            )
+        )
         for h in heads:
             top = np.argsort(w[h - 1, i])[::-1][:3]
-            print(tr("  head {head:2d}: {keys}", head=h,
-                     keys=",  ".join(f"{tokens[j]} {w[h - 1, i, j]:.2f}" for j in top)))
+            print(
+                tr(
+                    "  head {head:2d}: {keys}",
+                    head=h,
+                    keys=",  ".join(f"{tokens[j]} {w[h - 1, i, j]:.2f}" for j in top),
+                )
+            )
     cols = 4 if n_heads % 4 == 0 else min(n_heads, 6)
     rows = -(-n_heads // cols)
     figsize = (3.2 * cols, 3.0 * rows)
@@ -116,26 +142,43 @@ def draw_attention_heads(tokens, weights, layer: int = 1, head="all", query=None
             ax.set_title(tr("head {head}", head=h + 1), fontsize=9)
             ax.set_xticks(range(len(tokens)), labels=tokens, rotation=90, fontsize=6)
             ax.set_yticks(range(len(tokens)), labels=tokens, fontsize=6)
-        fig.suptitle(tr("{title}: layer {layer}, all heads (rows: queries, columns: keys)", title=title,
-                        layer=layer))
+        fig.suptitle(
+            tr(
+                "{title}: layer {layer}, all heads (rows: queries, columns: keys)",
+                title=title,
+                layer=layer,
+            )
+        )
     else:  # one head, large, in the middle column of a figure of the same size
         width, height = figsize
         side = max(1e-3, (width - height - 1.5) / 2)
-        _, (left, ax, right) = subplots(1, 3, figsize=figsize, width_ratios=[side, height + 1.5, side])
+        _, (left, ax, right) = subplots(
+            1, 3, figsize=figsize, width_ratios=[side, height + 1.5, side]
+        )
         left.axis("off")
         right.axis("off")
-        plot_attention(w[int(head) - 1], x_labels=tokens, y_labels=tokens, ax=ax, annotate=False,
-                       title=tr("{title}: layer {layer}, head {head}", title=title, layer=layer, head=head))
+        plot_attention(
+            w[int(head) - 1],
+            x_labels=tokens,
+            y_labels=tokens,
+            ax=ax,
+            annotate=False,
+            title=tr("{title}: layer {layer}, head {head}", title=title, layer=layer, head=head),
+        )
         drawn = [ax]
     if query is not None:  # outline the query's row: the weights printed above
         from matplotlib.patches import Rectangle
 
         for ax in drawn:
-            ax.add_patch(Rectangle((-0.5, i - 0.5), len(tokens), 1, fill=False, edgecolor="red", lw=1.5))
+            ax.add_patch(
+                Rectangle((-0.5, i - 0.5), len(tokens), 1, fill=False, edgecolor="red", lw=1.5)
+            )
     plt.show()
 
 
-def attention_heads_explorer(tokens, weights, layer: int = 1, head="all", query=None, title: str = ""):
+def attention_heads_explorer(
+    tokens, weights, layer: int = 1, head="all", query=None, title: str = ""
+):
     """draw_attention_heads with a "layer" slider, a "head" menu ("all" or one head) and a
     "query" menu (the token whose row is outlined and whose top keys are printed; None: neither).
 
@@ -149,10 +192,18 @@ def attention_heads_explorer(tokens, weights, layer: int = 1, head="all", query=
         draw_attention_heads,
         tokens=w.fixed(list(tokens)),
         weights=w.fixed(weights),
-        layer=w.IntSlider(min=1, max=n_layers, value=layer, description=tr("layer"), continuous_update=False),
-        head=w.Dropdown(options=[(tr("all"), "all"), *((str(h), h) for h in range(1, n_heads + 1))],
-                        value=head, description=tr("head")),
-        query=w.Dropdown(options=[(tr("None"), None), *((str(t), t) for t in dict.fromkeys(tokens))],
-                         value=query, description=tr("query")),
+        layer=w.IntSlider(
+            min=1, max=n_layers, value=layer, description=tr("layer"), continuous_update=False
+        ),
+        head=w.Dropdown(
+            options=[(tr("all"), "all"), *((str(h), h) for h in range(1, n_heads + 1))],
+            value=head,
+            description=tr("head"),
+        ),
+        query=w.Dropdown(
+            options=[(tr("None"), None), *((str(t), t) for t in dict.fromkeys(tokens))],
+            value=query,
+            description=tr("query"),
+        ),
         title=w.fixed(title),
     )

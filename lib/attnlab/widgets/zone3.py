@@ -52,11 +52,18 @@ def plot_head_maps(maps, tokens=None, title=None, kind: str = "weights"):
     low = float(finite.min()) if finite.size else 0.0
     for h, ax in enumerate(axes[0]):
         if kind == "weights":
-            plot_attention(maps[h], x_labels=tokens, y_labels=tokens, ax=ax,
-                           title=tr("head {head}", head=h), annotate=False)
+            plot_attention(
+                maps[h],
+                x_labels=tokens,
+                y_labels=tokens,
+                ax=ax,
+                title=tr("head {head}", head=h),
+                annotate=False,
+            )
         else:
-            im = ax.imshow(np.where(np.isfinite(maps[h]), maps[h], np.nan), cmap="magma",
-                           vmin=low, vmax=0.0)
+            im = ax.imshow(
+                np.where(np.isfinite(maps[h]), maps[h], np.nan), cmap="magma", vmin=low, vmax=0.0
+            )
             ax.set_title(tr("head {head}", head=h))
             ax.set_xlabel(tr("key j"))
             ax.set_ylabel(tr("query i"))
@@ -71,8 +78,13 @@ def plot_head_maps(maps, tokens=None, title=None, kind: str = "weights"):
 
 
 # ============================================================================ positions
-def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
-                               max_distance: int = 128, alibi_heads: int = 8, seed: int = 0):
+def draw_positional_similarity(
+    d_model: int = 64,
+    rope_base: float = 10000.0,
+    max_distance: int = 128,
+    alibi_heads: int = 8,
+    seed: int = 0,
+):
     """Similarity of two positions as a function of their distance k, for each encoding.
 
     Left: sinusoidal, cosine of PE[p] and PE[p + k]. Middle: RoPE, the normalised score of a
@@ -85,12 +97,19 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
     dist, sin_sim = positional_similarity("sinusoidal", max_distance, d_model)
     _, sin_sim_later = positional_similarity("sinusoidal", max_distance, d_model, position=100)
     _, rope_sim = positional_similarity("rope", max_distance, d_model, base=rope_base, seed=seed)
-    _, rope_sim_later = positional_similarity("rope", max_distance, d_model, base=rope_base,
-                                              seed=seed, position=100)
+    _, rope_sim_later = positional_similarity(
+        "rope", max_distance, d_model, base=rope_base, seed=seed, position=100
+    )
     _, alibi = positional_similarity("alibi", max_distance, n_heads=alibi_heads)
     shown = [k for k in (1, 4, 16, 64, 256, 1024) if k <= max_distance]
-    print(tr("d_model={d_model}, RoPE base={base:g}, ALiBi heads={heads}", d_model=d_model, base=rope_base,
-             heads=alibi_heads))
+    print(
+        tr(
+            "d_model={d_model}, RoPE base={base:g}, ALiBi heads={heads}",
+            d_model=d_model,
+            base=rope_base,
+            heads=alibi_heads,
+        )
+    )
     first_head = tr("ALiBi head {head}", head=0)
     last_head = tr("ALiBi head {head}", head=alibi_heads - 1)
     distance, sinusoidal = tr("distance k"), tr("sinusoidal")
@@ -99,8 +118,14 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
     print("  RoPE            " + "".join(f"{rope_sim[k]:8.3f}" for k in shown))
     print(f"  {first_head:<16s}" + "".join(f"{alibi[0, k]:8.3f}" for k in shown))
     print(f"  {last_head:<16s}" + "".join(f"{alibi[-1, k]:8.3f}" for k in shown))
-    print(tr("  same curves measured from position 100 instead of 0: max difference {difference:.1e}",
-             difference=max(np.abs(sin_sim - sin_sim_later).max(), np.abs(rope_sim - rope_sim_later).max())))
+    print(
+        tr(
+            "  same curves measured from position 100 instead of 0: max difference {difference:.1e}",
+            difference=max(
+                np.abs(sin_sim - sin_sim_later).max(), np.abs(rope_sim - rope_sim_later).max()
+            ),
+        )
+    )
 
     _, axes = subplots(1, 3, figsize=(13, 3.4))
     axes[0].plot(dist, sin_sim, color="tab:blue")
@@ -108,8 +133,12 @@ def draw_positional_similarity(d_model: int = 64, rope_base: float = 10000.0,
     axes[1].plot(dist, rope_sim, color="tab:orange")
     axes[1].set_title("RoPE: rope(q,p)·rope(q,p+k) / |q|²")
     for h in range(alibi.shape[0]):
-        axes[2].plot(dist, alibi[h], color=plt.cm.viridis(h / max(1, alibi.shape[0] - 1)),
-                     label=tr("head {head}", head=h) if alibi.shape[0] <= 8 else None)
+        axes[2].plot(
+            dist,
+            alibi[h],
+            color=plt.cm.viridis(h / max(1, alibi.shape[0] - 1)),
+            label=tr("head {head}", head=h) if alibi.shape[0] <= 8 else None,
+        )
     axes[2].set_title(tr("ALiBi: weight factor exp(-m_h k)"))
     if alibi.shape[0] <= 8:
         axes[2].legend(fontsize=7, ncol=2)
@@ -129,8 +158,12 @@ def positional_encoding_explorer():
     return live(
         draw_positional_similarity,
         d_model=w.IntSlider(value=64, min=4, max=512, step=4, description="d_model", **slow),
-        rope_base=w.FloatLogSlider(value=10000.0, base=10, min=1, max=6, description=tr("RoPE base"), **slow),
-        max_distance=w.IntSlider(value=128, min=16, max=1024, step=16, description=tr("max k"), **slow),
+        rope_base=w.FloatLogSlider(
+            value=10000.0, base=10, min=1, max=6, description=tr("RoPE base"), **slow
+        ),
+        max_distance=w.IntSlider(
+            value=128, min=16, max=1024, step=16, description=tr("max k"), **slow
+        ),
         alibi_heads=w.IntSlider(value=8, min=1, max=16, description=tr("ALiBi heads"), **slow),
         seed=w.fixed(0),
     )
@@ -143,13 +176,19 @@ MASK_PATTERNS = ("full", "local", "strided", "fixed", "bigbird")
 def _pattern_options(patterns) -> list[tuple[str, str]]:
     """(label, pattern) pairs for a menu of mask patterns: the label in the reader's language,
     the value the pattern's name as the code expects it ("bigbird", a name, stays as it is)."""
-    labels = {"full": tr("full"), "local": tr("local"), "strided": tr("strided"), "fixed": tr("fixed"),
-              "random": tr("random")}
+    labels = {
+        "full": tr("full"),
+        "local": tr("local"),
+        "strided": tr("strided"),
+        "fixed": tr("fixed"),
+        "random": tr("random"),
+    }
     return [(labels.get(p, p), p) for p in patterns]
 
 
-def mask_for_pattern(pattern: str, n: int, causal: bool = True, window: int = 3,
-                     stride: int = 4) -> np.ndarray:
+def mask_for_pattern(
+    pattern: str, n: int, causal: bool = True, window: int = 3, stride: int = 4
+) -> np.ndarray:
     """Boolean (n, n) mask: "full" (every key; with causal, attnlab.causal_mask) or one of
     attnlab.sparse_mask's patterns (local window, strided, fixed global tokens, BigBird)."""
     if pattern not in MASK_PATTERNS:
@@ -159,8 +198,14 @@ def mask_for_pattern(pattern: str, n: int, causal: bool = True, window: int = 3,
     return sparse_mask(n, pattern, window=window, stride=stride, causal=causal)
 
 
-def draw_mask(pattern: str = "full", n: int = 12, causal: bool = True, window: int = 3,
-              stride: int = 4, seed: int = 0):
+def draw_mask(
+    pattern: str = "full",
+    n: int = 12,
+    causal: bool = True,
+    window: int = 3,
+    stride: int = 4,
+    seed: int = 0,
+):
     """Three views of one mask: boolean, additive (0 / -inf), and the weights it produces.
 
     The weights are softmax(S + additive mask) for random scores S (seeded). Prints the keys
@@ -173,19 +218,43 @@ def draw_mask(pattern: str = "full", n: int = 12, causal: bool = True, window: i
     scores = np.random.default_rng(seed).normal(size=(n, n))
     weights = softmax(scores + additive)
     seen = mask.sum(axis=1)
-    print(tr("pattern={pattern!r}, causal={causal}, n={n}: {computed} of {total} "
-             "(query, key) pairs computed, density {density:.3f}",
-             pattern=pattern, causal=causal, n=n, computed=int(mask.sum()), total=n * n,
-             density=mask.mean()))
-    print(tr("  keys per query: min {least}, max {most}; "
-             "largest weight on a forbidden key: {forbidden:.1f}; "
-             "row sums: {low:.3f} .. {high:.3f}",
-             least=seen.min(), most=seen.max(), forbidden=weights[~mask].max(initial=0.0),
-             low=weights.sum(axis=1).min(), high=weights.sum(axis=1).max()))
+    print(
+        tr(
+            "pattern={pattern!r}, causal={causal}, n={n}: {computed} of {total} "
+            "(query, key) pairs computed, density {density:.3f}",
+            pattern=pattern,
+            causal=causal,
+            n=n,
+            computed=int(mask.sum()),
+            total=n * n,
+            density=mask.mean(),
+        )
+    )
+    print(
+        tr(
+            "  keys per query: min {least}, max {most}; "
+            "largest weight on a forbidden key: {forbidden:.1f}; "
+            "row sums: {low:.3f} .. {high:.3f}",
+            least=seen.min(),
+            most=seen.max(),
+            forbidden=weights[~mask].max(initial=0.0),
+            low=weights.sum(axis=1).min(),
+            high=weights.sum(axis=1).max(),
+        )
+    )
 
     fig, axes = subplots(1, 3, figsize=(12.5, 3.9))
-    fig.suptitle(tr("{pattern}, n = {n}, causal = {causal}  (window = {window}, stride = {stride})",
-                    pattern=pattern, n=n, causal=causal, window=window, stride=stride), fontsize=10)
+    fig.suptitle(
+        tr(
+            "{pattern}, n = {n}, causal = {causal}  (window = {window}, stride = {stride})",
+            pattern=pattern,
+            n=n,
+            causal=causal,
+            window=window,
+            stride=stride,
+        ),
+        fontsize=10,
+    )
     axes[0].imshow(mask, cmap="viridis", vmin=0, vmax=1)
     axes[0].set_title(tr("boolean mask (yellow = may attend)"))
     axes[1].imshow(np.where(mask, 0.0, 1.0), cmap="Greys", vmin=0, vmax=1)
@@ -205,7 +274,9 @@ def mask_explorer(n: int = 12):
     slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_mask,
-        pattern=w.Dropdown(options=_pattern_options(MASK_PATTERNS), value="full", description=tr("pattern")),
+        pattern=w.Dropdown(
+            options=_pattern_options(MASK_PATTERNS), value="full", description=tr("pattern")
+        ),
         n=w.IntSlider(value=n, min=4, max=48, description="n", **slow),
         causal=w.Checkbox(value=True, description=tr("causal")),
         window=w.IntSlider(value=3, min=0, max=12, description=tr("window"), **slow),
@@ -256,11 +327,25 @@ def plot_gradient_norms(per_layer: dict, depths, last_layer: dict, fit_from: int
     for name, values in last_layer.items():
         values = np.asarray(values, dtype=float)
         slope = np.polyfit(np.log(depths[fit]), np.log(values[fit]), 1)[0]
-        axes[1].loglog(depths, values, "o-", label=tr("{name}: slope {slope:+.2f} (L >= {fit_from})", name=name, slope=slope,
-                                                      fit_from=fit_from))
+        axes[1].loglog(
+            depths,
+            values,
+            "o-",
+            label=tr(
+                "{name}: slope {slope:+.2f} (L >= {fit_from})",
+                name=name,
+                slope=slope,
+                fit_from=fit_from,
+            ),
+        )
     start = max(values[0] for values in last_layer.values())
-    axes[1].loglog(depths, start / np.sqrt(depths / depths[0]), ":", color="gray",
-                   label=tr("1/sqrt(L) for reference"))
+    axes[1].loglog(
+        depths,
+        start / np.sqrt(depths / depths[0]),
+        ":",
+        color="gray",
+        label=tr("1/sqrt(L) for reference"),
+    )
     axes[1].set_xlabel(tr("number of layers L"))
     axes[1].set_ylabel(tr("|dL/dW_2| of the last layer"))
     axes[1].set_title(tr("last layer's gradient vs depth"))

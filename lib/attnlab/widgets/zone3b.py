@@ -27,8 +27,16 @@ __all__ = [
 
 
 # ============================================================================ sparse masks
-def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, stride: int = 4,
-                     n_global: int = 1, n_random: int = 2, causal: bool = False, seed: int = 0):
+def draw_sparse_mask(
+    pattern: str = "bigbird",
+    n: int = 32,
+    window: int = 2,
+    stride: int = 4,
+    n_global: int = 1,
+    n_random: int = 2,
+    causal: bool = False,
+    seed: int = 0,
+):
     """Draw attnlab.sparse_mask(...) and print what it costs: entries kept, density, closed form.
 
     Yellow = query (row) may attend key (column). The count printed first is the number of
@@ -36,26 +44,65 @@ def draw_sparse_mask(pattern: str = "bigbird", n: int = 32, window: int = 2, str
     """
     import matplotlib.pyplot as plt
 
-    mask = sparse_mask(n, pattern, window=window, stride=stride, n_global=n_global,
-                       n_random=n_random, seed=seed, causal=causal)
+    mask = sparse_mask(
+        n,
+        pattern,
+        window=window,
+        stride=stride,
+        n_global=n_global,
+        n_random=n_random,
+        seed=seed,
+        causal=causal,
+    )
     counted = int(mask.sum())
-    formula = sparse_mask_nnz(n, pattern, window=window, stride=stride, n_global=n_global,
-                              n_random=n_random, seed=seed, causal=causal)
+    formula = sparse_mask_nnz(
+        n,
+        pattern,
+        window=window,
+        stride=stride,
+        n_global=n_global,
+        n_random=n_random,
+        seed=seed,
+        causal=causal,
+    )
     full = n * (n + 1) // 2 if causal else n * n
     print(f"pattern={pattern!r}, n={n}, causal={causal}")
-    print(tr("  entries computed: {counted} (closed form {formula}) of {full} "
-             "for full attention -> density {density:.3f}",
-             counted=counted, formula=formula, full=full, density=counted / full))
-    print(tr("  keys per query: min {least}, max {most}", least=mask.sum(axis=1).min(),
-             most=mask.sum(axis=1).max()))
+    print(
+        tr(
+            "  entries computed: {counted} (closed form {formula}) of {full} "
+            "for full attention -> density {density:.3f}",
+            counted=counted,
+            formula=formula,
+            full=full,
+            density=counted / full,
+        )
+    )
+    print(
+        tr(
+            "  keys per query: min {least}, max {most}",
+            least=mask.sum(axis=1).min(),
+            most=mask.sum(axis=1).max(),
+        )
+    )
     _, ax = subplots(figsize=(4.2, 4.2))
     ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
     ax.set_xlabel(tr("key j"))
     ax.set_ylabel(tr("query i"))
-    ax.set_title(tr("{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
-                    "n_global {n_global}, n_random {n_random}, seed {seed})",
-                    pattern=pattern, counted=counted, full=full, window=window, stride=stride,
-                    n_global=n_global, n_random=n_random, seed=seed), fontsize=9)
+    ax.set_title(
+        tr(
+            "{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
+            "n_global {n_global}, n_random {n_random}, seed {seed})",
+            pattern=pattern,
+            counted=counted,
+            full=full,
+            window=window,
+            stride=stride,
+            n_global=n_global,
+            n_random=n_random,
+            seed=seed,
+        ),
+        fontsize=9,
+    )
     plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
 
 
@@ -71,8 +118,9 @@ def sparse_mask_explorer(n: int = 32):
     slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_sparse_mask,
-        pattern=w.Dropdown(options=_pattern_options(SPARSE_PATTERNS), value="bigbird",
-                           description=tr("pattern")),
+        pattern=w.Dropdown(
+            options=_pattern_options(SPARSE_PATTERNS), value="bigbird", description=tr("pattern")
+        ),
         n=w.IntSlider(value=n, min=8, max=128, step=8, description="n", **slow),
         window=w.IntSlider(value=2, min=0, max=16, description=tr("window"), **slow),
         stride=w.IntSlider(value=4, min=1, max=16, description=tr("stride"), **slow),
@@ -83,19 +131,38 @@ def sparse_mask_explorer(n: int = 32):
     )
 
 
-def plot_sparse_patterns(n: int = 32, patterns=("local", "strided", "fixed", "bigbird"),
-                         window: int = 2, stride: int = 4, n_global: int = 1, n_random: int = 2,
-                         seed: int = 0):
+def plot_sparse_patterns(
+    n: int = 32,
+    patterns=("local", "strided", "fixed", "bigbird"),
+    window: int = 2,
+    stride: int = 4,
+    n_global: int = 1,
+    n_random: int = 2,
+    seed: int = 0,
+):
     """The sparse patterns side by side, each titled with its number of computed entries."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(patterns), figsize=(3.2 * len(patterns), 3.4))
     for ax, pattern in zip(np.atleast_1d(axes), patterns):
-        mask = sparse_mask(n, pattern, window=window, stride=stride, n_global=n_global,
-                           n_random=n_random, seed=seed)
+        mask = sparse_mask(
+            n,
+            pattern,
+            window=window,
+            stride=stride,
+            n_global=n_global,
+            n_random=n_random,
+            seed=seed,
+        )
         ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(tr("{pattern}\n{computed} / {total} entries", pattern=pattern,
-                        computed=int(mask.sum()), total=n * n))
+        ax.set_title(
+            tr(
+                "{pattern}\n{computed} / {total} entries",
+                pattern=pattern,
+                computed=int(mask.sum()),
+                total=n * n,
+            )
+        )
         ax.set_xlabel(tr("key j"))
         ax.set_ylabel(tr("query i"))
     fig.tight_layout()
@@ -154,8 +221,11 @@ def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
     import matplotlib.pyplot as plt
 
     d = np.asarray(delta)[0, :channels]
-    panels = [(tr(r"$\Delta_t$ / its channel's mean over $t$"), d / d.mean(axis=-1, keepdims=True)),
-              (r"$B_t$", np.asarray(B)[0]), (r"$C_t$", np.asarray(C)[0])]
+    panels = [
+        (tr(r"$\Delta_t$ / its channel's mean over $t$"), d / d.mean(axis=-1, keepdims=True)),
+        (r"$B_t$", np.asarray(B)[0]),
+        (r"$C_t$", np.asarray(C)[0]),
+    ]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.2))
     for ax, (title, values) in zip(axes, panels):
         im = ax.imshow(values, aspect="auto", cmap="magma")
@@ -180,19 +250,33 @@ def plot_efficiency_map(rows: list[dict]):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(14, 5.2))
-    for ax, key, label in ((axes[0], "train_memory", tr("extra memory while training (elements)")),
-                           (axes[1], "decode_state", tr("kept to decode the next token (elements)"))):
+    for ax, key, label in (
+        (axes[0], "train_memory", tr("extra memory while training (elements)")),
+        (axes[1], "decode_state", tr("kept to decode the next token (elements)")),
+    ):
         placed = []
         for row in rows:
             exact = row["exact"].startswith("exact")
             x, y = row["cost"], row[key]
-            ax.scatter(x, y, s=70, marker="o" if exact else "s",
-                       color="tab:blue" if exact else "tab:orange")
+            ax.scatter(
+                x,
+                y,
+                s=70,
+                marker="o" if exact else "s",
+                color="tab:blue" if exact else "tab:orange",
+            )
             # shift a label up when an earlier label sits at almost the same place
-            near = sum(abs(np.log10(x / px)) < 0.6 and abs(np.log10(y / py)) < 0.3 for px, py in placed)
+            near = sum(
+                abs(np.log10(x / px)) < 0.6 and abs(np.log10(y / py)) < 0.3 for px, py in placed
+            )
             placed.append((x, y))
-            ax.annotate(row["method"], (x, y), textcoords="offset points", xytext=(6, 4 + 11 * near),
-                        fontsize=8)
+            ax.annotate(
+                row["method"],
+                (x, y),
+                textcoords="offset points",
+                xytext=(6, 4 + 11 * near),
+                fontsize=8,
+            )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel(tr("multiply-adds for one layer, N = {n} (compute)", n=rows[0]["n"]))

@@ -33,15 +33,17 @@ def flash_tile_counts(n_q: int, n_k: int, block_size: int, causal: bool = True) 
     bottom-right aligned like attnlab.causal_mask. Returns the counts, the fraction of score
     entries actually computed, and the (row tiles, column tiles) grid of categories.
     """
-    n_q, n_k, block = (require_positive_int(n, v) for n, v in
-                       (("n_q", n_q), ("n_k", n_k), ("block_size", block_size)))
+    n_q, n_k, block = (
+        require_positive_int(n, v)
+        for n, v in (("n_q", n_q), ("n_k", n_k), ("block_size", block_size))
+    )
     visible = causal_mask(n_q, n_k) if causal else np.ones((n_q, n_k), dtype=bool)
     rows, cols = -(-n_q // block), -(-n_k // block)
     grid = np.empty((rows, cols), dtype=int)
     computed = 0
     for i in range(rows):
         for j in range(cols):
-            tile = visible[i * block:(i + 1) * block, j * block:(j + 1) * block]
+            tile = visible[i * block : (i + 1) * block, j * block : (j + 1) * block]
             if not tile.any():
                 grid[i, j] = SKIPPED
             else:
@@ -56,7 +58,9 @@ def flash_tile_counts(n_q: int, n_k: int, block_size: int, causal: bool = True) 
     }
 
 
-def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_k: int | None = None):
+def draw_flash_tiles(
+    n: int = 256, block_size: int = 32, causal: bool = True, n_k: int | None = None
+):
     """Draw the tiles of an (n, n_k) attention matrix: skipped, full (fast path) and masked.
 
     Prints the counts and the share of score entries computed, so they update with the sliders.
@@ -67,12 +71,31 @@ def draw_flash_tiles(n: int = 256, block_size: int = 32, causal: bool = True, n_
     n_k = n if n_k is None else n_k
     counts = flash_tile_counts(n, n_k, block_size, causal)
     total = counts["grid"].size
-    print(tr("n_q={n_q}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles",
-             n_q=n, n_k=n_k, block_size=block_size, causal=causal, total=total))
-    print(tr("  skipped {skipped}, full (no mask) {full}, masked {masked}", skipped=counts["skipped"],
-             full=counts["full"], masked=counts["masked"]))
-    print(tr("  score entries computed: {percent:.1f}% of {total}",
-             percent=100 * counts["computed_fraction"], total=n * n_k))
+    print(
+        tr(
+            "n_q={n_q}, n_k={n_k}, block_size={block_size}, causal={causal}: {total} tiles",
+            n_q=n,
+            n_k=n_k,
+            block_size=block_size,
+            causal=causal,
+            total=total,
+        )
+    )
+    print(
+        tr(
+            "  skipped {skipped}, full (no mask) {full}, masked {masked}",
+            skipped=counts["skipped"],
+            full=counts["full"],
+            masked=counts["masked"],
+        )
+    )
+    print(
+        tr(
+            "  score entries computed: {percent:.1f}% of {total}",
+            percent=100 * counts["computed_fraction"],
+            total=n * n_k,
+        )
+    )
     _, ax = subplots(figsize=(4.4, 4.4))
     cmap = ListedColormap(["#eeeeee", "#4c72b0", "#dd8452"])
     ax.imshow(counts["grid"], cmap=cmap, vmin=0, vmax=2, extent=(0, n_k, n, 0))
@@ -91,7 +114,9 @@ def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True)
     return live(
         draw_flash_tiles,
         n=w.IntSlider(value=n, min=16, max=1024, step=16, description="N", **slow),
-        block_size=w.IntSlider(value=block_size, min=8, max=256, step=8, description=tr("block size"), **slow),
+        block_size=w.IntSlider(
+            value=block_size, min=8, max=256, step=8, description=tr("block size"), **slow
+        ),
         causal=w.Checkbox(value=causal, description=tr("causal")),
     )
 
@@ -133,14 +158,25 @@ def plot_scan_rounds(length: int = 8):
     for r in range(n_rounds):
         offset = 2**r
         for t in range(offset, length):
-            ax.annotate("", xy=(t, r + 1), xytext=(t - offset, r),
-                        arrowprops={"arrowstyle": "->", "color": "#4c72b0", "lw": 1})
+            ax.annotate(
+                "",
+                xy=(t, r + 1),
+                xytext=(t - offset, r),
+                arrowprops={"arrowstyle": "->", "color": "#4c72b0", "lw": 1},
+            )
             ax.plot([t, t], [r, r + 1], color="#bbbbbb", lw=1, zorder=1)
-    ax.set_yticks(range(n_rounds + 1),
-                  labels=[tr("input")] + [tr("round {r}", r=r + 1) for r in range(n_rounds)])
+    ax.set_yticks(
+        range(n_rounds + 1),
+        labels=[tr("input")] + [tr("round {r}", r=r + 1) for r in range(n_rounds)],
+    )
     ax.set_xticks(range(length))
     ax.set_xlabel(tr("time step t"))
     ax.invert_yaxis()
-    ax.set_title(tr("{rounds} rounds for L = {length}: blue arrows combine t - 2^r into t",
-                    rounds=n_rounds, length=length))
+    ax.set_title(
+        tr(
+            "{rounds} rounds for L = {length}: blue arrows combine t - 2^r into t",
+            rounds=n_rounds,
+            length=length,
+        )
+    )
     return fig

@@ -29,6 +29,7 @@ __all__ = [
     "print_table",
 ]
 
+
 def _length_axis(ax, lengths, label: str) -> None:
     """A log2 x axis with one labelled tick per measured length (no crowded minor labels)."""
     from matplotlib.ticker import NullLocator
@@ -39,8 +40,13 @@ def _length_axis(ax, lengths, label: str) -> None:
     ax.set_xlabel(label)
 
 
-ENCODING_COLORS = {"learned": "#4c72b0", "sinusoidal": "#dd8452", "rope": "#55a868",
-                   "alibi": "#c44e52", "none": "#8172b2"}
+ENCODING_COLORS = {
+    "learned": "#4c72b0",
+    "sinusoidal": "#dd8452",
+    "rope": "#55a868",
+    "alibi": "#c44e52",
+    "none": "#8172b2",
+}
 
 
 def print_table(rows: list[dict], columns: list[tuple]) -> None:
@@ -48,7 +54,9 @@ def print_table(rows: list[dict], columns: list[tuple]) -> None:
     such as ",d" or ".3f", or (header, function of the row, format)."""
     cells = [[h for h, _, _ in columns]]
     for row in rows:
-        cells.append([format(key(row) if callable(key) else row[key], fmt) for _, key, fmt in columns])
+        cells.append(
+            [format(key(row) if callable(key) else row[key], fmt) for _, key, fmt in columns]
+        )
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for i, line in enumerate(cells):
         print("  ".join(text.rjust(w) for text, w in zip(line, widths)))
@@ -87,21 +95,36 @@ def draw_attention_head(maps, labels, layer: int = 0, head: int = 0):
     maps = np.asarray(maps)
     w = maps[layer, head]
     s = attention_summary(w)
-    print(tr("layer {layer}, head {head}: mean max weight {max_weight:.2f}, mean entropy "
-             "{entropy:.2f} nats, looks back {distance:.1f} characters on average, "
-             "weight on the previous character {previous:.2f}", layer=layer, head=head,
-             max_weight=s["max_weight"], entropy=s["entropy"], distance=s["distance"], previous=s["previous"]))
+    print(
+        tr(
+            "layer {layer}, head {head}: mean max weight {max_weight:.2f}, mean entropy "
+            "{entropy:.2f} nats, looks back {distance:.1f} characters on average, "
+            "weight on the previous character {previous:.2f}",
+            layer=layer,
+            head=head,
+            max_weight=s["max_weight"],
+            entropy=s["entropy"],
+            distance=s["distance"],
+            previous=s["previous"],
+        )
+    )
     size = 0.22 * len(labels) + 2
     _, ax = subplots(figsize=(size, size * 0.85))
     shown = [repr(c)[1:-1] if c != " " else "␣" for c in labels]
-    plot_attention(w, x_labels=shown, y_labels=shown, ax=ax, annotate=False,
-                   title=tr("layer {layer}, head {head}", layer=layer, head=head))
+    plot_attention(
+        w,
+        x_labels=shown,
+        y_labels=shown,
+        ax=ax,
+        annotate=False,
+        title=tr("layer {layer}, head {head}", layer=layer, head=head),
+    )
     ax.tick_params(axis="x", rotation=0)
     plt.show()
 
 
 def attention_head_explorer(maps, labels, layer: int = 0, head: int = 0):
-    """"layer" and "head" sliders (counted from 0) over maps (n_layers, n_heads, N, N) of the
+    """ "layer" and "head" sliders (counted from 0) over maps (n_layers, n_heads, N, N) of the
     text `labels` (one character per query/key)."""
     import ipywidgets as w
 
@@ -110,10 +133,20 @@ def attention_head_explorer(maps, labels, layer: int = 0, head: int = 0):
         draw_attention_head,
         maps=w.fixed(maps),
         labels=w.fixed(labels),
-        layer=w.IntSlider(value=layer, min=0, max=maps.shape[0] - 1, description=tr("layer"),
-                          continuous_update=False),
-        head=w.IntSlider(value=head, min=0, max=maps.shape[1] - 1, description=tr("head"),
-                         continuous_update=False),
+        layer=w.IntSlider(
+            value=layer,
+            min=0,
+            max=maps.shape[0] - 1,
+            description=tr("layer"),
+            continuous_update=False,
+        ),
+        head=w.IntSlider(
+            value=head,
+            min=0,
+            max=maps.shape[1] - 1,
+            description=tr("head"),
+            continuous_update=False,
+        ),
     )
 
 
@@ -129,15 +162,23 @@ def plot_attention_heads(maps, title: str | None = None):
 
     maps = np.asarray(maps)
     n_layers, n_heads = maps.shape[:2]
-    fig, axes = plt.subplots(n_layers, n_heads, figsize=(2.1 * n_heads, 2.1 * n_layers),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        n_layers, n_heads, figsize=(2.1 * n_heads, 2.1 * n_layers), squeeze=False
+    )
     for layer in range(n_layers):
         for head in range(n_heads):
             ax = axes[layer, head]
             ax.imshow(maps[layer, head], cmap="viridis", vmin=0, vmax=1)
             s = attention_summary(maps[layer, head])
-            ax.set_title(tr("L{layer} H{head}: back {distance:.1f}", layer=layer, head=head,
-                            distance=s["distance"]), fontsize=8)
+            ax.set_title(
+                tr(
+                    "L{layer} H{head}: back {distance:.1f}",
+                    layer=layer,
+                    head=head,
+                    distance=s["distance"],
+                ),
+                fontsize=8,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(title)
@@ -146,8 +187,9 @@ def plot_attention_heads(maps, title: str | None = None):
 
 
 # ============================================================================ training curves
-def plot_loss_curves(histories: dict, title: str | None = None, smooth: int = 10,
-                     ylabel: str | None = None):
+def plot_loss_curves(
+    histories: dict, title: str | None = None, smooth: int = 10, ylabel: str | None = None
+):
     """Training loss per step of several runs ({name: attnlab.Trainer history}), smoothed by a
     moving average over `smooth` steps. title and ylabel default to "training" and
     "training loss", in the reader's language."""
@@ -163,8 +205,12 @@ def plot_loss_curves(histories: dict, title: str | None = None, smooth: int = 10
         loss = np.asarray(history["loss"], dtype=float)
         k = max(1, min(smooth, len(loss)))
         smoothed = np.convolve(loss, np.ones(k) / k, mode="valid")
-        ax.plot(np.asarray(history["step"])[k - 1:], smoothed, label=name,
-                color=ENCODING_COLORS.get(name))
+        ax.plot(
+            np.asarray(history["step"])[k - 1 :],
+            smoothed,
+            label=name,
+            color=ENCODING_COLORS.get(name),
+        )
     ax.set_xlabel(tr("step"))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -185,8 +231,12 @@ def plot_extrapolation(result: dict, smooth: int = 8):
         left.plot(lens, losses, "o-", label=pos, color=ENCODING_COLORS.get(pos))
         per_pos = np.asarray(result["position_loss"][pos])
         k = max(1, min(smooth, len(per_pos)))
-        right.plot(np.arange(k - 1, len(per_pos)), np.convolve(per_pos, np.ones(k) / k, "valid"),
-                   label=pos, color=ENCODING_COLORS.get(pos))
+        right.plot(
+            np.arange(k - 1, len(per_pos)),
+            np.convolve(per_pos, np.ones(k) / k, "valid"),
+            label=pos,
+            color=ENCODING_COLORS.get(pos),
+        )
     _length_axis(left, lens, tr("evaluation length (characters)"))
     left.set_ylabel(tr("validation loss (nats / char)"))
     left.set_title(tr("loss vs evaluation length"))
@@ -217,7 +267,9 @@ def plot_scaling(n, loss, fit=None, xlabel: str | None = None):
     if fit is not None:
         a, alpha = fit
         grid = np.geomspace(n.min() / 2, n.max() * 4, 50)
-        ax.loglog(grid, a * grid**-alpha, "-", label=tr("fit: {a:.2f} N^(-{alpha:.3f})", a=a, alpha=alpha))
+        ax.loglog(
+            grid, a * grid**-alpha, "-", label=tr("fit: {a:.2f} N^(-{alpha:.3f})", a=a, alpha=alpha)
+        )
     ax.set_xlabel(xlabel)
     ax.set_ylabel(tr("validation loss (nats / char)"))
     ax.set_title(tr("loss vs model size"))
@@ -291,7 +343,10 @@ def plot_attention_cost(rows: list[dict]):
 
     n = np.array([r["n"] for r in rows], dtype=float)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for key, label in (("standard", tr("standard (N x N scores)")), ("tiled", tr("tiled (FlashAttention)"))):
+    for key, label in (
+        ("standard", tr("standard (N x N scores)")),
+        ("tiled", tr("tiled (FlashAttention)")),
+    ):
         left.loglog(n, [r[f"seconds_{key}"] for r in rows], "o-", label=label)
         right.loglog(n, [r[f"peak_bytes_{key}"] / 2**20 for r in rows], "o-", label=label)
     right.loglog(n, n**2 * 8 / 2**20, "k:", label=tr("one N x N float64 matrix"))

@@ -46,8 +46,12 @@ def _stop_text(ideas: list[dict]) -> tuple[list[str], list[str]]:
     for idea in ideas:
         lines.append(tr(idea["tag"]))
         kinds.append("tag")
-        for part in textwrap.wrap(", ".join(idea["functions"]), FUNCTION_WIDTH, break_long_words=False,
-                                  break_on_hyphens=False):
+        for part in textwrap.wrap(
+            ", ".join(idea["functions"]),
+            FUNCTION_WIDTH,
+            break_long_words=False,
+            break_on_hyphens=False,
+        ):
             lines.append(part)
             kinds.append("fn")
     return lines, kinds
@@ -71,8 +75,10 @@ def plot_lecture_map(highlight: str | None = None):
     # Each row is as tall as its tallest stop.
     heights = []
     for thread in threads:
-        n_lines = max((len(_stop_text(stops[(z, thread)])[0]) for z in zones if (z, thread) in stops),
-                      default=1)
+        n_lines = max(
+            (len(_stop_text(stops[(z, thread)])[0]) for z in zones if (z, thread) in stops),
+            default=1,
+        )
         heights.append(max(1.0, 0.35 + n_lines * line_height))
     tops = [sum(heights[:i]) for i in range(len(threads))]
     total = sum(heights)
@@ -81,38 +87,81 @@ def plot_lecture_map(highlight: str | None = None):
     col_w = 1.0
     for j, zone in enumerate(zones):
         name, _, title = tr(ZONE_TITLES[zone]).partition(" — ")
-        ax.text(j * col_w + 0.5, -0.15, f"{name}\n{title}", ha="center", va="bottom", fontsize=9,
-                fontweight="bold")
+        ax.text(
+            j * col_w + 0.5,
+            -0.15,
+            f"{name}\n{title}",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            fontweight="bold",
+        )
         ax.axvline(j * col_w, color="0.9", lw=0.8, zorder=0)
     for i, thread in enumerate(threads):
         color = THREAD_COLORS[thread]
         faded = highlight is not None and thread != highlight
         alpha = 0.12 if faded else 1.0
         y_mid = tops[i] + heights[i] / 2
-        ax.text(-0.08, y_mid, textwrap.fill(tr(THREADS[thread]), 18), ha="right", va="center", fontsize=9,
-                color=color, alpha=max(alpha, 0.35), fontweight="bold")
+        ax.text(
+            -0.08,
+            y_mid,
+            textwrap.fill(tr(THREADS[thread]), 18),
+            ha="right",
+            va="center",
+            fontsize=9,
+            color=color,
+            alpha=max(alpha, 0.35),
+            fontweight="bold",
+        )
         present = [j for j, z in enumerate(zones) if (z, thread) in stops]
         if len(present) > 1:
-            ax.plot([present[0] + 0.5, present[-1] + 0.5], [y_mid, y_mid], color=color, lw=5,
-                    alpha=0.45 * alpha, zorder=1, solid_capstyle="round")
+            ax.plot(
+                [present[0] + 0.5, present[-1] + 0.5],
+                [y_mid, y_mid],
+                color=color,
+                lw=5,
+                alpha=0.45 * alpha,
+                zorder=1,
+                solid_capstyle="round",
+            )
         for j in present:
             lines, kinds = _stop_text(stops[(zones[j], thread)])
             box_h = 0.12 + len(lines) * line_height
-            ax.add_patch(FancyBboxPatch((j + 0.03, y_mid - box_h / 2), 0.94, box_h,
-                                        boxstyle="round,pad=0.0,rounding_size=0.05", facecolor="white",
-                                        edgecolor=color, lw=1.6, alpha=alpha, zorder=2))
+            ax.add_patch(
+                FancyBboxPatch(
+                    (j + 0.03, y_mid - box_h / 2),
+                    0.94,
+                    box_h,
+                    boxstyle="round,pad=0.0,rounding_size=0.05",
+                    facecolor="white",
+                    edgecolor=color,
+                    lw=1.6,
+                    alpha=alpha,
+                    zorder=2,
+                )
+            )
             y = y_mid - box_h / 2 + 0.06 + line_height / 2
             for text, kind in zip(lines, kinds):
-                ax.text(j + 0.5, y, text, ha="center", va="center", zorder=3, alpha=alpha,
-                        fontsize=8 if kind == "tag" else 6.2,
-                        fontweight="bold" if kind == "tag" else "normal",
-                        family="sans-serif" if kind == "tag" else "monospace",
-                        color="black" if kind == "tag" else color)
+                ax.text(
+                    j + 0.5,
+                    y,
+                    text,
+                    ha="center",
+                    va="center",
+                    zorder=3,
+                    alpha=alpha,
+                    fontsize=8 if kind == "tag" else 6.2,
+                    fontweight="bold" if kind == "tag" else "normal",
+                    family="sans-serif" if kind == "tag" else "monospace",
+                    color="black" if kind == "tag" else color,
+                )
                 y += line_height
     ax.set_xlim(-1.45, len(zones) * col_w)
     ax.set_ylim(total, -0.75)
     ax.axis("off")
-    title = tr("The lecture on one page: zones, key ideas (bold) and the attnlab functions behind them")
+    title = tr(
+        "The lecture on one page: zones, key ideas (bold) and the attnlab functions behind them"
+    )
     if highlight is not None:
         title += tr(" — thread: {thread}", thread=tr(THREADS[highlight]))
     ax.set_title(title, fontsize=11)
@@ -127,8 +176,15 @@ def draw_lecture_map(thread: str = "all") -> None:
     label = tr("the whole lecture") if thread == "all" else tr(THREADS[thread])
     zones = list(dict.fromkeys(r["zone"] for r in rows))
     n_functions = len({name for r in rows for name in r["functions"]})
-    print(tr("{label}: {ideas} key ideas in {zones} zones, {functions} attnlab functions", label=label,
-             ideas=len(rows), zones=len(zones), functions=n_functions))
+    print(
+        tr(
+            "{label}: {ideas} key ideas in {zones} zones, {functions} attnlab functions",
+            label=label,
+            ideas=len(rows),
+            zones=len(zones),
+            functions=n_functions,
+        )
+    )
     if thread != "all":
         for r in rows:
             title, idea = tr(r["title"]), tr(r["idea"])
@@ -142,5 +198,6 @@ def lecture_map_explorer(thread: str = "all"):
     import ipywidgets as w
 
     options = [(tr("all threads"), "all")] + [(tr(label), key) for key, label in THREADS.items()]
-    return live(draw_lecture_map,
-                thread=w.Dropdown(options=options, value=thread, description=tr("thread")))
+    return live(
+        draw_lecture_map, thread=w.Dropdown(options=options, value=thread, description=tr("thread"))
+    )
