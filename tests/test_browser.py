@@ -319,7 +319,7 @@ def _open(page, lab, path: str) -> None:
         if (
             kernel.get("execution_state") == "idle"
             and kernel.get("connections", 0) > 0
-            and "| Idle" in status_bar
+            and re.search(r"\| (Idle|アイドル)", status_bar)  # English or Japanese Lab
         ):
             page.wait_for_timeout(1000)
             return

@@ -54,7 +54,9 @@ def test_the_japanese_edition_in_a_japanese_lab(lab, page, report_row):  # noqa:
 
     page.wait_for_function(f"() => ({_EXPLORERS_JS})() >= 1", timeout=30_000)
     explorer = page.locator("[data-browser-test='explorer']").first
-    labels = explorer.locator(".widget-label").all_inner_texts()
+    labels = explorer.locator(
+        ".widget-label, .widget-toggle-button, .widget-dropdown select"
+    ).evaluate_all("els => els.map(e => [e.textContent, e.title || ''].join(' '))")
     assert any(JAPANESE.search(t) for t in labels), (
         f"the explorer's labels are not Japanese: {labels}"
     )
