@@ -6,7 +6,7 @@ Zone 0 is the assignment (5 points: softmax 2, scaled_dot_product_attention 3): 
 fastest notebook. Every notebook runs in the bubblewrap sandbox, where hidden checks only
 record outputs, and the grader outside judges them (grader_tests/sandbox.py, verdict.py).
 Attacks on grading are tests/test_attacks.py's catalogue; the JupyterHub round trip with real
-users is tests/test_hub.py. Second test: three students hand in the whole course.
+users is tests/test_hub.py. Second test: two students hand in the whole course.
 """
 
 from __future__ import annotations
@@ -213,10 +213,11 @@ def _last_exercise(nb) -> tuple[str, float]:
     return cells[last].metadata["nbgrader"]["grade_id"], float(after)
 
 
-def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
-    """The full course (3 students x 8 zones) through the exchange:
+def test_two_students_hand_in_the_whole_course(tmp_path, report_row):
+    """The full course (2 students x 8 zones) through the exchange:
     every one is graded with the expected score, a kernel killed in the last exercise costs
-    only what had not run yet, and grading an assignment twice gives the same grades."""
+    only what had not run yet, and grading an assignment twice gives the same grades.
+    (An unsolved exercise scoring 0 is the class-of-16 test's; not repeated here, to keep CI short.)"""
     from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeSubmit
 
     root = Path(__file__).resolve().parent.parent
@@ -242,10 +243,8 @@ def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
             )
         )
         last, last_points = _last_exercise(solution)
-        stub = "raise NotImplementedError()\n"
         students = {
             "ada": (solution, total),
-            "bob": (replace_solution(solution, last, stub), total - last_points),
             # the kernel dies in the last exercise: what ran before it still counts
             "dee": (
                 replace_solution(solution, last, "import os\nos._exit(1)\n"),
@@ -281,7 +280,7 @@ def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     with open(instructor.root / "grades.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == 3 * len(zones), f"grades.csv has {len(rows)} rows"
+    assert len(rows) == 2 * len(zones), f"grades.csv has {len(rows)} rows"
     got = {(r["assignment"], r["student_id"]): float(r["score"]) for r in rows}
     wrong = {key: (got.get(key), want) for key, want in expected.items() if got.get(key) != want}
     assert not wrong, f"unexpected scores (got, expected): {wrong}"
@@ -303,11 +302,11 @@ def test_three_students_hand_in_the_whole_course(tmp_path, report_row):
         timeout=900,
     )
     assert again.returncode in (0, 1), again.stderr[-2000:]
-    for student in ("ada", "bob", "dee"):
+    for student in ("ada", "dee"):
         assert instructor.scores("06_review", student)[0] == expected[("06_review", student)]
-    n = 3 * len(zones)
+    n = 2 * len(zones)
     line = (
-        f"whole course, 3 students x {len(zones)} zones = {n} submissions: attnlab-grade "
+        f"whole course, 2 students x {len(zones)} zones = {n} submissions: attnlab-grade "
         f"{grading_s:.0f} s = {n / (grading_s / 60):.1f} submissions per minute"
     )
     print(line)
