@@ -411,7 +411,7 @@ def _run_all(
 # Explorers: find them, move every control, watch the figure
 # ------------------------------------------------------------------------------------------
 
-# live() shows its controls stacked above one Output widget, in one VBox (lib/attnlab/widgets/core.py).
+# live() shows its controls stacked above one Output widget, in one VBox (lib/attnlab/plots/controls.py).
 _EXPLORERS_JS = """() => [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .widget-vbox')]
     .filter(box => [...box.children].some(c => c.classList.contains('widget-output')))
     .map(box => box.setAttribute('data-browser-test', 'explorer') || true).length"""

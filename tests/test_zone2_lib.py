@@ -90,7 +90,7 @@ def test_random_encoder_attention_is_a_labelled_fallback(monkeypatch):
     def missing(*args, **kwargs):
         raise ModuleNotFoundError("no MiniLM here")
 
-    monkeypatch.setattr(attnlab.experiments.zone2, "minilm_attention", missing)
+    monkeypatch.setattr(attnlab.demos.pretrained, "minilm_attention", missing)
     tokens2, weights2, source = attnlab.sentence_attention(SENTENCE)
     assert "RANDOM" in source and tokens2 == tokens and np.array_equal(weights2, weights)
 

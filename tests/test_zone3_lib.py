@@ -1,4 +1,4 @@
-"""Zone 3a's measured demos and explorers (attnlab.experiments.zone3, attnlab.widgets.zone3).
+"""Zone 3a's measured demos and explorers (attnlab.demos.softmax_scale, attnlab.demos.positions, attnlab.demos.residuals, attnlab.plots).
 
 Each test checks a demo against something independent of its code: a closed form from the
 lecture's derivations, torch, or Hugging Face's GPT2Block.

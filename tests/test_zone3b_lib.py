@@ -1,4 +1,4 @@
-"""Zone 3b's demos and widgets (attnlab.experiments.zone3b, attnlab.widgets.zone3b) against
+"""Zone 3b's demos and widgets (attnlab.demos.efficiency, attnlab.demos.kv_cache, attnlab.plots.masks, attnlab.plots.efficiency) against
 independent computations: torch attention, breadth-first search, transformers' configs and caches."""
 
 from __future__ import annotations

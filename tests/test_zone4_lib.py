@@ -1,4 +1,4 @@
-"""Zone 4 helpers (attnlab.experiments.zone4, attnlab.widgets.zone4) and the zone's grading
+"""Zone 4 helpers (attnlab.demos.kv_cache, attnlab.demos.selective_scan, attnlab.plots.flash_tiles) and the zone's grading
 wrappers (grader_tests.ex_zone4: memory_limited, loop_limited, forward_with_inner).
 
 Each helper is compared with something computed independently: torch's SDPA, plain Python

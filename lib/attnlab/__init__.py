@@ -6,9 +6,10 @@ each submodule declares its part in `__all__`.
 """
 
 from . import (
+    course,
     data,
+    demos,
     efficient,
-    experiments,
     flash,
     functional,
     i18n,
@@ -16,16 +17,17 @@ from . import (
     mamba,
     measure,
     nn,
+    plots,
     positional,
     scaling,
     ssm,
     train,
     viz,
-    widgets,
 )
+from .course import *
 from .data import *
+from .demos import *
 from .efficient import *
-from .experiments import *
 from .flash import *
 from .functional import *
 from .i18n import *
@@ -33,12 +35,12 @@ from .kv_compress import *
 from .mamba import *
 from .measure import *
 from .nn import *
+from .plots import *
 from .positional import *
 from .scaling import *
 from .ssm import *
 from .train import *
 from .viz import *
-from .widgets import *
 
 __version__ = "0.1.0"
 

@@ -1,14 +1,8 @@
-"""Zone 2 measured demos: recall at growing distance (a GRU against self-attention), and the
-attention maps of a real pretrained encoder (MiniLM) with a clearly labelled random fallback.
-
-The recall task: a sequence of noise tokens hides one key token, d positions before a final
-QUERY token; the model must output the key at the query. A recurrent network has to carry
-the key through d steps of its state; self-attention reaches it in one step, whatever d is.
-"""
+"""The fossils (RNNs, CNNs) against attention: path lengths between tokens, and the recall race
+of a GRU and a small attention model at growing distance (Zones 1 and 2)."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import numpy as np
@@ -18,22 +12,94 @@ from torch import nn
 from .._validate import require_positive_int
 from ..data import IGNORE, Task
 from ..i18n import tr
-from ..nn import GPT, Encoder, EncoderConfig, GPTConfig, load_minilm
+from ..nn import GPT, GPTConfig
 from ..train import TrainConfig, Trainer, masked_accuracy, torch_threads
 
 __all__ = [
-    "MODELS_INSTALL",
     "DistanceRecallTask",
     "GRUModel",
+    "fossil_table",
     "make_recall_model",
-    "minilm_attention",
-    "random_encoder_attention",
     "recall_accuracy",
     "recall_experiment",
-    "sentence_attention",
 ]
 
-MODELS_INSTALL = "pip install 'attnlab[models]'"
+
+def _cnn_path_length(n: int, k: int, dilated: bool) -> int:
+    """Layers a causal convolution stack needs before the last output sees the first input.
+
+    Contiguous kernels reach k - 1 positions further back per layer: ceil((n - 1) / (k - 1)).
+    Dilated kernels (dilation 1, k, k^2, ...) multiply the reach by k per layer: ceil(log_k n).
+    Integer arithmetic, so no floating-point log rounds the wrong way.
+    """
+    if not dilated:
+        return -(-(n - 1) // (k - 1))
+    layers, receptive_field = 0, 1
+    while receptive_field < n:
+        receptive_field *= k
+        layers += 1
+    return layers
+
+
+def fossil_table(n: int, d: int = 512, k: int = 3) -> list[dict]:
+    """Table 1 of Vaswani et al. 2017, evaluated for n tokens of width d (convolution width k).
+
+    One row per layer type, each a dict with
+      "layer": name, "complexity": the paper's O(.) per layer,
+      "ops": multiply-adds of one layer on the whole sequence,
+      "ops_with_projections": the same, counting everything the layer computes: for
+              self-attention 2 n^2 d plus the 4 n d^2 of the projections W_Q, W_K, W_V, W_O
+              (equal to "ops" for the other layers, whose counts already hold all their work),
+      "sequential": operations that must run one after another,
+      "path": maximum path length, the number of layers (or recurrent steps) a signal
+              crosses to connect the first and the last token.
+    Counts: RNN h_t = tanh(x_t W_x + h_{t-1} W_h) is 2 d^2 per token; a causal convolution
+    is k d^2 per token; self-attention is Q K^T plus A V, 2 n^2 d (the projections W_Q, W_K,
+    W_V, W_O, 4 n d^2 more, are left out of "ops" as in the paper's table, and counted in
+    "ops_with_projections"). So attention / RNN is n / d in "ops" and n / d + 2 with the
+    projections. n >= 2, k >= 2.
+    """
+    n = require_positive_int("n", n)
+    d = require_positive_int("d", d)
+    k = require_positive_int("k", k)
+    if n < 2:
+        raise ValueError(f"n must be >= 2 (a path joins two different tokens), got n={n}")
+    if k < 2:
+        raise ValueError(f"k must be >= 2 (a width-1 convolution never mixes tokens), got k={k}")
+    rows = [
+        {
+            "layer": "RNN",
+            "complexity": "O(n·d²)",
+            "ops": 2 * n * d * d,
+            "sequential": n,
+            "path": n - 1,
+        },
+        {
+            "layer": f"CNN (k={k})",
+            "complexity": "O(k·n·d²)",
+            "ops": k * n * d * d,
+            "sequential": 1,
+            "path": _cnn_path_length(n, k, dilated=False),
+        },
+        {
+            "layer": f"CNN (k={k}, dilated)",
+            "complexity": "O(k·n·d²)",
+            "ops": k * n * d * d,
+            "sequential": 1,
+            "path": _cnn_path_length(n, k, dilated=True),
+        },
+        {
+            "layer": "self-attention",
+            "complexity": "O(n²·d)",
+            "ops": 2 * n * n * d,
+            "sequential": 1,
+            "path": 1,
+        },
+    ]
+    for row in rows:
+        row["ops_with_projections"] = row["ops"]
+    rows[-1]["ops_with_projections"] += 4 * n * d * d  # W_Q, W_K, W_V, W_O on n tokens
+    return rows
 
 
 class DistanceRecallTask(Task):
@@ -189,62 +255,3 @@ def recall_experiment(
                 "model": model,
             }
     return results
-
-
-# ------------------------------------------------------------------------------------------
-# Attention maps of a real encoder
-# ------------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def minilm_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray]:
-    """Tokens and attention weights of the pretrained MiniLM (Wang et al. 2020) on one sentence.
-
-    model: (encoder, tokenizer) from attnlab.load_minilm(), loaded here if None. Returns the
-    word-piece tokens (with [CLS] and [SEP]) and weights (n_layers, n_heads, N, N).
-    Raises ModuleNotFoundError without the optional models extra.
-    """
-    encoder, tokenizer = load_minilm() if model is None else model
-    encoding = tokenizer.encode(sentence)
-    _, weights = encoder(torch.tensor([encoding.ids]), return_weights=True)
-    return list(encoding.tokens), torch.stack([w[0] for w in weights]).numpy()
-
-
-@torch.no_grad()
-def random_encoder_attention(
-    sentence: str, n_layers: int = 6, n_heads: int = 12, seed: int = 0
-) -> tuple[list[str], np.ndarray]:
-    """The fallback when MiniLM is not installed: the same shapes from an UNTRAINED encoder.
-
-    Words and punctuation are split by a regular expression and numbered in order of first
-    appearance (no real tokenizer); the encoder has random weights, so its maps show what
-    attention looks like before any learning. Returns (tokens, weights (L, H, N, N)).
-    """
-    words = re.findall(r"\w+|[^\w\s]", sentence.lower())
-    tokens = ["[CLS]", *words, "[SEP]"]
-    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
-    torch.manual_seed(seed)
-    config = EncoderConfig(
-        vocab_size=len(vocab),
-        context_length=max(len(tokens), 8),
-        d_model=8 * n_heads,
-        n_layers=n_layers,
-        n_heads=n_heads,
-    )
-    encoder = Encoder(config).eval()
-    ids = torch.tensor([[vocab[t] for t in tokens]])
-    _, weights = encoder(ids, return_weights=True)
-    return tokens, torch.stack([w[0] for w in weights]).numpy()
-
-
-def sentence_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray, str]:
-    """MiniLM's attention on a sentence if the models extra is installed, else the random fallback.
-
-    Returns (tokens, weights (L, H, N, N), source), source naming which model produced them.
-    """
-    try:
-        tokens, weights = minilm_attention(sentence, model)
-        return tokens, weights, tr("pretrained MiniLM (all-MiniLM-L6-v2)")
-    except ModuleNotFoundError:
-        tokens, weights = random_encoder_attention(sentence)
-        return tokens, weights, tr("RANDOM, UNTRAINED encoder (MiniLM not installed)")

@@ -1,10 +1,4 @@
-"""Interactive controls that degrade to a static figure when no widget frontend is present.
-
-In JupyterLab `live(draw, d_k=IntSlider(...))` shows the given controls above one output
-area and redraws into it on every change. Run headless (nbgrader, nbconvert, CI: environment
-variable ATTNLAB_STATIC=1) or outside a Jupyter kernel, it calls `draw` once with each
-control's current value, so the notebook still carries a figure.
-"""
+"""Interactive controls that degrade to a static figure when no widget frontend is present."""
 
 from __future__ import annotations
 

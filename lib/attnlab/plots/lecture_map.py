@@ -1,20 +1,15 @@
-"""Zone 6 pictures: the lecture on one page, and an explorer that follows one thread of it.
-
-`plot_lecture_map` draws LECTURE_MAP as a metro map: one column per zone, one line per thread
-(the mechanism, order, the block, speed, memory, recurrence, scale), and at every stop the
-key ideas of that zone with the attnlab functions that implement them. `lecture_map_explorer`
-highlights one thread (a dropdown in JupyterLab, the whole map when static) and prints it.
-"""
+"""The lecture on one page pictured, and an explorer that follows one thread of it."""
 
 from __future__ import annotations
 
 import textwrap
 
-from ..experiments.zone6 import THREADS, ZONE_TITLES, lecture_map
+from ..course.lecture import THREADS, ZONE_TITLES, lecture_map
 from ..i18n import tr
-from .core import live, subplots
+from .controls import live, subplots
 
 __all__ = ["draw_lecture_map", "lecture_map_explorer", "plot_lecture_map"]
+
 
 THREAD_COLORS = {
     "core": "tab:blue",
@@ -26,6 +21,8 @@ THREAD_COLORS = {
     "scale": "tab:cyan",
     "review": "tab:gray",
 }
+
+
 FUNCTION_WIDTH = 26  # characters per line of function names inside a stop (names are never cut)
 
 
@@ -40,7 +37,7 @@ def _stops() -> dict[tuple[str, str], list[dict]]:
 def _stop_text(ideas: list[dict]) -> tuple[list[str], list[str]]:
     """The lines of one stop: (tags, function lines), the functions wrapped to FUNCTION_WIDTH.
 
-    Tags, thread names and zone titles are N_-marked data of experiments.zone6, translated
+    Tags, thread names and zone titles are N_-marked data of attnlab.course.lecture, translated
     here, where they are shown."""
     lines, kinds = [], []
     for idea in ideas:

@@ -1,172 +1,25 @@
-"""Pictures and explorers of Zone 3b (efficiency): sparse masks, HBM traffic, Performer error,
-Mamba's selective parameters and the efficiency / expressiveness / memory map.
-
-Each plot function draws with matplotlib and returns the figure; the notebook calls plt.show().
-`sparse_mask_explorer` is interactive in JupyterLab and a static figure otherwise (attnlab.live).
-"""
+"""The cost of attention pictured: HBM traffic, Performer error, timings, KV cache speed-ups,
+Mamba's selective parameters and the efficiency map."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..efficient import SPARSE_PATTERNS, sparse_mask, sparse_mask_nnz
+from .._validate import require_positive_int
 from ..flash import hbm_traffic
 from ..i18n import tr
-from .core import live, subplots
-from .zone3 import _pattern_options
+from .axes import _length_axis
 
 __all__ = [
-    "draw_sparse_mask",
+    "plot_attention_cost",
     "plot_efficiency_map",
     "plot_hbm_traffic",
+    "plot_kv_speedup",
     "plot_performer_error",
+    "plot_scan_rounds",
     "plot_selective_params",
-    "plot_sparse_patterns",
-    "sparse_mask_explorer",
+    "plot_throughput",
 ]
-
-
-# ============================================================================ sparse masks
-def draw_sparse_mask(
-    pattern: str = "bigbird",
-    n: int = 32,
-    window: int = 2,
-    stride: int = 4,
-    n_global: int = 1,
-    n_random: int = 2,
-    causal: bool = False,
-    seed: int = 0,
-):
-    """Draw attnlab.sparse_mask(...) and print what it costs: entries kept, density, closed form.
-
-    Yellow = query (row) may attend key (column). The count printed first is the number of
-    True entries in the drawn mask; the closed form from attnlab.sparse_mask_nnz must agree.
-    """
-    import matplotlib.pyplot as plt
-
-    mask = sparse_mask(
-        n,
-        pattern,
-        window=window,
-        stride=stride,
-        n_global=n_global,
-        n_random=n_random,
-        seed=seed,
-        causal=causal,
-    )
-    counted = int(mask.sum())
-    formula = sparse_mask_nnz(
-        n,
-        pattern,
-        window=window,
-        stride=stride,
-        n_global=n_global,
-        n_random=n_random,
-        seed=seed,
-        causal=causal,
-    )
-    full = n * (n + 1) // 2 if causal else n * n
-    print(f"pattern={pattern!r}, n={n}, causal={causal}")
-    print(
-        tr(
-            "  entries computed: {counted} (closed form {formula}) of {full} "
-            "for full attention -> density {density:.3f}",
-            counted=counted,
-            formula=formula,
-            full=full,
-            density=counted / full,
-        )
-    )
-    print(
-        tr(
-            "  keys per query: min {least}, max {most}",
-            least=mask.sum(axis=1).min(),
-            most=mask.sum(axis=1).max(),
-        )
-    )
-    _, ax = subplots(figsize=(4.2, 4.2))
-    ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xlabel(tr("key j"))
-    ax.set_ylabel(tr("query i"))
-    ax.set_title(
-        tr(
-            "{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
-            "n_global {n_global}, n_random {n_random}, seed {seed})",
-            pattern=pattern,
-            counted=counted,
-            full=full,
-            window=window,
-            stride=stride,
-            n_global=n_global,
-            n_random=n_random,
-            seed=seed,
-        ),
-        fontsize=9,
-    )
-    plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
-
-
-def sparse_mask_explorer(n: int = 32):
-    """Interactive sparse / causal mask explorer: "pattern", "n", "window", "stride", "n_global"
-    (global tokens), "n_random" (random keys per query), "causal" and "seed" (which random keys).
-
-    In JupyterLab every control redraws the mask and reprints its counts; headless it draws
-    the default BigBird mask once.
-    """
-    import ipywidgets as w
-
-    slow = {"continuous_update": False}  # redraw when the slider is released
-    return live(
-        draw_sparse_mask,
-        pattern=w.Dropdown(
-            options=_pattern_options(SPARSE_PATTERNS), value="bigbird", description=tr("pattern")
-        ),
-        n=w.IntSlider(value=n, min=8, max=128, step=8, description="n", **slow),
-        window=w.IntSlider(value=2, min=0, max=16, description=tr("window"), **slow),
-        stride=w.IntSlider(value=4, min=1, max=16, description=tr("stride"), **slow),
-        n_global=w.IntSlider(value=1, min=0, max=8, description="n_global", **slow),
-        n_random=w.IntSlider(value=2, min=0, max=8, description="n_random", **slow),
-        causal=w.Checkbox(value=False, description=tr("causal")),
-        seed=w.IntSlider(value=0, min=0, max=9, description=tr("seed"), **slow),
-    )
-
-
-def plot_sparse_patterns(
-    n: int = 32,
-    patterns=("local", "strided", "fixed", "bigbird"),
-    window: int = 2,
-    stride: int = 4,
-    n_global: int = 1,
-    n_random: int = 2,
-    seed: int = 0,
-):
-    """The sparse patterns side by side, each titled with its number of computed entries."""
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(patterns), figsize=(3.2 * len(patterns), 3.4))
-    for ax, pattern in zip(np.atleast_1d(axes), patterns):
-        mask = sparse_mask(
-            n,
-            pattern,
-            window=window,
-            stride=stride,
-            n_global=n_global,
-            n_random=n_random,
-            seed=seed,
-        )
-        ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
-        ax.set_title(
-            tr(
-                "{pattern}\n{computed} / {total} entries",
-                pattern=pattern,
-                computed=int(mask.sum()),
-                total=n * n,
-            )
-        )
-        ax.set_xlabel(tr("key j"))
-        ax.set_ylabel(tr("query i"))
-    fig.tight_layout()
-    return fig
 
 
 # ============================================================================ HBM traffic
@@ -284,5 +137,105 @@ def plot_efficiency_map(rows: list[dict]):
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_title(tr("training: compute vs memory"))
     axes[1].set_title(tr("generation: compute vs state (blue: exact softmax, orange: not)"))
+    fig.tight_layout()
+    return fig
+
+
+def plot_scan_rounds(length: int = 8):
+    """The Hillis-Steele scan: in round r, position t combines with position t - 2^r.
+
+    After round r, position t holds the composition of the steps in the window
+    [t - 2^(r+1) + 1, t]; after ceil(log2 L) rounds the window reaches position 0.
+    """
+    import matplotlib.pyplot as plt
+
+    length = require_positive_int("length", length)
+    n_rounds = int(np.ceil(np.log2(length))) if length > 1 else 0
+    fig, ax = plt.subplots(figsize=(0.7 * length + 1, 0.9 * n_rounds + 1.2))
+    for r in range(n_rounds + 1):
+        ax.scatter(range(length), [r] * length, color="black", s=20, zorder=3)
+    for r in range(n_rounds):
+        offset = 2**r
+        for t in range(offset, length):
+            ax.annotate(
+                "",
+                xy=(t, r + 1),
+                xytext=(t - offset, r),
+                arrowprops={"arrowstyle": "->", "color": "#4c72b0", "lw": 1},
+            )
+            ax.plot([t, t], [r, r + 1], color="#bbbbbb", lw=1, zorder=1)
+    ax.set_yticks(
+        range(n_rounds + 1),
+        labels=[tr("input")] + [tr("round {r}", r=r + 1) for r in range(n_rounds)],
+    )
+    ax.set_xticks(range(length))
+    ax.set_xlabel(tr("time step t"))
+    ax.invert_yaxis()
+    ax.set_title(
+        tr(
+            "{rounds} rounds for L = {length}: blue arrows combine t - 2^r into t",
+            rounds=n_rounds,
+            length=length,
+        )
+    )
+    return fig
+
+
+# ============================================================================ KV cache, FlashAttention
+def plot_kv_speedup(rows: list[dict]):
+    """Generation time with and without the KV cache, and the speed-up, against tokens generated."""
+    import matplotlib.pyplot as plt
+
+    n = [r["new_tokens"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    left.plot(n, [r["seconds_uncached"] for r in rows], "o-", label=tr("no cache (recompute all)"))
+    left.plot(n, [r["seconds_cached"] for r in rows], "o-", label=tr("KV cache"))
+    left.set_xlabel(tr("tokens generated"))
+    left.set_ylabel(tr("seconds"))
+    left.legend()
+    right.plot(n, [r["speedup"] for r in rows], "o-", color="#55a868")
+    right.set_xlabel(tr("tokens generated"))
+    right.set_ylabel(tr("speed-up (x)"))
+    right.set_title(tr("KV cache speed-up"))
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_cost(rows: list[dict]):
+    """Time and peak memory of standard vs tiled attention against N, log-log."""
+    import matplotlib.pyplot as plt
+
+    n = np.array([r["n"] for r in rows], dtype=float)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for key, label in (
+        ("standard", tr("standard (N x N scores)")),
+        ("tiled", tr("tiled (FlashAttention)")),
+    ):
+        left.loglog(n, [r[f"seconds_{key}"] for r in rows], "o-", label=label)
+        right.loglog(n, [r[f"peak_bytes_{key}"] / 2**20 for r in rows], "o-", label=label)
+    right.loglog(n, n**2 * 8 / 2**20, "k:", label=tr("one N x N float64 matrix"))
+    left.set_ylabel(tr("seconds"))
+    right.set_ylabel(tr("peak memory (MiB)"))
+    for ax in (left, right):
+        _length_axis(ax, n, tr("sequence length N"))
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+# ============================================================================ Mamba vs attention
+def plot_throughput(result: dict, lengths):
+    """Prefill tokens per second and decoding milliseconds per token against sequence length."""
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, metrics in result.items():
+        left.loglog(lengths, metrics["prefill_tokens_per_s"], "o-", label=name)
+        right.loglog(lengths, metrics["decode_ms_per_token"], "o-", label=name)
+    left.set_ylabel(tr("prefill: tokens per second"))
+    right.set_ylabel(tr("decoding: ms per new token"))
+    for ax in (left, right):
+        _length_axis(ax, lengths, tr("sequence length L"))
+        ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -1,8 +1,4 @@
-"""Pictures and explorers of Zone 4 (implementation): which tiles FlashAttention computes, the
-training curves of the small GPT, and the rounds of the parallel scan.
-
-`flash_tile_explorer` is interactive in JupyterLab and a static figure otherwise (attnlab.live).
-"""
+"""Which tiles FlashAttention computes, skips or masks, with an explorer over block sizes."""
 
 from __future__ import annotations
 
@@ -11,15 +7,10 @@ import numpy as np
 from .._validate import require_positive_int
 from ..functional import causal_mask
 from ..i18n import tr
-from .core import live, subplots
+from .controls import live, subplots
 
-__all__ = [
-    "draw_flash_tiles",
-    "flash_tile_counts",
-    "flash_tile_explorer",
-    "plot_scan_rounds",
-    "plot_training",
-]
+__all__ = ["draw_flash_tiles", "flash_tile_counts", "flash_tile_explorer"]
+
 
 SKIPPED, FULL, MASKED = 0, 1, 2
 
@@ -119,64 +110,3 @@ def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True)
         ),
         causal=w.Checkbox(value=causal, description=tr("causal")),
     )
-
-
-def plot_training(history: dict, title: str | None = None):
-    """Training loss per step (and evaluation loss where measured) from attnlab.Trainer's history.
-
-    title: default "training", in the reader's language.
-    """
-    import matplotlib.pyplot as plt
-
-    if title is None:
-        title = tr("training")
-
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(history["step"], history["loss"], lw=1, label=tr("training batch"))
-    if history.get("eval_step"):
-        ax.plot(history["eval_step"], history["eval_loss"], "o-", label=tr("validation"))
-    ax.set_xlabel(tr("step"))
-    ax.set_ylabel(tr("cross-entropy (nats / character)"))
-    ax.set_title(title)
-    ax.legend()
-    return fig
-
-
-def plot_scan_rounds(length: int = 8):
-    """The Hillis-Steele scan: in round r, position t combines with position t - 2^r.
-
-    After round r, position t holds the composition of the steps in the window
-    [t - 2^(r+1) + 1, t]; after ceil(log2 L) rounds the window reaches position 0.
-    """
-    import matplotlib.pyplot as plt
-
-    length = require_positive_int("length", length)
-    n_rounds = int(np.ceil(np.log2(length))) if length > 1 else 0
-    fig, ax = plt.subplots(figsize=(0.7 * length + 1, 0.9 * n_rounds + 1.2))
-    for r in range(n_rounds + 1):
-        ax.scatter(range(length), [r] * length, color="black", s=20, zorder=3)
-    for r in range(n_rounds):
-        offset = 2**r
-        for t in range(offset, length):
-            ax.annotate(
-                "",
-                xy=(t, r + 1),
-                xytext=(t - offset, r),
-                arrowprops={"arrowstyle": "->", "color": "#4c72b0", "lw": 1},
-            )
-            ax.plot([t, t], [r, r + 1], color="#bbbbbb", lw=1, zorder=1)
-    ax.set_yticks(
-        range(n_rounds + 1),
-        labels=[tr("input")] + [tr("round {r}", r=r + 1) for r in range(n_rounds)],
-    )
-    ax.set_xticks(range(length))
-    ax.set_xlabel(tr("time step t"))
-    ax.invert_yaxis()
-    ax.set_title(
-        tr(
-            "{rounds} rounds for L = {length}: blue arrows combine t - 2^r into t",
-            rounds=n_rounds,
-            length=length,
-        )
-    )
-    return fig
