@@ -5,28 +5,18 @@
     check("softmax", softmax, hidden=True)  # the hidden tests: in the grading sandbox this
                                             # records outputs; the grader outside judges them
 
-Exercises are registered by the `ex_*` modules of this package (one per topic), each
-naming the attnlab function it mirrors, its points, its inputs and its catalogue of
-typical mistakes.
+Exercises are registered by the modules of `grader_tests.exercises` (one per concept), each
+naming the attnlab function it mirrors, its points, its notebook, its inputs and its
+catalogue of typical mistakes. The engine: `registry` (Exercise, Case, Mutant, REGISTRY),
+`comparison` (compare), `safe_call` (running a learner's function), `checking` (check,
+run_check); grading a class: `sandbox`, `record`, `plain_data`, `verdict`, `autograde`,
+`class_grading`, `instructor`.
 """
 
-import importlib
-import pkgutil
-
-from .core import (
-    REGISTRY,
-    Case,
-    Exercise,
-    GradingError,
-    Mutant,
-    check,
-    compare,
-    register,
-    run_check,
-)
-
-for _module in sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name.startswith("ex_")):
-    importlib.import_module(f"{__name__}.{_module}")
+from . import exercises  # noqa: F401  (registers every exercise)
+from .checking import check, run_check
+from .comparison import compare
+from .registry import REGISTRY, Case, Exercise, GradingError, Mutant, register
 
 __all__ = [
     "REGISTRY",

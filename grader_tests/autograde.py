@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import ast
 import difflib
-import fnmatch
 import inspect
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -37,13 +35,12 @@ from traitlets import Bool, Float, Integer, Unicode
 
 from .core import REGISTRY
 from .sandbox import Limits, SandboxResult, run_notebook_sandboxed
+from .submission import _read_untrusted_notebook, _submission_files
 from .verdict import Verdict, judge_record
 
 __all__ = ["SandboxedExecute", "hidden_checks", "source_flags"]
 
 _HIDDEN_CHECK = re.compile(r"""\bcheck\(\s*["'](\w+)["'][^\n]*\bhidden\s*=\s*True""")
-MAX_NOTEBOOK_BYTES = 32 * 2**20
-MAX_FILES_BYTES = 64 * 2**20
 # Ways to reach the library's reference or the grader's internals from a learner's cell.
 _SUSPICIOUS = [
     (r"\bimportlib\b|__import__", "imports a module by name"),
@@ -133,46 +130,6 @@ def source_flags(learner_source: str, exercises: list[str]) -> list[str]:
         if ratio >= 0.9:
             flags.append(f"{name}: {ratio:.0%} similar to attnlab's source of {name}")
     return flags
-
-
-def _read_untrusted_notebook(path: Path | None) -> NotebookNode | None:
-    if (
-        path is None
-        or path.is_symlink()
-        or not path.is_file()
-        or path.stat().st_size > MAX_NOTEBOOK_BYTES
-    ):
-        return None
-    try:
-        nb = nbformat.reads(path.read_text(encoding="utf-8"), as_version=4)
-        nbformat.validate(nb)
-    except Exception:
-        return None
-    return nb
-
-
-def _submission_files(
-    folder: Path, notebook_name: str, ignore: tuple[str, ...] = ()
-) -> dict[str, bytes]:
-    """The submission's other regular files (no symbolic or hard links, no folders, no notebooks,
-    none matching the course's `CourseDirectory.ignore` patterns), size-capped."""
-    files, total = {}, 0
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-            continue
-        if any(fnmatch.fnmatch(entry.name, pattern) for pattern in ignore):
-            continue  # nbgrader does not copy these into autograded/ either
-        if entry.stat(follow_symlinks=False).st_nlink > 1:
-            continue  # a hard link: its contents are some other file's (the solutions?), not the student's
-        if entry.name.endswith(".ipynb") or entry.name.startswith("."):
-            continue
-        size = entry.stat(follow_symlinks=False).st_size
-        if total + size > MAX_FILES_BYTES:
-            break
-        with open(entry.path, "rb") as fh:
-            files[entry.name] = fh.read()
-        total += size
-    return files
 
 
 def _error_output(message: str) -> NotebookNode:

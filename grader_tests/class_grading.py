@@ -37,6 +37,7 @@ import nbformat
 from attnlab.i18n import language
 
 from .sandbox import Limits, run_notebook_sandboxed
+from .submission import _submission_files
 
 __all__ = ["SandboxTask", "cached_outcome", "notebook_key", "plan_tasks", "run_task", "run_tasks"]
 
@@ -134,8 +135,6 @@ def plan_tasks(
         OverwriteCells,
         OverwriteKernelspec,
     )
-
-    from .autograde import _submission_files
 
     course_dir = Path(course_dir)
     db_url = f"sqlite:///{course_dir / 'gradebook.db'}"

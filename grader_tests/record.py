@@ -19,8 +19,9 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from .core import REGISTRY, Case, _call_with_timeout, _copy_args, _Timeout
 from .plain_data import encode, write_record
+from .registry import REGISTRY, Case
+from .safe_call import _call_with_timeout, _copy_args, _Timeout
 
 __all__ = ["record_check"]
 

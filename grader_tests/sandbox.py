@@ -15,7 +15,7 @@ The trust boundary is the operating system. A submission's notebook is executed 
 
 Inside, hidden checks only *record* what the learner's functions return (plain data, see
 plain_data.py); expected values never exist in there. The trusted grader outside compares
-(see trusted.py). Where bubblewrap is missing, grading refuses unless told it may run
+(see verdict.py). Where bubblewrap is missing, grading refuses unless told it may run
 unsandboxed (`--unsafe-no-sandbox`).
 """
 
@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from attnlab.i18n import language
+
+from .modes import grading_mode  # re-exported: sandbox.grading_mode() is public
 
 __all__ = [
     "INSTALL_HINT",
@@ -59,22 +61,6 @@ RESULTS = "/submission/.attnlab-results"  # where hidden checks record the learn
 
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot create namespaces here."""
-
-
-def grading_mode() -> bool:
-    """True in a kernel started by nbgrader (validate/autograde) or by attnlab-grade's sandbox.
-
-    nbgrader sets NBGRADER_EXECUTION for the kernels it starts, never for a learner's own.
-    """
-    return (
-        bool(os.environ.get("NBGRADER_EXECUTION")) or os.environ.get("ATTNLAB_GRADING", "") == "1"
-    )
-
-
-def recording_dir() -> Path | None:
-    """Inside the sandbox: the folder hidden checks record into (None elsewhere)."""
-    path = os.environ.get("ATTNLAB_RESULTS_DIR")
-    return Path(path) if path and os.environ.get("ATTNLAB_GRADING") == "1" else None
 
 
 @dataclass
@@ -111,8 +97,6 @@ def _python_roots() -> list[str]:
     """Folders the sandbox needs read-only: Python, the environment, and our two packages."""
     import attnlab
 
-    import grader_tests
-
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     # every site-packages folder this Python uses (a venv on top of another one, a user site),
     # never the current folder or PYTHONPATH entries, which may be the course directory
@@ -121,8 +105,8 @@ def _python_roots() -> list[str]:
         for p in sys.path
         if os.path.basename(p) in ("site-packages", "dist-packages") and os.path.isdir(p)
     }
-    for module in (attnlab, grader_tests):
-        roots.add(os.path.realpath(Path(module.__file__).parent))
+    roots.add(os.path.realpath(Path(attnlab.__file__).parent))
+    roots.add(os.path.realpath(Path(__file__).parent))  # grader_tests, without importing it
     # Nested folders are covered by their parent; bind each once, parents first.
     ordered = sorted(roots, key=len)
     return [

@@ -15,8 +15,11 @@ from pathlib import Path
 import numpy as np
 from attnlab.i18n import tr
 
-from .core import REGISTRY, _copy_args, _mutant_hints_for_exception, compare, failure_message
+from .checking import _mutant_hints_for_exception, failure_message
+from .comparison import compare
 from .plain_data import decode, read_record
+from .registry import REGISTRY
+from .safe_call import _copy_args
 
 __all__ = ["Verdict", "judge_outcomes", "judge_record"]
 

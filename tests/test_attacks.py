@@ -313,11 +313,12 @@ with open(os.path.join(_dir, 'soft' + 'max.npz'), 'wb') as _fh:
         "zero",
         total=0,
         softmax="""def softmax(x, axis=-1):
-    import grader_tests.core as core, grader_tests.record as record, grader_tests.plain_data as pd
-    core.compare = lambda *a, **k: None
-    core.run_check = lambda *a, **k: []
+    import grader_tests.checking as checking, grader_tests.comparison as comparison
+    import grader_tests.record as record, grader_tests.registry as registry
+    comparison.compare = checking.compare = lambda *a, **k: None
+    checking.run_check = lambda *a, **k: []
     record.encode = lambda value, arrays, depth=0: {'type': 'str', 'value': 'ok'}
-    core.REGISTRY['softmax'].cases = lambda: []
+    registry.REGISTRY['softmax'].cases = lambda: []
 """
         + WRONG_BODY,
     ),

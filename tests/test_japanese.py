@@ -119,7 +119,7 @@ def test_feedback_names_a_catalogued_mistake_in_japanese_for_every_exercise(monk
     from attnlab.i18n import catalogue
 
     import grader_tests  # noqa: F401  (registers every exercise)
-    from grader_tests.core import REGISTRY, run_check
+    from grader_tests import REGISTRY, run_check
 
     monkeypatch.setenv("ATTNLAB_LANG", "ja")
     japanese = catalogue("ja")
@@ -145,7 +145,7 @@ def test_feedback_names_a_catalogued_mistake_in_japanese_for_every_exercise(monk
 def test_the_pass_line_and_the_not_solved_box_are_japanese(monkeypatch, capsys):
     import numpy as np
 
-    from grader_tests.core import check, not_solved_text
+    from grader_tests.checking import check, not_solved_text
 
     def softmax(x, axis=-1):  # a learner's correct answer
         x = np.asarray(x, dtype=float)
@@ -273,7 +273,7 @@ def test_a_japanese_class_is_graded_with_the_same_commands_and_one_setting(tmp_p
     )
     html = (copy / "feedback" / "kenta" / zone / f"{zone}.html").read_text(encoding="utf-8")
     assert "ゾーン 0" in html
-    from grader_tests.core import REGISTRY
+    from grader_tests import REGISTRY
 
     hints = [
         catalogue("ja")[m.hint]

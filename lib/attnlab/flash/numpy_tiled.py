@@ -115,11 +115,19 @@ def _tile_state(s, v_tile):
     return m, p.sum(axis=-1), p @ v_tile
 
 
-def _last_visible_block_end(row_end: int, n_q: int, n_k: int, causal: bool) -> int:
-    """One past the last key index that rows < row_end can see (all keys unless causal)."""
+def _last_visible_block_end(rows: np.ndarray, n_q: int, n_k: int, causal: bool) -> int:
+    """One past the last key index that the query rows (ascending) can see (all keys unless causal)."""
     if not causal:
         return n_k
-    return max(0, min(n_k, row_end + (n_k - n_q)))
+    return max(0, min(n_k, int(rows[-1]) + 1 + (n_k - n_q)))
+
+
+def _finish_rows(m, l, acc):
+    """(out, logsumexp) of finished query rows: acc / l and m + log(l); 0 and -inf for a row
+    that saw no key."""
+    seen = l > 0
+    out = np.divide(acc, l[..., None], out=np.zeros_like(acc), where=seen[..., None])
+    return out, np.where(seen, m + np.log(np.where(seen, l, 1.0)), -np.inf)
 
 
 def flash_attention_numpy_forward(q, k, v, causal: bool = False, block_size: int = 64):
@@ -132,6 +140,26 @@ def flash_attention_numpy_forward(q, k, v, causal: bool = False, block_size: int
     only out and logsumexp, not the attention matrix.
     """
     q, k, v, block, dtype = _check_qkv(q, k, v, block_size)
+    return _tiled_forward(q, k, v, causal, block, dtype)
+
+
+def _tiled_forward(
+    q,
+    k,
+    v,
+    causal,
+    block,
+    dtype,
+    *,
+    tile_scores=_tile_scores,
+    tile_state=_tile_state,
+    merge=online_softmax_merge,
+    key_end=_last_visible_block_end,
+    finish=_finish_rows,
+):
+    """The loop of `flash_attention_numpy_forward` on checked inputs, with its steps as
+    arguments: the graders build each typical mistake by swapping one step
+    (grader_tests/exercises/flash.py)."""
     n_q, n_k = q.shape[-2], k.shape[-2]
     out = np.zeros(q.shape[:-1] + (v.shape[-1],), dtype=dtype)
     logsumexp = np.full(q.shape[:-1], -np.inf, dtype=dtype)
@@ -143,15 +171,11 @@ def flash_attention_numpy_forward(q, k, v, causal: bool = False, block_size: int
         m = np.full(q_tile.shape[:-1], -np.inf, dtype=dtype)
         l = np.zeros_like(m)
         acc = np.zeros(q_tile.shape[:-1] + (v.shape[-1],), dtype=dtype)
-        for c0 in range(0, _last_visible_block_end(r1, n_q, n_k, causal), block):
+        for c0 in range(0, key_end(rows, n_q, n_k, causal), block):
             c1 = min(c0 + block, n_k)
-            s = _tile_scores(q_tile, k[..., c0:c1, :], rows, np.arange(c0, c1), n_q, n_k, causal)
-            m, l, acc = online_softmax_merge(m, l, acc, *_tile_state(s, v[..., c0:c1, :]))
-        seen = l > 0
-        out[..., r0:r1, :] = np.divide(
-            acc, l[..., None], out=np.zeros_like(acc), where=seen[..., None]
-        )
-        logsumexp[..., r0:r1] = np.where(seen, m + np.log(np.where(seen, l, 1.0)), -np.inf)
+            s = tile_scores(q_tile, k[..., c0:c1, :], rows, np.arange(c0, c1), n_q, n_k, causal)
+            m, l, acc = merge(m, l, acc, *tile_state(s, v[..., c0:c1, :]))
+        out[..., r0:r1, :], logsumexp[..., r0:r1] = finish(m, l, acc)
     return out, logsumexp
 
 

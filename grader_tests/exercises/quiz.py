@@ -17,7 +17,7 @@ import attnlab
 import numpy as np
 from attnlab.i18n import tr
 
-from .core import Case, Exercise, Mutant, register
+from ..registry import Case, Exercise, Mutant, register
 
 QUIZ = attnlab.QUIZ
 
@@ -69,6 +69,7 @@ D = 768
 register(
     Exercise(
         name="quiz_mechanism",
+        zone="06_review",
         reference=attnlab.quiz_mechanism,
         points=3,
         cases=_cases("quiz_mechanism"),
@@ -132,6 +133,7 @@ SLOPES_FROM_ZERO = (1.0, 2.0 ** (-7))  # 2^(-8 i / n) with i counted from 0
 register(
     Exercise(
         name="quiz_order",
+        zone="06_review",
         reference=attnlab.quiz_order,
         points=3,
         cases=_cases("quiz_order"),
@@ -196,6 +198,7 @@ def _chinchilla_forward_only(flops, tokens_per_param=20.0):
 register(
     Exercise(
         name="quiz_efficiency",
+        zone="06_review",
         reference=attnlab.quiz_efficiency,
         points=4,
         cases=_cases("quiz_efficiency"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import attnlab
 import numpy as np
 
-from .core import Case, Exercise, Mutant, register
+from ..registry import Case, Exercise, Mutant, register
 
 # ---------------------------------------------------------------- the functions being tested
 
@@ -128,6 +128,7 @@ def _first_axis(fn, x, perm):
 register(
     Exercise(
         name="permutation_check",
+        zone="02_intuition",
         reference=attnlab.permutation_check,
         points=2,
         cases=_perm_cases,
