@@ -62,7 +62,7 @@ import attnlab  # noqa: E402
 from attnlab import tr  # noqa: E402
 import grader_tests  # noqa: E402,F401  (imported first so the checks bind their tools early)
 from grader_tests import check  # noqa: E402
-from grader_tests.ex_zone4 import forward_with_inner, loop_limited, memory_limited  # noqa: E402
+from grader_tests.exercises import forward_with_inner, loop_limited, memory_limited  # noqa: E402
 
 np.set_printoptions(precision=4, suppress=True)
 torch.manual_seed(0)
