@@ -31,6 +31,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import cell_metadata
 import jupytext
 import nbformat
 
@@ -68,10 +69,13 @@ def source_notebook(py_path: Path) -> nbformat.NotebookNode:
     nb.metadata["kernelspec"] = KERNELSPEC
     nb.metadata["language_info"] = {"name": "python"}
     nb.nbformat, nb.nbformat_minor = 4, 5
+    try:
+        cell_metadata.apply(nb, cell_metadata.registry_points())
+    except cell_metadata.HeaderError as err:
+        raise SystemExit(f"{py_path}: {err}") from None
     seen: set[str] = set()
-    for i, cell in enumerate(nb.cells):
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        cell_id = grade_id or f"cell-{i:03d}"
+    for cell in nb.cells:
+        cell_id = cell.metadata["nbgrader"]["grade_id"]
         if cell_id in seen:
             raise SystemExit(f"{py_path}: duplicate grade_id / cell id {cell_id!r}")
         seen.add(cell_id)

@@ -25,6 +25,7 @@ import jupytext
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
+from cell_metadata import grade_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -72,10 +73,9 @@ def notebook_template(py_path: Path) -> Catalog:
     """The catalogue of one notebook's prose, as the English source has it now."""
     nb = jupytext.reads(py_path.read_text(encoding="utf-8"), fmt="py:percent")
     template = Catalog(project=f"attnlab {py_path.stem}", fuzzy=False)
-    for i, cell in enumerate(nb.cells):
+    for cell, where in zip(nb.cells, grade_ids(nb), strict=True):
         if cell.cell_type != "markdown":
             continue
-        where = cell.metadata.get("nbgrader", {}).get("grade_id", f"cell-{i:03d}")
         for block in markdown_blocks(cell.source):
             if block.strip():
                 template.add(block, locations=[(f"{py_path.stem}.py#{where}", None)])

@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 0 — Quickstart: attention in 30 seconds
 #
 # *Lecture 14: Attention — leaving the fossils behind.*
@@ -30,7 +30,7 @@
 # | $X \in \mathbb{R}^{N \times d}$ | the token vectors, one per row | `x` |
 # | $Q, K, V$ | queries, keys, values | all equal to `x` in this zone |
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import matplotlib.pyplot as plt
 import numpy as np
@@ -42,7 +42,7 @@ from grader_tests import check
 
 np.set_printoptions(precision=3, suppress=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% demo-md [markdown]
 # ## The 30-second demo
 #
 # Three tokens, each a vector of width 4. We use the tokens themselves as queries, keys and
@@ -52,7 +52,7 @@ np.set_printoptions(precision=3, suppress=True)
 #
 # Row $i$ of the weight matrix says how much token $i$ takes from each token; every row sums to 1.
 
-# %% nbgrader={"grade": false, "grade_id": "demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% demo
 tokens = ["I", "love", "Transformers"]
 x = np.array(
     [
@@ -79,7 +79,7 @@ for i, token in enumerate(tokens):
 attnlab.plot_attention(weights, x_labels=tokens, y_labels=tokens, title=tr("Self-attention, Q = K = V = x"))
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "softmax-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% softmax-md [markdown]
 # ## Exercise 1 — softmax (2 points)
 #
 # $$\operatorname{softmax}(x)_i = \frac{e^{x_i}}{\sum_j e^{x_j}} = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \qquad m = \max_j x_j .$$
@@ -92,7 +92,7 @@ plt.show()
 # - a score of `-inf` means "masked": its weight must be exactly 0;
 # - a row that is **entirely** `-inf` (a query that may see nothing) must give all zeros, not NaN.
 
-# %% nbgrader={"grade": false, "grade_id": "softmax", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def softmax(x, axis=-1):
     """Softmax of x along `axis`; -inf entries get 0 and an all -inf row gives zeros."""
     ### BEGIN SOLUTION
@@ -105,14 +105,14 @@ def softmax(x, axis=-1):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "softmax-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 # Visible checks: read the message if one fails, it says which input and the likely mistake.
 check("softmax", softmax)
 ### BEGIN HIDDEN TESTS
 check("softmax", softmax, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sdpa-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sdpa-md [markdown]
 # ## Exercise 2 — scaled dot-product attention (3 points)
 #
 # For queries $q \in \mathbb{R}^{N_q \times d_k}$, keys $k \in \mathbb{R}^{N_k \times d_k}$ and
@@ -127,7 +127,7 @@ check("softmax", softmax, hidden=True)
 # Return `(out, weights)`. Leading batch axes `(..., N, d)` must work: use `np.swapaxes(k, -1, -2)`
 # rather than `k.T`. Use your `softmax` from above.
 
-# %% nbgrader={"grade": false, "grade_id": "scaled_dot_product_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
     """softmax(q k^T / sqrt(d_k)) v. Returns (out (..., Nq, d_v), weights (..., Nq, Nk))."""
     ### BEGIN SOLUTION
@@ -143,19 +143,19 @@ def scaled_dot_product_attention(q, k, v, mask=None, causal=False):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "scaled_dot_product_attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("scaled_dot_product_attention", scaled_dot_product_attention)
 ### BEGIN HIDDEN TESTS
 check("scaled_dot_product_attention", scaled_dot_product_attention, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "yours-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% yours-md [markdown]
 # ## Your attention on the three tokens
 #
 # Your functions, run on the quickstart tokens, next to the library's. If both exercises pass,
 # the largest difference below is at the level of floating-point rounding.
 
-# %% nbgrader={"grade": false, "grade_id": "yours", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% yours
 try:
     my_out, my_weights = scaled_dot_product_attention(x, x, x)
     print(tr("your weights:\n"), my_weights)
@@ -167,7 +167,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercises 1 and 2 first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 0 done: you computed attention by hand and saw its weights.

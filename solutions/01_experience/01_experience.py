@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 1 — Experience: the fossils, Q/K/V, and the $\sqrt{d_k}$
 #
 # *Lecture 14: Attention — leaving the fossils behind.* About 10 minutes.
@@ -32,7 +32,7 @@
 #
 # Two graded exercises: `qkv_attention` (3 points) and `score_statistics` (2 points).
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import matplotlib.pyplot as plt
 import numpy as np
@@ -44,7 +44,7 @@ from grader_tests import check
 
 np.set_printoptions(precision=3, suppress=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "fossils-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% fossils-md [markdown]
 # ## 1. The fossils in numbers
 #
 # Three ways to let $n$ tokens of width $d$ exchange information in one layer:
@@ -66,10 +66,10 @@ np.set_printoptions(precision=3, suppress=True)
 # sequence length $n$ (8 to 65 536 tokens), **d width** the width $d$ of each token (64 to 2048);
 # the CNN's kernel width stays $k = 3$.
 
-# %% nbgrader={"grade": false, "grade_id": "fossils", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% fossils
 attnlab.fossil_explorer(n=512, d=512)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "fossils-sweep-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% fossils-sweep-md [markdown]
 # Table 1 counts only the attention step itself, $QK^\top$ and $AV$: $2n^2d$ against the RNN's
 # $2nd^2$, a ratio of $n/d$ (from it Vaswani et al., §4, conclude that self-attention is faster
 # than a recurrent layer when $n < d$). But a self-attention layer also computes its projections
@@ -79,7 +79,7 @@ attnlab.fossil_explorer(n=512, d=512)
 # a few large matrix products that all run at once, and no signal has to cross $n - 1$ steps.
 # Here are both ratios and the two other columns for growing $n$ at $d = 512$, computed:
 
-# %% nbgrader={"grade": false, "grade_id": "fossils-sweep", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% fossils-sweep
 print("{:>7s} | {:^27s} |".format("", tr("attention / RNN work")))
 print("{:>7s} | {:>8s} {:>18s} | {:>14s} | {:>9s} {:>8s} {:>8s} {:>9s}".format(
     "n", tr("Table 1"), tr("+ projections"), tr("RNN sequential"),
@@ -90,7 +90,7 @@ for n in (16, 128, 512, 4096, 32768):
           f"{rnn['sequential']:>14,d} | "
           f"{rnn['path']:>9,d} {cnn['path']:>8,d} {dilated['path']:>8,d} {att['path']:>9,d}")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "qkv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% qkv-md [markdown]
 # ## 2. Queries, keys and values from learned projections
 #
 # A token plays three roles, so it gets three learned linear maps (row-vector convention,
@@ -109,7 +109,7 @@ for n in (16, 128, 512, 4096, 32768):
 # initialisation) — the computation is exactly the same. Five tokens of width $d = 8$,
 # projected to $d_k = d_v = 4$:
 
-# %% nbgrader={"grade": false, "grade_id": "qkv", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% qkv
 tokens = ["the", "cat", "sat", "on", "mat"]
 rng = np.random.default_rng(1)
 x = rng.normal(size=(5, 8))
@@ -120,12 +120,12 @@ out, weights = attnlab.qkv_attention(x, w_q, w_k, w_v)
 print(tr("shapes:"), "x", x.shape, "-> q", q.shape, "k", k.shape, "v", v.shape, "-> weights", weights.shape, "out", out.shape)
 attnlab.plot_qkv(tokens, x, q, k, v, weights)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "qkv-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% qkv-check-md [markdown]
 # Two checks that would fail if the formula were wrong: every row of $A$ sums to 1, and output
 # row $i$ is the weighted average $\sum_j A_{ij} v_j$ of the value rows. And one comparison:
 # who attends to whom with the projections, and with $Q = K = V = X$ as in Zone 0.
 
-# %% nbgrader={"grade": false, "grade_id": "qkv-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% qkv-check
 print(tr("largest |row sum - 1|: {err:.1e}", err=np.abs(weights.sum(axis=1) - 1).max()))
 by_hand = sum(weights[2, j] * v[j] for j in range(5))
 print(tr("out[2] vs sum_j A[2, j] v[j]: max |difference| = {diff:.1e}", diff=np.abs(out[2] - by_hand).max()))
@@ -137,7 +137,7 @@ for i, token in enumerate(tokens):
              token=token, proj_word=tokens[weights[i].argmax()], proj_weight=weights[i].max(),
              plain_word=tokens[plain[i].argmax()], plain_weight=plain[i].max()))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "qkv_attention-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% qkv_attention-md [markdown]
 # ## Exercise 1 — `qkv_attention` (3 points)
 #
 # Write `qkv_attention(x, w_q, w_k, w_v, mask=None, causal=False)` returning `(out, weights)`:
@@ -154,7 +154,7 @@ for i, token in enumerate(tokens):
 #
 # Write the computation yourself: calling `attnlab.qkv_attention` does not count.
 
-# %% nbgrader={"grade": false, "grade_id": "qkv_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def qkv_attention(x, w_q, w_k, w_v, mask=None, causal=False):
     """Self-attention with projections q, k, v = x @ w_q, x @ w_k, x @ w_v. Returns (out, weights)."""
     ### BEGIN SOLUTION
@@ -174,16 +174,16 @@ def qkv_attention(x, w_q, w_k, w_v, mask=None, causal=False):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "qkv_attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("qkv_attention", qkv_attention)
 ### BEGIN HIDDEN TESTS
 check("qkv_attention", qkv_attention, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "yours-qkv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% yours-qkv-md [markdown]
 # Your function on the five tokens, with `causal=True`: each word may only look back.
 
-# %% nbgrader={"grade": false, "grade_id": "yours-qkv", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% yours-qkv
 try:
     my_out, my_weights = qkv_attention(x, w_q, w_k, w_v, causal=True)
     lib_out, lib_weights = attnlab.qkv_attention(x, w_q, w_k, w_v, causal=True)
@@ -193,7 +193,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 1 first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "scale-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scale-md [markdown]
 # ## 3. Why divide by $\sqrt{d_k}$?
 #
 # **Claim.** If the entries of $q, k \in \mathbb{R}^{d_k}$ are independent with mean 0 and
@@ -220,7 +220,7 @@ except NotImplementedError:
 # floats. Use the population standard deviation, `np.std` (ddof = 0). Do not call
 # `attnlab.score_statistics`.
 
-# %% nbgrader={"grade": false, "grade_id": "score_statistics", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def score_statistics(q, k):
     """Mean and population std of the row-wise dot products q[i] . k[i]; q, k: (n, d)."""
     ### BEGIN SOLUTION
@@ -229,18 +229,18 @@ def score_statistics(q, k):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "score_statistics-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("score_statistics", score_statistics)
 ### BEGIN HIDDEN TESTS
 check("score_statistics", score_statistics, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "measure-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% measure-md [markdown]
 # Your function on 4 000 random pairs per width: the standard deviation should track
 # $\sqrt{d_k}$, and after dividing $q$ by $\sqrt{d_k}$ (which divides every score by it) it
 # should stay near 1. If the claim were false, the ratio column would drift away from 1.
 
-# %% nbgrader={"grade": false, "grade_id": "measure", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% measure
 rng = np.random.default_rng(0)
 rows = []
 try:
@@ -256,7 +256,7 @@ if rows:
 for d_k, mean, std, std_scaled in rows:
     print(f"{d_k:>5d} {mean:>8.3f} {std:>8.3f} {np.sqrt(d_k):>9.3f} {std / np.sqrt(d_k):>13.3f} {std_scaled:>11.3f}")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "explorer-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% explorer-md [markdown]
 # ### The scaling explorer
 #
 # 256 random queries attend over 64 random keys of width $d_k$ (entries $\mathcal{N}(0, 1)$,
@@ -272,17 +272,17 @@ for d_k, mean, std, std_scaled in rows:
 # **d_k** sets the width of queries and keys (1 to 1024); **scores** switches between the raw
 # scores $q \cdot k$ ("unscaled") and $q \cdot k / \sqrt{d_k}$ ("scaled by 1/√d_k").
 
-# %% nbgrader={"grade": false, "grade_id": "explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% explorer
 attnlab.scaling_explorer(d_k=256, scaled=False)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "compare-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% compare-md [markdown]
 # The same queries and keys, side by side. Read the unscaled columns downwards: the max weight
 # climbs towards 1 and the entropy falls towards 0 — the softmax becomes a hard argmax. Its
 # gradient first holds up (a moderately peaked softmax is, if anything, the most sensitive)
 # and then collapses once the weights are nearly one-hot. In the scaled columns nothing
 # depends on $d_k$: that is exactly what the $1/\sqrt{d_k}$ buys.
 
-# %% nbgrader={"grade": false, "grade_id": "compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% compare
 print("{:>5s} | {:>10s} {:>8s} {:>9s} {:10s} | {:>10s} {:>8s} {:>9s} {}".format(
     "d_k", tr("max weight"), tr("entropy"), tr("gradient"), tr("(unscaled)"),
     tr("max weight"), tr("entropy"), tr("gradient"), tr("(scaled)")))
@@ -295,7 +295,7 @@ raw, fixed = attnlab.scaling_statistics(1024, scaled=False), attnlab.scaling_sta
 print(tr("\nat d_k = 1024 the scale makes the typical softmax gradient {factor:,.0f}x larger",
          factor=fixed["grad_norm"] / raw["grad_norm"]))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 1 done: you measured what the fossils cost, built attention with learned projections,

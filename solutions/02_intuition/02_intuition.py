@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 2 — Intuition: why attention was inevitable
 #
 # *Lecture 14: Attention — leaving the fossils behind.* About 15 minutes.
@@ -36,7 +36,7 @@
 # | $P$ | an $N \times N$ permutation matrix: $PX$ reorders the rows of $X$ |
 # | $f$ | a layer, mapping $(N, d_\text{model}) \to (N, d')$ |
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import matplotlib.pyplot as plt
 import numpy as np
@@ -48,7 +48,7 @@ from grader_tests import check
 
 np.set_printoptions(precision=3, suppress=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "views-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% views-md [markdown]
 # ## Three views
 #
 # **1. Long range, in parallel.** An RNN carries everything it knows in one hidden vector,
@@ -69,7 +69,7 @@ np.set_printoptions(precision=3, suppress=True)
 # learned or supplied — positions are added explicitly) but leaves the model free to discover
 # which tokens matter, near or far.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "recall-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% recall-md [markdown]
 # ## 1. A measured race: recall at growing distance
 #
 # Each sequence is noise tokens (`n0`…`n7`) with one **key** (`K0`…`K7`) hidden $d$ positions
@@ -85,7 +85,7 @@ np.set_printoptions(precision=3, suppress=True)
 # on a laptop CPU; set `FULL_RUN = True` to train longer on longer distances (the numbers are in
 # the cell, and the printout repeats them).
 
-# %% nbgrader={"grade": false, "grade_id": "recall-example", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% recall-example
 example = attnlab.DistanceRecallTask(max_distance=12, seed=3)
 xs, ys = example.batch(2)
 for seq, target in zip(xs.tolist(), ys[:, -1].tolist()):
@@ -95,7 +95,7 @@ for seq, target in zip(xs.tolist(), ys[:, -1].tolist()):
     print(" ".join(f"{w:>3s}" for w in words),
           tr("   answer: K{key}, distance d = {distance}", key=target - example.n_noise, distance=distance))
 
-# %% nbgrader={"grade": false, "grade_id": "recall-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% recall-run
 FULL_RUN = False  # True: 1500 steps, distances up to 128 (a few minutes)
 
 recall_steps, recall_max_distance = (1500, 128) if FULL_RUN else (150, 64)
@@ -110,7 +110,7 @@ for kind, r in recall.items():
     print(tr("{kind}: {params:,d} parameters, {seconds:.1f} s of training, final loss {loss:.3f}",
              kind=kind, params=r["parameters"], seconds=r["seconds"], loss=r["loss"][-1]))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "recall-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% recall-read-md [markdown]
 # Read the two curves. The attention model's query scores every earlier token directly, so
 # a key far back is as close as one 1 token back: learning "attend to the key" once
 # solves every distance. The GRU must learn to *keep* the key in its state through $d$ noisy
@@ -119,7 +119,7 @@ for kind, r in recall.items():
 # needs only one remembered token — but every one of its steps still waits for the previous
 # one.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "perm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% perm-md [markdown]
 # ## 2. Attention sees a set: permutation equivariance
 #
 # **Claim.** Self-attention without positional information is *permutation equivariant*:
@@ -139,7 +139,7 @@ for kind, r in recall.items():
 # $\max \lvert f(x[\text{perm}]) - f(x)[\text{perm}] \rvert$, zero up to rounding for an
 # equivariant $f$. Six tokens, a cyclic shift:
 
-# %% nbgrader={"grade": false, "grade_id": "perm-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% perm-demo
 rng = np.random.default_rng(0)
 x = rng.normal(size=(6, 8))
 w_q, w_k, w_v = (rng.normal(size=(8, 8)) / np.sqrt(8) for _ in range(3))
@@ -162,7 +162,7 @@ print(tr("no positions:   max |f(x[perm]) - f(x)[perm]| = {gap:.1e}", gap=gap))
 gap_pos = attnlab.plot_permutation_check(attention_with_positions, x, perm, title=tr("self-attention + sinusoidal positions"))
 print(tr("with positions: max |f(x[perm]) - f(x)[perm]| = {gap:.3f}", gap=gap_pos))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "perm-read-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% perm-read-md [markdown]
 # Adding $PE[p]$ to token $p$ ties each vector to its slot: after the shift, a token arrives
 # with a different position vector, so its query and key change and the equivariance is
 # gone — which is exactly what a language model needs. Zone 3 derives the encodings
@@ -178,7 +178,7 @@ print(tr("with positions: max |f(x[perm]) - f(x)[perm]| = {gap:.3f}", gap=gap_po
 #
 # Permute the **token axis** (−2), not the first axis. Do not call `attnlab.permutation_check`.
 
-# %% nbgrader={"grade": false, "grade_id": "permutation_check", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def permutation_check(fn, x, perm):
     """max |fn(x[..., perm, :]) - fn(x)[..., perm, :]|: 0 when fn is permutation equivariant."""
     ### BEGIN SOLUTION
@@ -189,18 +189,18 @@ def permutation_check(fn, x, perm):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "permutation_check-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("permutation_check", permutation_check)
 ### BEGIN HIDDEN TESTS
 check("permutation_check", permutation_check, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "yours-perm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% yours-perm-md [markdown]
 # Your check on four layers. Which are equivariant? A causal mask ties token $i$ to the tokens
 # before it, so it also knows about order; a per-token MLP (the Transformer's feed-forward
 # layer) never mixes tokens at all.
 
-# %% nbgrader={"grade": false, "grade_id": "yours-perm", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% yours-perm
 w_1, w_2 = rng.normal(size=(8, 16)), rng.normal(size=(16, 8)) / 4
 layers = {
     tr("self-attention, no positions"): attention_layer,
@@ -216,7 +216,7 @@ try:
 except NotImplementedError:
     print(tr("Finish the exercise first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "minilm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% minilm-md [markdown]
 # ## 3. Real attention: a pretrained encoder
 #
 # MiniLM (all-MiniLM-L6-v2; Wang et al. 2020, a distilled BERT) has 6 layers of 12 heads. Its
@@ -234,7 +234,7 @@ except NotImplementedError:
 # - for each sentence, the head that most prefers the right noun over the wrong one;
 # - how many heads prefer the right noun in **both** sentences.
 
-# %% nbgrader={"grade": false, "grade_id": "minilm", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% minilm
 try:
     minilm = attnlab.load_minilm()
 except ModuleNotFoundError as err:
@@ -289,7 +289,7 @@ print(tr("\nheads whose 'it' prefers the right noun in both sentences: {count} o
                 for l, h in np.argwhere(right)))
 layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% heads-md [markdown]
 # **Reading the numbers.** Compare the two lines of the first head. The weights do move
 # between the two sentences — one word changed where "it" looks, which a convolution's fixed
 # kernel could never do. But check in the "wide" line whether "street" actually gets more
@@ -309,11 +309,11 @@ layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 # token, heads that park attention on `[CLS]` or `[SEP]` (a "no-op"), and a few that link
 # words by meaning.
 
-# %% nbgrader={"grade": false, "grade_id": "heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% heads
 tokens, weights = maps["tired"]
 attnlab.attention_heads_explorer(tokens, weights, layer=layer, head="all", query="it", title=source)
 
-# %% nbgrader={"grade": false, "grade_id": "two-sentences", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% two-sentences
 fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
 for ax, name in zip(axes, sentences):
     tokens, weights = maps[name]
@@ -323,14 +323,14 @@ for ax, name in zip(axes, sentences):
 fig.suptitle(tr("'it' in both sentences, the head that moves most ({source})", source=source))
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "free-question", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% free-question [markdown]
 # ## Free answer (2 points)
 #
 # Using your own run of the recall race above, explain in 3–5 sentences **why the GRU's
 # accuracy depends on the distance $d$ and the attention model's does not**. Name one price
 # attention pays for this (in compute, memory, or assumptions).
 
-# %% [markdown] nbgrader={"grade": true, "grade_id": "free-answer", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# %% free-answer [markdown] points=2
 # ### BEGIN SOLUTION
 # **Model answer.** The GRU must store the key in its fixed-size hidden state and keep it there
 # through $d$ updates by noise tokens; its path from the key to the query is $d$ steps long,
@@ -353,7 +353,7 @@ plt.show()
 #   of the weak inductive bias. Half a point if named without any reason.
 # ### END SOLUTION
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 2 done: you watched attention beat a GRU on long-range recall, proved and measured

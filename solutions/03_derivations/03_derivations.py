@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 3a — Derivations: why attention looks the way it does
 #
 # *Lecture 14: Attention — leaving the fossils behind.*
@@ -41,7 +41,7 @@
 #
 # Reading time: about 40 minutes, plus the exercises.
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import matplotlib.pyplot as plt
 import numpy as np
@@ -55,7 +55,7 @@ from grader_tests import check
 
 np.set_printoptions(precision=3, suppress=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s1-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s1-md [markdown]
 # ## 1. The definition, symbol by symbol
 #
 # $$\operatorname{Attention}(Q, K, V) = \operatorname{softmax}\!\left(\frac{Q K^\top}{\sqrt{d_k}}\right) V$$
@@ -80,7 +80,7 @@ np.set_printoptions(precision=3, suppress=True)
 # shrink the scores by $\sqrt{d_k}$ (§2), turn each row into a probability distribution
 # (§3), and average the values with those probabilities.
 
-# %% nbgrader={"grade": false, "grade_id": "s1-code", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s1-code
 rng = np.random.default_rng(0)
 N, d_model, d_k, d_v = 4, 8, 4, 4
 X = rng.normal(size=(N, d_model))
@@ -102,7 +102,7 @@ print(f"max |o_2 - sum_j alpha_2j v_j| = {np.abs(O[2] - o_2).max():.1e}")
 out, _ = attnlab.qkv_attention(X, W_Q, W_K, W_V)
 print(f"max |O - attnlab.qkv_attention(X, W_Q, W_K, W_V)| = {np.abs(O - out).max():.1e}")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s2-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s2-md [markdown]
 # ## 2. Why divide by $\sqrt{d_k}$: $\operatorname{Var}(q \cdot k) = d_k$
 #
 # **Claim.** Let $q, k \in \mathbb{R}^{d_k}$ have independent entries with mean 0 and variances
@@ -130,13 +130,13 @@ print(f"max |O - attnlab.qkv_attention(X, W_Q, W_K, W_V)| = {np.abs(O - out).max
 # check below also uses uniform entries. And trained $q, k$ are not independent; the claim is
 # about initialisation, where the scale must be right for training to start well.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "score_variance-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% score_variance-md [markdown]
 # ### Exercise 1 — `score_variance` (2 points)
 #
 # Write `score_variance(d_k, q_var=1.0, k_var=1.0, scaled=False)`: the variance the claim
 # predicts for $q\cdot k$ (or for $q\cdot k/\sqrt{d_k}$ when `scaled=True`), as a Python float.
 
-# %% nbgrader={"grade": false, "grade_id": "score_variance", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def score_variance(d_k, q_var=1.0, k_var=1.0, scaled=False):
     """Var(q . k) for d_k independent zero-mean entries; divided by d_k if the score is scaled."""
     ### BEGIN SOLUTION
@@ -147,13 +147,13 @@ def score_variance(d_k, q_var=1.0, k_var=1.0, scaled=False):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "score_variance-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("score_variance", score_variance)
 ### BEGIN HIDDEN TESTS
 check("score_variance", score_variance, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mc-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mc-md [markdown]
 # ### The check: Monte Carlo
 #
 # Draw 10 000 pairs $(q, k)$, compute the 10 000 dot products, measure their variance. A sample
@@ -163,7 +163,7 @@ check("score_variance", score_variance, hidden=True)
 # claim is true. Had the variance been $d_k^2$ or $\sqrt{d_k}$ instead, $z$ would run into the
 # hundreds.
 
-# %% nbgrader={"grade": false, "grade_id": "mc", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mc
 d_ks = (1, 4, 16, 64, 256, 1024)
 print("{:>8s} {:>5s} {:>18s} {:>12s} {:>10s} {:>6s}   {:>18s}".format(
     tr("entries"), "d_k", tr("Var(q.k) measured"), tr("claimed d_k"), tr("std error"), "z", "Var(q.k/sqrt(d_k))"))
@@ -189,10 +189,10 @@ ax.set_ylabel(tr("variance of the score"))
 ax.legend(fontsize=8)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mc-yours-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mc-yours-md [markdown]
 # Your formula against a measurement with unequal variances ($\sigma_q^2 = 2$, $\sigma_k^2 = 0.5$):
 
-# %% nbgrader={"grade": false, "grade_id": "mc-yours", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mc-yours
 try:
     for d in (16, 256):
         for is_scaled in (False, True):
@@ -204,7 +204,7 @@ try:
 except NotImplementedError:
     print(tr("Write score_variance above, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s3-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s3-md [markdown]
 # ## 3. Softmax saturation and its Jacobian
 #
 # Why do large scores hurt? Because of how the softmax passes gradients back.
@@ -234,7 +234,7 @@ except NotImplementedError:
 #   reaches the scores, the queries or the keys. Unscaled scores of standard deviation
 #   $\sqrt{d_k}$ do exactly this.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "softmax_jacobian-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% softmax_jacobian-md [markdown]
 # ### Exercise 2 — `softmax_jacobian` (2 points)
 #
 # Write `softmax_jacobian(s)` for scores of shape `(..., n)`, returning `(..., n, n)` with
@@ -242,7 +242,7 @@ except NotImplementedError:
 # a `-inf` score gets weight 0), then build $\operatorname{diag}(a) - aa^\top$ with broadcasting:
 # `a[..., :, None]` is a column, `a[..., None, :]` a row, `np.eye(n)` is $\delta_{ij}$.
 
-# %% nbgrader={"grade": false, "grade_id": "softmax_jacobian", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def softmax_jacobian(s):
     """Jacobian of softmax over the last axis: (..., n) -> (..., n, n), diag(a) - a a^T."""
     ### BEGIN SOLUTION
@@ -252,19 +252,19 @@ def softmax_jacobian(s):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "softmax_jacobian-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("softmax_jacobian", softmax_jacobian)
 ### BEGIN HIDDEN TESTS
 check("softmax_jacobian", softmax_jacobian, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "jac-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% jac-check-md [markdown]
 # ### The check: torch autograd
 #
 # `torch.autograd.functional.jacobian` differentiates `torch.softmax` mechanically, with no
 # formula from us. If the derivation were wrong, the difference would be of order 0.1.
 
-# %% nbgrader={"grade": false, "grade_id": "jac-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% jac-check
 s = np.random.default_rng(1).normal(size=6)
 J = attnlab.softmax_jacobian(s)
 J_autograd = torch.autograd.functional.jacobian(
@@ -280,14 +280,14 @@ try:
 except NotImplementedError:
     print(tr("(write softmax_jacobian above to compare yours with autograd too)"))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "saturation-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% saturation-md [markdown]
 # ### Saturation, measured
 #
 # Take 16 scores $s = \sigma z$ with $z \sim \mathcal N(0, 1)$ fixed, and grow their spread
 # $\sigma$. From §2, unscaled scores have $\sigma = \sqrt{d_k}$, so the second column is the
 # $d_k$ at which *unscaled* attention would see scores like these.
 
-# %% nbgrader={"grade": false, "grade_id": "saturation", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% saturation
 z = np.random.default_rng(2).normal(size=16)
 sigmas = (0.5, 1, 2, 4, 8, 16, 32)
 max_weight, max_entry = [], []
@@ -309,13 +309,13 @@ ax.set_xlabel(tr("score spread sigma (unscaled: sqrt(d_k))"))
 ax.legend()
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "saturation-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% saturation-after-md [markdown]
 # Read the table from top to bottom: as the spread grows, one weight climbs towards 1 and the
 # largest Jacobian entry collapses, always below the bound. Dividing by $\sqrt{d_k}$ keeps
 # $\sigma$ near 1, in the top rows, where gradients flow. (Zone 1's explorer shows the same
 # thing with a $d_k$ slider.)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s4-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s4-md [markdown]
 # ## 4. Multi-head attention as a low-rank split
 #
 # One attention pattern per token is limiting: a word may need to look at its subject *and* at
@@ -350,7 +350,7 @@ plt.show()
 # no parameters, and the same $O(N^2 d_{\text{model}})$ arithmetic for the scores; they only
 # cut the same budget into more, narrower pieces.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "multi_head_attention-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% multi_head_attention-md [markdown]
 # ### Exercise 3 — `multi_head_attention` (3 points)
 #
 # Write `multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads, causal=False)` for `x` of shape
@@ -364,7 +364,7 @@ plt.show()
 # 4. weights times values, swap the axes back, reshape to `(..., N, d_model)`;
 # 5. multiply by `w_o`.
 
-# %% nbgrader={"grade": false, "grade_id": "multi_head_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads, causal=False):
     """Multi-head self-attention. Returns out (..., N, d_model), weights (..., n_heads, N, N)."""
     ### BEGIN SOLUTION
@@ -386,20 +386,20 @@ def multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads, causal=False):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "multi_head_attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("multi_head_attention", multi_head_attention)
 ### BEGIN HIDDEN TESTS
 check("multi_head_attention", multi_head_attention, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mha-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mha-check-md [markdown]
 # ### The checks: ranks, the sum of heads, and parameter counts
 #
 # The heads below are rebuilt from Claims 1 and 2 alone — each head's scores from its matrix
 # $M_h$, the output as a sum over heads — with no reshape at all, and compared with
 # `attnlab.multi_head_attention`.
 
-# %% nbgrader={"grade": false, "grade_id": "mha-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mha-check
 rng = np.random.default_rng(3)
 tokens = ["the", "cat", "sat", "on", "the", "mat"]
 d_model, n_heads = 16, 4
@@ -432,12 +432,12 @@ for H in (1, 2, 4, 8, 12):
     counted = sum(p.numel() for p in module.parameters())
     print(f"{H:6d} {768 // H:7d} {counted:13,d} {4 * 768**2 + 4 * 768:10,d} {768 // H:14d}")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mha-heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mha-heads-md [markdown]
 # Each head's pattern on the six tokens. These weights are random, so the patterns mean nothing
 # yet — but they already differ from head to head, which is the point: four independent ways
 # of distributing attention, for the parameters of one. (Zone 2 shows trained heads.)
 
-# %% nbgrader={"grade": false, "grade_id": "mha-heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mha-heads
 for h in range(n_heads):
     print(tr("head {h}: 'mat' attends most to '{word}' (weight {weight:.2f})",
              h=h, word=tokens[weights[h, -1].argmax()], weight=weights[h, -1].max()))
@@ -450,7 +450,7 @@ try:
 except NotImplementedError:
     print(tr("Write multi_head_attention above to compare yours."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s5-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s5-md [markdown]
 # ## 5. Positions
 #
 # Attention compares every query with every key, and nothing in the formula says *where* a
@@ -458,7 +458,7 @@ except NotImplementedError:
 # permutation equivariance). The check: $\max|\operatorname{MHA}(PX) - P\operatorname{MHA}(X)|$ for a
 # permutation $P$, without and with positions added to $X$.
 
-# %% nbgrader={"grade": false, "grade_id": "perm", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% perm
 perm = np.array([2, 0, 1, 5, 3, 4])
 pe6 = attnlab.sinusoidal_positional_encoding(len(tokens), d_model)
 
@@ -474,7 +474,7 @@ def mha_with_positions(t):
 print(tr("no positions:   max |MHA(Px) - P MHA(x)| = {gap:.1e}", gap=attnlab.permutation_check(mha_no_positions, x, perm)))
 print(tr("with positions: max |MHA(Px) - P MHA(x)| = {gap:.1e}", gap=attnlab.permutation_check(mha_with_positions, x, perm)))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s5-intro-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s5-intro-md [markdown]
 # There are three places to put position information, and the three encodings of this section
 # use one each:
 #
@@ -494,7 +494,7 @@ print(tr("with positions: max |MHA(Px) - P MHA(x)| = {gap:.1e}", gap=attnlab.per
 # for $d_{\text{model}} = 32$). Like the hands of a clock, fast and slow pairs together give every
 # position a distinct vector.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sinusoidal_positional_encoding-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sinusoidal_positional_encoding-md [markdown]
 # ### Exercise 4 — `sinusoidal_positional_encoding` (2 points)
 #
 # Write `sinusoidal_positional_encoding(n_positions, d_model)` returning the
@@ -503,7 +503,7 @@ print(tr("with positions: max |MHA(Px) - P MHA(x)| = {gap:.1e}", gap=attnlab.per
 # the sine of one more frequency, whose cosine partner does not fit: `pe[:, 0::2]` has
 # `ceil(d/2)` columns and `pe[:, 1::2]` has `floor(d/2)`.
 
-# %% nbgrader={"grade": false, "grade_id": "sinusoidal_positional_encoding", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def sinusoidal_positional_encoding(n_positions, d_model):
     """PE[p, 2i] = sin(p w_i), PE[p, 2i+1] = cos(p w_i), w_i = 10000**(-2i/d_model)."""
     ### BEGIN SOLUTION
@@ -517,13 +517,13 @@ def sinusoidal_positional_encoding(n_positions, d_model):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "sinusoidal_positional_encoding-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("sinusoidal_positional_encoding", sinusoidal_positional_encoding)
 ### BEGIN HIDDEN TESTS
 check("sinusoidal_positional_encoding", sinusoidal_positional_encoding, hidden=True)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": false, "grade_id": "pe-picture", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% pe-picture
 pe = attnlab.sinusoidal_positional_encoding(64, 32)
 omega = 10000.0 ** (-np.arange(0, 32, 2) / 32)
 print(tr("d_model = 32: wavelengths 2 pi / omega_i from {shortest:.1f} to {longest:,.0f} positions "
@@ -542,7 +542,7 @@ axes[1].legend(fontsize=8)
 axes[1].set_title(tr("fast and slow columns"))
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "shift-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% shift-md [markdown]
 # ### Relative positions are a linear map: $PE_{p+k} = A(k)\, PE_p$
 #
 # **Claim.** For every offset $k$ there is a matrix $A(k)$, the same for **every** position $p$,
@@ -571,7 +571,7 @@ plt.show()
 # from $PE_p$ to $PE_{p+k}$ fitted by least squares on 2000 positions. If no such map existed,
 # the fit would leave a large residual.
 
-# %% nbgrader={"grade": false, "grade_id": "shift", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% shift
 d_model = 16
 pe = attnlab.sinusoidal_positional_encoding(3000, d_model)
 rows = slice(0, 2000)  # positions p = 0 .. 1999
@@ -601,7 +601,7 @@ dots = np.einsum("pd,pd->p", pe[0:2000], pe[7:2007])  # PE_p . PE_{p+7} for ever
 print(tr("PE_p . PE_(p+7) over 2000 positions: spread {spread:.1e}, vs sum_i cos(7 w_i): max difference {diff:.1e}",
          spread=np.ptp(dots), diff=np.abs(dots - np.cos(7 * omega).sum()).max()))
 
-# %% nbgrader={"grade": false, "grade_id": "shift-yours", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% shift-yours
 try:
     mine = sinusoidal_positional_encoding(1010, d_model)
     A10 = attnlab.sinusoid_shift_matrix(10, d_model)
@@ -610,7 +610,7 @@ try:
 except NotImplementedError:
     print(tr("Write sinusoidal_positional_encoding above to check the shift property on yours."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "rope-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% rope-md [markdown]
 # ### 5.2 RoPE: rotary position embedding (Su et al. 2021)
 #
 # The sinusoidal encoding is *added* to $x$, so a score $(x_m + PE_m) W_Q W_K^\top (x_n + PE_n)^\top$
@@ -642,7 +642,7 @@ except NotImplementedError:
 # Also, rotations keep lengths: $|\operatorname{rope}(x, p)| = |x|$, so RoPE never changes a
 # vector's size, only its direction.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "apply_rope-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% apply_rope-md [markdown]
 # ### Exercise 5 — `apply_rope` (3 points)
 #
 # Write `apply_rope(x, positions=None, base=10000.0)` for `x` of shape `(..., N, d)`, `d` even.
@@ -653,7 +653,7 @@ except NotImplementedError:
 # (Some libraries pair $x_i$ with $x_{i + d/2}$ instead — "rotate half". Same idea, different
 # layout; here the pairs are interleaved.)
 
-# %% nbgrader={"grade": false, "grade_id": "apply_rope", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def apply_rope(x, positions=None, base=10000.0):
     """Rotate each pair (x[2i], x[2i+1]) of the token at position p by p * base**(-2i/d)."""
     ### BEGIN SOLUTION
@@ -671,13 +671,13 @@ def apply_rope(x, positions=None, base=10000.0):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "apply_rope-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("apply_rope", apply_rope)
 ### BEGIN HIDDEN TESTS
 check("apply_rope", apply_rope, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "rope-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% rope-check-md [markdown]
 # ### The checks: complex numbers, lengths, and scores along diagonals
 #
 # Place the same query vector $q$ at every position $m = 0..31$ and the same key vector $k$ at
@@ -685,7 +685,7 @@ check("apply_rope", apply_rope, hidden=True)
 # constant along every diagonal ($m - n$ fixed): the largest spread along a diagonal is
 # rounding error, while the score still changes *between* diagonals.
 
-# %% nbgrader={"grade": false, "grade_id": "rope-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% rope-check
 rng = np.random.default_rng(5)
 x8 = rng.normal(size=(5, 8))
 theta = 10000.0 ** (-np.arange(0, 8, 2) / 8)
@@ -723,7 +723,7 @@ try:
 except NotImplementedError:
     print(tr("Write apply_rope above to compare yours."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "alibi-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% alibi-md [markdown]
 # ### 5.3 ALiBi: attention with linear biases (Press et al. 2022)
 #
 # ALiBi adds no vectors at all. It subtracts a penalty proportional to the distance from every
@@ -741,12 +741,12 @@ except NotImplementedError:
 # multiplies the weight by $e^{-m_h}$. Head $h$ has an effective span of about $1/m_h$ tokens.
 # The score depends on $i - j$ only, by construction.
 
-# %% nbgrader={"grade": false, "grade_id": "alibi-slopes", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% alibi-slopes
 print("attnlab.alibi_slopes(8): ", attnlab.alibi_slopes(8))
 print("2**(-8h/8), h = 1..8:    ", 2.0 ** (-8 * np.arange(1, 9) / 8))
 print("attnlab.alibi_slopes(12):", attnlab.alibi_slopes(12))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "alibi_bias-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% alibi_bias-md [markdown]
 # ### Exercise 6 — `alibi_bias` (2 points)
 #
 # Write `alibi_bias(n_heads, n_q, n_k=None)` returning the `(n_heads, n_q, n_k)` array
@@ -755,7 +755,7 @@ print("attnlab.alibi_slopes(12):", attnlab.alibi_slopes(12))
 # (decoding with a KV cache), query $i$ sits at absolute position $i + (n_k - n_q)$, so the last
 # query is level with the last key.
 
-# %% nbgrader={"grade": false, "grade_id": "alibi_bias", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def alibi_bias(n_heads, n_q, n_k=None):
     """ALiBi bias -slope_h * |i - j|, (n_heads, n_q, n_k), queries aligned to the last keys."""
     ### BEGIN SOLUTION
@@ -769,18 +769,18 @@ def alibi_bias(n_heads, n_q, n_k=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "alibi_bias-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("alibi_bias", alibi_bias)
 ### BEGIN HIDDEN TESTS
 check("alibi_bias", alibi_bias, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "alibi-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% alibi-check-md [markdown]
 # The check: give all keys the same content score (zero), keep only the bias and the causal
 # mask, and measure the ratio between the weights of neighbouring keys for the last query.
 # The claim says it is $e^{-m_h}$ exactly.
 
-# %% nbgrader={"grade": false, "grade_id": "alibi-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% alibi-check
 n_alibi, H_alibi = 10, 8
 bias = attnlab.alibi_bias(H_alibi, n_alibi)
 w_alibi = attnlab.softmax(np.where(attnlab.causal_mask(n_alibi), bias, -np.inf))
@@ -801,7 +801,7 @@ try:
 except NotImplementedError:
     print(tr("Write alibi_bias above to compare yours."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "compare-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% compare-md [markdown]
 # ### 5.4 The three compared
 #
 # | | where | parameters | score depends only on $m-n$? | beyond the training length | used by |
@@ -821,14 +821,14 @@ except NotImplementedError:
 # position signal (Zone 5 prints their size). A pretrained GPT-2 has no such rows: its table
 # stops at its context length.
 
-# %% nbgrader={"grade": false, "grade_id": "compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% compare
 print("{:>11s} {:>23s} {:>25s}".format(tr("encoding"), tr("spread along diagonals"), tr("spread between diagonals")))
 for kind in ("none", "sinusoidal", "rope", "alibi"):
     S_kind, along = attnlab.relative_position_check(kind)
     between = np.ptp([np.diagonal(S_kind, offset=o).mean() for o in range(-23, 24)])
     print(f"{kind:>11s} {along:23.1e} {between:25.2f}")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "explorer-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% explorer-md [markdown]
 # ### 5.5 Explorer: how each encoding sees distance
 #
 # How similar do two positions $k$ apart look? Left, the cosine of $PE_p$ and $PE_{p+k}$
@@ -841,10 +841,10 @@ for kind in ("none", "sinusoidal", "rope", "alibi"):
 # **max k** the largest distance drawn, and **ALiBi heads** the number of heads, each with its
 # own slope $m_h$.
 
-# %% nbgrader={"grade": false, "grade_id": "explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% explorer
 attnlab.positional_encoding_explorer()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s6-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s6-md [markdown]
 # ## 6. The Transformer block
 #
 # Attention mixes information *between* tokens; a feed-forward network (FFN) then transforms
@@ -866,12 +866,12 @@ attnlab.positional_encoding_explorer()
 # geometrically when the factors are small (or large). Measured on 30 tanh layers with
 # the same weights, with and without the `x +`:
 
-# %% nbgrader={"grade": false, "grade_id": "residual", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% residual
 norms = attnlab.residual_gradient_demo(n_layers=30, width=32, gain=0.5)
 print(tr("gradient norm reaching the input after 30 layers: plain {plain:.1e}, residual {residual:.1e}",
          plain=norms["plain"], residual=norms["residual"]))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "norms-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% norms-md [markdown]
 # ### 6.2 LayerNorm and RMSNorm
 #
 # **LayerNorm** (Ba et al. 2016) normalises each token vector $x \in \mathbb{R}^d$ over its own features:
@@ -894,14 +894,14 @@ print(tr("gradient norm reaching the input after 30 layers: plain {plain:.1e}, r
 # LayerNorm *is* RMSNorm applied to the centred vector: $\operatorname{LN}(x) = \operatorname{RMSNorm}(x - \mu)$
 # when $\beta = 0$ and the $\varepsilon$'s agree, because $\frac1d\sum_i(x_i-\mu)^2 = \sigma^2$.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "layer_norm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% layer_norm-md [markdown]
 # ### Exercise 7 — `layer_norm` (2 points)
 #
 # Write `layer_norm(x, gamma, beta, eps=1e-5)` for `x` of shape `(..., d)` and `gamma`, `beta` of
 # shape `(d,)`: statistics over the last axis (`axis=-1, keepdims=True`), biased variance,
 # `eps` inside the square root.
 
-# %% nbgrader={"grade": false, "grade_id": "layer_norm", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def layer_norm(x, gamma, beta, eps=1e-5):
     """LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta."""
     ### BEGIN SOLUTION
@@ -912,13 +912,13 @@ def layer_norm(x, gamma, beta, eps=1e-5):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "layer_norm-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("layer_norm", layer_norm)
 ### BEGIN HIDDEN TESTS
 check("layer_norm", layer_norm, hidden=True)
 ### END HIDDEN TESTS
 
-# %% nbgrader={"grade": false, "grade_id": "norms-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% norms-check
 rng = np.random.default_rng(6)
 xn = 3.0 + 2.0 * rng.normal(size=(4, 10))
 gamma, beta = 1 + 0.1 * rng.normal(size=10), 0.1 * rng.normal(size=10)
@@ -944,7 +944,7 @@ try:
 except NotImplementedError:
     print(tr("Write layer_norm above to compare yours with torch."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "ffn-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% ffn-md [markdown]
 # ### 6.3 The feed-forward network: ReLU, GELU, SwiGLU
 #
 # $$\operatorname{FFN}(x) = \phi(x W_1 + b_1)\, W_2 + b_2, \qquad W_1 \in \mathbb{R}^{d\times 4d},\ W_2 \in \mathbb{R}^{4d \times d} .$$
@@ -960,7 +960,7 @@ except NotImplementedError:
 #   $\operatorname{SiLU}(u) = u\,\sigma(u)$. One branch decides how much of the other passes. Three matrices
 #   instead of two, so LLaMA shrinks the hidden width to $\tfrac83 d$ to keep $3 \cdot d \cdot \tfrac83 d = 8d^2$ parameters.
 
-# %% nbgrader={"grade": false, "grade_id": "ffn", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% ffn
 attnlab.plot_activations()
 plt.show()
 u = np.linspace(-6, 6, 1201)
@@ -986,7 +986,7 @@ print(tr("parameters at d = {d}: GELU MLP (hidden {gelu_hidden}) {gelu:,}; "
          d=d, gelu_hidden=4 * d, gelu=count["GELU"], swiglu_hidden=mlp_swiglu.up.out_features,
          swiglu=count["SwiGLU"], eight_d2=8 * d * d))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "preln-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% preln-md [markdown]
 # ### 6.4 Pre-LN vs Post-LN
 #
 # Where the norm sits decides what the gradient sees. In **Pre-LN** the residual stream
@@ -1008,7 +1008,7 @@ print(tr("parameters at d = {d}: GELU MLP (hidden {gelu_hidden}) {gelu:,}; "
 # so the slope is fitted on $L \ge 4$ and should come out near $-\tfrac12$ for Pre-LN and near
 # $0$ for Post-LN.
 
-# %% nbgrader={"grade": false, "grade_id": "preln", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% preln
 variants = {"Pre-LN": True, "Post-LN": False}
 per_layer = {name: attnlab.gradient_norms_by_depth(pre, n_layers=12) for name, pre in variants.items()}
 depths = np.array([1, 2, 4, 8, 16, 32, 64])
@@ -1028,14 +1028,14 @@ for name in variants:
 attnlab.plot_gradient_norms(per_layer, depths, last_layer, fit_from=4)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "preln-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% preln-after-md [markdown]
 # Compare the printed slopes with the claim (the dotted line has slope $-\tfrac12$). A deeper
 # Pre-LN stack hands its top layer a smaller gradient; a Post-LN stack hands it the same
 # large gradient at every depth. On the left, Pre-LN layers nearer the input receive *larger*
 # gradients than the top ones: their output reaches every later layer through the untouched
 # residual stream. Zone 5 trains both variants.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s7-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s7-md [markdown]
 # ## 7. Causal masking
 #
 # A language model predicts token $t+1$ from tokens $1..t$. Training computes all positions in
@@ -1050,7 +1050,7 @@ plt.show()
 #
 # For example, $\operatorname{softmax}([1, 2, -\infty, 3]) = \frac{[e^1,\ e^2,\ 0,\ e^3]}{e^1 + e^2 + e^3}$:
 
-# %% nbgrader={"grade": false, "grade_id": "masking-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% masking-demo
 masked = attnlab.softmax(np.array([1.0, 2.0, -np.inf, 3.0]))
 print("softmax([1, 2, -inf, 3]) =", masked)
 print("softmax([1, 2, 3])       =", attnlab.softmax(np.array([1.0, 2.0, 3.0])), tr("(the same three numbers)"))
@@ -1074,7 +1074,7 @@ print(tr("fully masked row, -inf:"), attnlab.softmax(np.array([-np.inf, -np.inf,
 # With a KV cache the queries are the LAST tokens: bottom-right alignment.
 print(tr("causal_mask(2, 5): two new queries, five keys (three cached)\n"), attnlab.causal_mask(2, 5).astype(int))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "causal_mask-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% causal_mask-md [markdown]
 # ### Exercise 8 — `causal_mask` (2 points)
 #
 # Write `causal_mask(n_q, n_k=None)` returning a **boolean** `(n_q, n_k)` array, True where query
@@ -1082,7 +1082,7 @@ print(tr("causal_mask(2, 5): two new queries, five keys (three cached)\n"), attn
 # absolute position $i + (n_k - n_q)$, so it sees keys $j \le i + (n_k - n_q)$ (as printed just above).
 # Hint: `np.arange(n_q)[:, None]` and `np.arange(n_k)[None, :]` broadcast to the full grid.
 
-# %% nbgrader={"grade": false, "grade_id": "causal_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def causal_mask(n_q, n_k=None):
     """Boolean (n_q, n_k): True where key j <= i + (n_k - n_q) (bottom-right aligned)."""
     ### BEGIN SOLUTION
@@ -1094,20 +1094,20 @@ def causal_mask(n_q, n_k=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "causal_mask-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("causal_mask", causal_mask)
 ### BEGIN HIDDEN TESTS
 check("causal_mask", causal_mask, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "causal-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% causal-check-md [markdown]
 # ### The checks: torch, and "changing the future changes nothing"
 #
 # First against `torch.nn.functional.scaled_dot_product_attention(..., is_causal=True)`. Then the
 # property itself: change the keys and values of the **last** token; the outputs of all earlier
 # tokens must not move at all — not approximately, exactly.
 
-# %% nbgrader={"grade": false, "grade_id": "causal-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% causal-check
 rng = np.random.default_rng(9)
 q7, k7, v7 = rng.normal(size=(3, 2, 6, 8))  # (batch, tokens, width)
 out7, _ = attnlab.scaled_dot_product_attention(q7, k7, v7, causal=True)
@@ -1124,7 +1124,7 @@ try:
 except NotImplementedError:
     print(tr("Write causal_mask above to see yours."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mask-explorer-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mask-explorer-md [markdown]
 # ### Explorer: causal and sparse masks
 #
 # Masks do more than hide the future. A *sliding window* (local) keeps only the last few keys
@@ -1137,10 +1137,10 @@ except NotImplementedError:
 # local (and BigBird) query sees, and **stride** the spacing of the far keys of the strided and
 # fixed patterns.
 
-# %% nbgrader={"grade": false, "grade_id": "mask-explorer", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mask-explorer
 attnlab.mask_explorer()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "s8-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% s8-md [markdown]
 # ## 8. Boss battle: one GPT-2 block in NumPy
 #
 # Everything so far, assembled. GPT-2 (Radford et al. 2019) stacks copies of this block (12 in
@@ -1163,7 +1163,7 @@ attnlab.mask_explorer()
 #
 # with $\operatorname{GELU}_{\tanh}(u) = \tfrac12 u\big(1 + \tanh(\sqrt{2/\pi}\,(u + 0.044715\,u^3))\big)$ (§6.3).
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "gpt2_block-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gpt2_block-md [markdown]
 # ### Exercise 9 — `gpt2_block` (4 points)
 #
 # Write `gpt2_block(x, params, n_heads)` for `x` of shape `(..., N, d)`, following the nine
@@ -1172,7 +1172,7 @@ attnlab.mask_explorer()
 # Exercise 3: `reshape(*lead, N, n_heads, d_head)`, then `np.swapaxes(t, -3, -2)`.
 # `np.split(qkv, 3, axis=-1)` cuts $[\,Q \mid K \mid V\,]$ into its three parts.
 
-# %% nbgrader={"grade": false, "grade_id": "gpt2_block", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def gpt2_block(x, params, n_heads):
     """One GPT-2 block: h = x + Attn(LN_1(x)); y = h + MLP(LN_2(h)). x (..., N, d) -> (..., N, d)."""
     ### BEGIN SOLUTION
@@ -1198,13 +1198,13 @@ def gpt2_block(x, params, n_heads):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gpt2_block-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("gpt2_block", gpt2_block)
 ### BEGIN HIDDEN TESTS
 check("gpt2_block", gpt2_block, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "boss-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% boss-check-md [markdown]
 # ### The checks: the same weights in three implementations
 #
 # `attnlab.random_gpt2_block_params` draws one set of block weights (random, without
@@ -1220,7 +1220,7 @@ check("gpt2_block", gpt2_block, hidden=True)
 # Three independent implementations agreeing to rounding error (around $10^{-15}$ in float64)
 # leave little room for a mistake in any of them.
 
-# %% nbgrader={"grade": false, "grade_id": "boss-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% boss-check
 d_model, n_heads = 32, 4
 block_tokens = ["The", "animal", "didn't", "cross", "the", "street", "because", "it", "was", "tired"]
 params = attnlab.random_gpt2_block_params(d_model, seed=0)
@@ -1258,12 +1258,12 @@ attnlab.plot_head_maps(block_weights[0].numpy(), tokens=block_tokens,
                        title=tr("the block's causal attention, per head (random weights)"))
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "boss-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% boss-after-md [markdown]
 # Every heatmap is lower-triangular: the causal mask at work. A full GPT-2 adds a token and a
 # position embedding before the first block, a final LayerNorm after the last one, and a linear
 # layer that shares the token embedding matrix — Zone 4 builds it and loads the real weights.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 3a done. You derived and checked:

@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 3b — Derivations II: making attention efficient
 #
 # *Lecture 14: Attention — leaving the fossils behind.*
@@ -43,7 +43,7 @@
 # | $K$ | SSM convolution kernel |
 # | $H,\ H_{kv}$ | query heads, key/value heads |
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import math
 
@@ -57,7 +57,7 @@ from grader_tests import check
 
 np.set_printoptions(precision=4, suppress=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hbm-md [markdown]
 # ## 1. FlashAttention
 #
 # ### 1.1 Where the time goes: memory traffic
@@ -106,7 +106,7 @@ np.set_printoptions(precision=4, suppress=True)
 #
 # Write the formula yourself: do not call `attnlab.hbm_traffic`.
 
-# %% nbgrader={"grade": false, "grade_id": "hbm_traffic", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def hbm_traffic(n, d, sram_bytes, bytes_per_element=2):
     """HBM bytes read + written by standard attention and FlashAttention (one head)."""
     ### BEGIN SOLUTION
@@ -119,19 +119,19 @@ def hbm_traffic(n, d, sram_bytes, bytes_per_element=2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "hbm_traffic-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("hbm_traffic", hbm_traffic)
 ### BEGIN HIDDEN TESTS
 check("hbm_traffic", hbm_traffic, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hbm-table-md [markdown]
 # ### Your formula at 2K and 8K context
 #
 # One head of width $d = 64$ in fp16, with 100 KiB of SRAM (the paper's "around 100KB" when it
 # discusses Theorem 2). The table comes from **your** function (MB here are $10^6$ bytes).
 
-# %% nbgrader={"grade": false, "grade_id": "hbm-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hbm-table
 D_HEAD, SRAM = 64, 100 * 1024
 try:
     table = {n: hbm_traffic(n, D_HEAD, SRAM) for n in (2048, 8192)}
@@ -149,7 +149,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 1 (hbm_traffic) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "hbm-count-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hbm-count-md [markdown]
 # Where does the limit come from? For large $N$, standard $\approx 4N^2$ and flash
 # $\approx T_c \cdot 3Nd \approx (4Nd/M)\,3Nd = 12N^2d^2/M$; the ratio is $M/(3d^2)$. FlashAttention's
 # saving in *traffic* is a constant factor set by the SRAM size — on top of which it never
@@ -160,7 +160,7 @@ except NotImplementedError:
 # data through a simulated HBM that counts every element loaded or stored. If the table above
 # double-counted or forgot a term, the two columns below would disagree.
 
-# %% nbgrader={"grade": false, "grade_id": "hbm-count", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hbm-count
 rng = np.random.default_rng(0)
 print("{:>4} {:>3} {:>7} | {:>16} {:>9} | {:>13} {:>9} | max |out - attention|".format(
     "N", "d", "SRAM B", tr("counted standard"), tr("formula"), tr("counted flash"), tr("formula")))
@@ -182,7 +182,7 @@ except NotImplementedError:
 attnlab.plot_hbm_traffic([256, 512, 1024, 2048, 4096, 8192, 16384], d=D_HEAD, sram_bytes=SRAM)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "online-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% online-md [markdown]
 # ### 1.2 The online softmax
 #
 # To avoid storing $S$, FlashAttention sees the keys one block at a time. For one query with
@@ -215,7 +215,7 @@ plt.show()
 # are `(..., Nq)`, `acc` is `(..., Nq, d_v)` — so a factor of shape `(..., Nq)` multiplies `acc`
 # as `factor[..., None]`. Return `acc` **unnormalised** (do not divide by `l`).
 
-# %% nbgrader={"grade": false, "grade_id": "online_softmax_merge", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
     """Merge two partial softmax states over disjoint key blocks. Returns (m, l, acc)."""
     ### BEGIN SOLUTION
@@ -229,20 +229,20 @@ def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "online_softmax_merge-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("online_softmax_merge", online_softmax_merge)
 ### BEGIN HIDDEN TESTS
 check("online_softmax_merge", online_softmax_merge, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "online-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% online-check-md [markdown]
 # **Check against the full softmax.** 5 queries, 64 keys cut into 8 blocks of 8. Start from the
 # empty state, fold in one block at a time with your merge, divide by $\ell$ at the end, and compare
 # with attention computed in one go. Merging is also associative: a tree of merges (block pairs,
 # then pairs of pairs) must give the same answer — which is what lets GPUs split the keys across
 # thread blocks (FlashDecoding).
 
-# %% nbgrader={"grade": false, "grade_id": "online-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% online-check
 rng = np.random.default_rng(1)
 q = 3 * rng.standard_normal((5, 16))
 k, v = rng.standard_normal((64, 16)), rng.standard_normal((64, 4))
@@ -273,7 +273,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 2 (online_softmax_merge) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "tiled-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% tiled-md [markdown]
 # ### 1.3 The tiled algorithm
 #
 # Put the two pieces together. For each block of queries $Q_i$ (kept in SRAM):
@@ -288,7 +288,7 @@ except NotImplementedError:
 # It must give the same output as `attnlab.scaled_dot_product_attention`, and its memory must not
 # grow like $N^2$. Both are measured below (memory with Python's `tracemalloc`, inputs excluded).
 
-# %% nbgrader={"grade": false, "grade_id": "tiled", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% tiled
 rng = np.random.default_rng(2)
 q, k, v = (rng.standard_normal((2, 300, 32)) for _ in range(3))  # 2 heads, 300 tokens (not a multiple of the block)
 for causal in (False, True):
@@ -305,12 +305,12 @@ for n in (512, 1024, 2048):
     print(f"{n:>5} | {mem['standard_bytes'] / 1e6:16.1f} | {mem['flash_bytes'] / 1e6:13.2f} | "
           f"{mem['scores_bytes'] / 1e6:20.1f} | {mem['standard_bytes'] / mem['flash_bytes']:8.0f}x")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "tiled-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% tiled-after-md [markdown]
 # The standard peak is a few $N \times N$ matrices (scores, weights, temporaries) and grows 4× each
 # time $N$ doubles; the tiled peak is the output and the running statistics plus a few $64 \times 64$
 # tiles, and grows at most 2×. Same numbers, different memory: that is FlashAttention.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sparse-md [markdown]
 # ## 2. Sparse attention patterns
 #
 # FlashAttention still computes all $N^2$ scores. Sparse attention computes only the pairs
@@ -345,7 +345,7 @@ for n in (512, 1024, 2048):
 #   — except those whose priority is infinite (so an early causal row gets fewer keys);
 # - **bigbird** is the union (`|`) of your own local, fixed and random masks with the same arguments.
 
-# %% nbgrader={"grade": false, "grade_id": "sparse_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def sparse_mask(n, pattern, window=3, stride=4, n_global=1, n_random=2, seed=0, causal=False):
     """Boolean (n, n) mask, True where query i may attend key j, for a sparse pattern."""
     ### BEGIN SOLUTION
@@ -375,13 +375,13 @@ def sparse_mask(n, pattern, window=3, stride=4, n_global=1, n_random=2, seed=0, 
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "sparse_mask-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("sparse_mask", sparse_mask)
 ### BEGIN HIDDEN TESTS
 check("sparse_mask", sparse_mask, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-draw-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sparse-draw-md [markdown]
 # ### The patterns, drawn and counted
 #
 # Yellow = computed. Below, the four patterns on 32 tokens ($w = 2$, $s = 4$, $g = 1$, $r = 2$), then
@@ -390,18 +390,18 @@ check("sparse_mask", sparse_mask, hidden=True)
 # per query **n_random** ($r$), the **causal** switch and the **seed** that draws the random keys; it redraws the mask and reprints its cost (entries counted
 # in the drawn mask, and the closed form of the table above, which must agree).
 
-# %% nbgrader={"grade": false, "grade_id": "sparse-draw", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sparse-draw
 attnlab.plot_sparse_patterns(n=32, window=2, stride=4, n_global=1, n_random=2)
 plt.show()
 attnlab.sparse_mask_explorer(n=32)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-count-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sparse-count-md [markdown]
 # **Counted vs closed form, at $N = 1024$.** Each mask is built (by your function if it is done) and
 # its True entries counted; `attnlab.sparse_mask_nnz` evaluates the closed forms. Then the cost is
 # made real: `attnlab.block_sparse_attention` computes only the $32 \times 32$ tiles of the score
 # matrix that contain a True, and must still equal dense masked attention.
 
-# %% nbgrader={"grade": false, "grade_id": "sparse-count", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sparse-count
 import torch  # block_sparse_attention works on torch tensors
 
 N_SPARSE = 1024
@@ -428,7 +428,7 @@ dense, _ = attnlab.scaled_dot_product_attention(qt.numpy(), kt.numpy(), vt.numpy
 sparse = attnlab.block_sparse_attention(qt, kt, vt, mask, block_size=32).numpy()
 print(tr("\nBigBird: block-sparse vs dense masked attention, max difference {diff:.1e}", diff=np.abs(sparse - dense).max()))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sparse-tiles-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sparse-tiles-md [markdown]
 # Look at the last column. Local and fixed patterns are sparse in *tiles* too, so a GPU kernel skips
 # most of the work. Strided and random keys are sparse in *entries* but touch every $32 \times 32$ tile:
 # hardware computes tiles, so such a mask saves nothing unless the pattern is laid out in blocks —
@@ -436,7 +436,7 @@ print(tr("\nBigBird: block-sparse vs dense masked attention, max difference {dif
 # tokens (Zaheer et al. 2020; Hugging Face's `BigBirdConfig` defaults to `block_size=64` and 3 random
 # blocks).
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "linear-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% linear-md [markdown]
 # ## 3. Linear attention by associativity
 #
 # Write softmax attention with a general similarity $\operatorname{sim}(q, k) = \exp(q \cdot k / \sqrt d)$:
@@ -465,7 +465,7 @@ print(tr("\nBigBird: block-sparse vs dense masked attention, max difference {dif
 # sums of $S$, then `np.einsum` to contract with $\phi(q_i)$. No $1/\sqrt d$ here. Do not call
 # `attnlab.linear_attention`.
 
-# %% nbgrader={"grade": false, "grade_id": "linear_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def linear_attention(q, k, v, causal=False):
     """Linear attention with phi = elu + 1, O(N d^2) by associativity. Returns (..., N, d_v)."""
     ### BEGIN SOLUTION
@@ -486,19 +486,19 @@ def linear_attention(q, k, v, causal=False):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "linear_attention-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("linear_attention", linear_attention)
 ### BEGIN HIDDEN TESTS
 check("linear_attention", linear_attention, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "linear-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% linear-check-md [markdown]
 # **Check: the $O(N d^2)$ form equals the quadratic form** (`attnlab.linear_attention_quadratic`
 # builds the $N \times N$ weights $\phi(q_i)^\top\phi(k_j) / \sum_{j'} \phi(q_i)^\top\phi(k_{j'})$
 # explicitly), and the causal one equals the RNN (`attnlab.linear_attention_recurrent`, one token at
 # a time with state $(S, z)$). Then time both sides of the associativity on growing $N$.
 
-# %% nbgrader={"grade": false, "grade_id": "linear-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% linear-check
 rng = np.random.default_rng(4)
 q, k, v = (rng.standard_normal((2, 200, 16)) for _ in range(3))
 try:
@@ -515,7 +515,7 @@ print("\n{:>5} | {:>27} | {:>26} | {}".format(
 for row in attnlab.time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d=32):
     print(f"{row['n']:>5} | {row['quadratic_s'] * 1e3:24.2f} ms | {row['linear_s'] * 1e3:23.2f} ms | {row['ratio']:5.1f}x")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "linear-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% linear-after-md [markdown]
 # The linear form's time grows like $N$, the quadratic one's at least like $N^2$, so the ratio grows
 # with $N$ — at least like $N/d$, and faster once the $N \times N$ matrices no longer fit in the CPU's
 # caches (timings are noisy on a shared CPU; the trend is the point).
@@ -551,7 +551,7 @@ for row in attnlab.time_linear_vs_quadratic(ns=(256, 512, 1024, 2048), d=32):
 # the squared kernel times $e^{\lVert x + y \rVert^2} - 1$; averaging $m$ features divides it by $m$. The
 # relative error therefore grows exponentially with $\lVert x + y \rVert^2$. The cell checks this too.
 
-# %% nbgrader={"grade": false, "grade_id": "performer", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% performer
 rng = np.random.default_rng(5)
 x, y = 0.5 * rng.standard_normal(8), 0.5 * rng.standard_normal(8)
 for m in (100, 10_000, 1_000_000):
@@ -573,7 +573,7 @@ print(tr("log-log slope over the larger m: {iid:.2f} (i.i.d.), {orth:.2f} (ortho
 attnlab.plot_performer_error(curve)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "ssm-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% ssm-md [markdown]
 # The errors are large at small $m$: the relative variance of each feature is $e^{\lVert x + y \rVert^2} - 1$
 # (Lemma 1 above), which grows fast with the size of the queries and keys. That is why the check
 # uses small ones (standard deviation 0.5). Try `attnlab.performer_error_curve(qk_std=1.0)` to see
@@ -620,7 +620,7 @@ plt.show()
 # - dense: the **matrix** exponential `attnlab.expm(delta * A)` (not `np.exp`), and
 #   $\bar B$ by `np.linalg.solve(delta * A, ...)` rather than an explicit inverse.
 
-# %% nbgrader={"grade": false, "grade_id": "ssm_discretize", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def ssm_discretize(A, B, delta):
     """Zero-order hold: (A_bar, B_bar) = (exp(delta A), (delta A)^-1 (exp(delta A) - I) delta B)."""
     ### BEGIN SOLUTION
@@ -636,20 +636,20 @@ def ssm_discretize(A, B, delta):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ssm_discretize-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("ssm_discretize", ssm_discretize)
 ### BEGIN HIDDEN TESTS
 check("ssm_discretize", ssm_discretize, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "zoh-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% zoh-check-md [markdown]
 # **Two independent checks.** (1) Van Loan's trick: the exponential of the block matrix
 # $\Delta \begin{pmatrix} A & B \\ 0 & 0 \end{pmatrix}$ is $\begin{pmatrix} \bar A & \bar B \\ 0 & I \end{pmatrix}$
 # (its top-right block is exactly the integral in the proof). (2) Simulate the ODE over one step with
 # 100,000 tiny Euler sub-steps and a constant input: one ZOH step must land on the same state, one big
 # Euler step must not.
 
-# %% nbgrader={"grade": false, "grade_id": "zoh-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% zoh-check
 A = np.array([[-1.0, 2.0], [-2.0, -0.5]])  # a damped rotation
 B = np.array([[1.0], [0.5]])
 delta, h0, u0 = 0.3, np.array([1.0, -1.0]), 2.0
@@ -669,7 +669,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 5 (ssm_discretize) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kernel-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kernel-md [markdown]
 # The ZOH step agrees with the simulation up to the simulation's own error (about $\Delta^2/\text{steps}$);
 # Euler is off in the second digit.
 #
@@ -693,7 +693,7 @@ except NotImplementedError:
 # with `.reshape(-1)`), `A_bar` diagonal `(n,)` or dense `(n, n)`. Keep a vector $x = \bar A^k \bar B$
 # and multiply it by $\bar A$ once per step (`A_bar * x` if diagonal, `A_bar @ x` if dense).
 
-# %% nbgrader={"grade": false, "grade_id": "ssm_kernel", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def ssm_kernel(A_bar, B_bar, C, L):
     """K = (C B_bar, C A_bar B_bar, ..., C A_bar^(L-1) B_bar), shape (L,)."""
     ### BEGIN SOLUTION
@@ -708,18 +708,18 @@ def ssm_kernel(A_bar, B_bar, C, L):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ssm_kernel-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("ssm_kernel", ssm_kernel)
 ### BEGIN HIDDEN TESTS
 check("ssm_kernel", ssm_kernel, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kernel-check-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kernel-check-md [markdown]
 # **Check: the convolution with your kernel equals the recurrence**, for an S4D-style diagonal state
 # (eigenvalues $-\tfrac12 + i\pi n$, complex: the kernel oscillates) and for a dense one. The
 # recurrence is `attnlab.ssm_recurrence` (step by step); the convolution `attnlab.ssm_convolve` (FFT).
 
-# %% nbgrader={"grade": false, "grade_id": "kernel-check", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kernel-check
 rng = np.random.default_rng(7)
 L_SEQ = 256
 u = rng.standard_normal((3, L_SEQ))  # 3 input sequences
@@ -746,7 +746,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 6 (ssm_kernel) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mamba-md [markdown]
 # ### 4.3 Mamba: selective (input-dependent) $\Delta$, $B$, $C$
 #
 # An LTI system treats every token the same way: it cannot decide to *remember this token* and
@@ -773,7 +773,7 @@ except NotImplementedError:
 # `dt = delta[:, :, t, None]`, $\bar A$ = `np.exp(dt * A)`, add `dt * B[:, None, :, t] * u[:, :, t, None]`,
 # then read out with `np.einsum("bdn,bn->bd", h, C[:, :, t])`. Add `D[:, None] * u` at the end if given.
 
-# %% nbgrader={"grade": false, "grade_id": "selective_scan", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def selective_scan(u, delta, A, B, C, D=None):
     """Mamba's selective scan: h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = C_t . h_t + D u_t."""
     ### BEGIN SOLUTION
@@ -790,13 +790,13 @@ def selective_scan(u, delta, A, B, C, D=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "selective_scan-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("selective_scan", selective_scan)
 ### BEGIN HIDDEN TESTS
 check("selective_scan", selective_scan, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mamba-demo-md [markdown]
 # **A Mamba block, opened up.** `attnlab.mamba_selective_inputs` feeds a token sequence (random
 # embeddings) through a randomly initialised `attnlab.MambaBlock` (the layout of Hugging Face's
 # `MambaMixer`) and returns what its scan sees. Three checks:
@@ -806,7 +806,7 @@ check("selective_scan", selective_scan, hidden=True)
 # 3. freeze $\Delta, B, C$ (here: at their average over time) and the selective scan becomes an LTI
 #    SSM again — equal to the convolution with the kernel of section 4.2, channel by channel.
 
-# %% nbgrader={"grade": false, "grade_id": "mamba-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mamba-demo
 tokens = np.array([3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4])
 s = attnlab.mamba_selective_inputs(tokens, d_model=16, d_state=8)
 attnlab.plot_selective_params(s["delta"], s["B"], s["C"], tokens=tokens)
@@ -833,7 +833,7 @@ y_conv = np.stack([attnlab.ssm_convolve(attnlab.ssm_kernel(np.exp(dt[0, c, 0] * 
 print(tr("3. frozen delta, B, C: max |selective scan - LTI convolution| = {diff:.1e}",
          diff=np.abs(y_frozen[0] - y_conv).max()))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-md [markdown]
 # ## 5. The KV cache
 #
 # A decoder generates one token at a time; the new query must attend to the keys and values of every
@@ -853,7 +853,7 @@ print(tr("3. frozen delta, B, C: max |selective scan - LTI convolution| = {diff:
 # Write `kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2)`
 # returning the number of bytes as an integer.
 
-# %% nbgrader={"grade": false, "grade_id": "kv_cache_bytes", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_element=2):
     """Bytes of a KV cache: keys and values for every layer, kv head, token and sequence."""
     ### BEGIN SOLUTION
@@ -862,13 +862,13 @@ def kv_cache_bytes(n_layers, n_kv_heads, head_dim, seq_len, batch=1, bytes_per_e
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "kv_cache_bytes-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("kv_cache_bytes", kv_cache_bytes)
 ### BEGIN HIDDEN TESTS
 check("kv_cache_bytes", kv_cache_bytes, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-table-md [markdown]
 # **Real models.** Shapes from the published `config.json` of each model on the Hugging Face Hub
 # (`openai-community/gpt2`, `meta-llama/Llama-2-7b-hf`, `mistralai/Mistral-7B-v0.1`,
 # `meta-llama/Llama-3.1-8B`, `meta-llama/Llama-2-70b-hf`, `tiiuae/falcon-7b`; they are
@@ -881,7 +881,7 @@ check("kv_cache_bytes", kv_cache_bytes, hidden=True)
 # 4 bytes per element) runs a forward pass with its cache on, and we add up the bytes of the tensors
 # it actually cached.
 
-# %% nbgrader={"grade": false, "grade_id": "kv-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-table
 print(tr("every token kept (the formula above, ignoring any sliding window); KiB = 1024 bytes, GiB = 2^30 bytes;"))
 print(tr("(in brackets: longer than the context the model was trained for)"))
 print("{:>12} | {:>4} | {:>6} | {:>5} | {:>8} | {:>8} | {:>7} | {:>11} | {:>9} | {:>10} | {}".format(
@@ -916,7 +916,7 @@ try:
 except NotImplementedError:
     print(tr("\nFinish exercise 8 (kv_cache_bytes) to compare your formula with a real cache."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-compress-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-compress-md [markdown]
 # ### Compressing the cache of a trained model
 #
 # MQA and GQA are chosen before training. Can we shrink the cache of a model that is already trained?
@@ -943,7 +943,7 @@ except NotImplementedError:
 # value it brings). Baselines: keep the most recent positions, or random ones. The closed form is
 # checked by Monte Carlo first.
 
-# %% nbgrader={"grade": false, "grade_id": "kv-compress-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-compress-train
 FULL_RUN = False  # True: 1500 training steps (a few minutes on a laptop) instead of 300
 
 rng = np.random.default_rng(9)
@@ -964,7 +964,7 @@ print(tr("tiny GPT trained: loss {first:.2f} -> {last:.2f} (uniform guessing ove
          first=history["loss"][0], last=history["loss"][-1], vocab=corpus.vocab_size,
          uniform=np.log(corpus.vocab_size)))
 
-# %% nbgrader={"grade": false, "grade_id": "kv-compress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-compress
 kv = attnlab.kv_compression_errors(model, corpus, n_groups=4, prune_fractions=(0.3, 0.6, 0.9))
 print(tr("MHA -> GQA with 4 kv heads (errors = ||out - out_MHA|| / ||out_MHA|| on held-out text)"))
 print("{:>5} | {:>23} {:>10} | {:>21} {:>10} | {}".format(
@@ -986,7 +986,7 @@ for p in kv["pruning"]:
           f"{errors['recency']:7.3f} | {errors['random']:6.3f} | {best}")
 print(tr("\nexpected attention is best in {wins} of {total} settings", wins=wins, total=len(kv["pruning"])))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-compress-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-compress-after-md [markdown]
 # How to read these numbers (they come from a model trained for seconds, so expect them to move with
 # the seed and with `FULL_RUN`):
 # - Mean-pooling heads *without retraining* changes the layer's output a lot, whichever groups you
@@ -997,7 +997,7 @@ print(tr("\nexpected attention is best in {wins} of {total} settings", wins=wins
 #   few characters is served well by recency; one that looks back at specific earlier tokens needs a
 #   content-based rule such as expected attention. Random pruning is the floor any rule must beat.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "graph-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% graph-md [markdown]
 # ## 6. Attention as message passing
 #
 # Read the tokens as the nodes of a graph and the mask as its edges: $\text{mask}[i, j] = $ True is an
@@ -1014,7 +1014,7 @@ print(tr("\nexpected attention is best in {wins} of {total} settings", wins=wins
 # layers needed before every token can reach every other — the "maximum path length" of Zone 1's
 # fossil table (an RNN needs $N$; full attention 1).
 
-# %% nbgrader={"grade": false, "grade_id": "graph", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% graph
 rng = np.random.default_rng(8)
 n_nodes = 24
 q, k, v = (rng.standard_normal((n_nodes, 8)) for _ in range(3))
@@ -1038,7 +1038,7 @@ print("\n{:>24} | {:>5} | {}".format(
 for name, graph in graphs.items():
     print(f"{name:>24} | {int(graph.sum()):>5} | {attnlab.graph_hops(graph):g}")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "map-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% map-md [markdown]
 # A purely strided graph never connects tokens of different residue classes (inf): that is why the
 # Sparse Transformer alternates it with a local pattern, and why BigBird adds global tokens — two hops
 # through a global token connect anything.
@@ -1050,7 +1050,7 @@ for name, graph in graphs.items():
 # kept to generate the next token, whether the softmax is computed exactly, and the hops needed to
 # connect all tokens (measured on 256-token graphs).
 
-# %% nbgrader={"grade": false, "grade_id": "map", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% map
 rows = attnlab.efficiency_map(n=4096, d=64)
 print("{:>32} | {:>13} | {:>12} | {:>12} | {:>4} | {}".format(
     tr("method"), tr("multiply-adds"), tr("train memory"), tr("decode state"), tr("hops"), tr("softmax?")))
@@ -1060,7 +1060,7 @@ for r in rows:
 attnlab.plot_efficiency_map(rows)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "map-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% map-after-md [markdown]
 # How to read it:
 # - **FlashAttention** moves full attention *down in training memory* without changing anything else:
 #   same numbers, same compute. It is the default today.
@@ -1074,7 +1074,7 @@ plt.show()
 # No point is best on every axis; that is why today's long-context models mix them (hybrids of
 # attention and Mamba layers, local + global layers, GQA + FlashAttention).
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 3b done: you derived FlashAttention's memory traffic and its online softmax, built sparse

@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 4 — Implementation: building the real thing
 #
 # *Lecture 14: Attention — leaving the fossils behind.*
@@ -40,7 +40,7 @@
 # | $m,\ \ell,\ \mathrm{acc}$ | FlashAttention's running maximum, running sum, unnormalised output |
 # | $a_t,\ b_t,\ h_t$ | the first-order recurrence $h_t = a_t h_{t-1} + b_t$ of Mamba's scan |
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import inspect
 import os
@@ -69,7 +69,7 @@ torch.manual_seed(0)
 mode = tr("natively on the GPU") if torch.cuda.is_available() else tr("in Triton's CPU interpreter (TRITON_INTERPRET=1)")
 print(tr("torch {version}; Triton kernels will run {mode}", version=torch.__version__, mode=mode))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-md [markdown]
 # ## 1. Decoding with a KV cache
 #
 # A language model writes one token at a time. At step $t$ the newest token's query
@@ -99,7 +99,7 @@ print(tr("torch {version}; Triton kernels will run {mode}", version=torch.__vers
 # ($T$ may be 0). Return `(out, k_cache, v_cache)`: `out` of shape `(..., H, 1, d_v)` and the caches
 # grown by the new token **at the end** of the token axis (`axis=-2`). You may use `attnlab.softmax`.
 
-# %% nbgrader={"grade": false, "grade_id": "kv_cache_attention_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def kv_cache_attention_step(q_new, k_new, v_new, k_cache, v_cache):
     """Append k_new, v_new to the caches, then attend from q_new. Returns (out, k_cache, v_cache)."""
     ### BEGIN SOLUTION
@@ -111,19 +111,19 @@ def kv_cache_attention_step(q_new, k_new, v_new, k_cache, v_cache):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "kv_cache_attention_step-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("kv_cache_attention_step", kv_cache_attention_step)
 ### BEGIN HIDDEN TESTS
 check("kv_cache_attention_step", kv_cache_attention_step, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-demo-md [markdown]
 # **Check.** Decode 12 tokens one at a time through your step (`attnlab.incremental_attention`
 # starts from empty caches and calls it once per token). Row $t$ of the result saw only tokens
 # $0..t$, so it must equal **causal** attention over the whole sequence computed in one go —
 # and must differ from non-causal attention, which lets early tokens see the future.
 
-# %% nbgrader={"grade": false, "grade_id": "kv-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-demo
 rng = np.random.default_rng(0)
 q, k, v = (rng.standard_normal((2, 12, 8)) for _ in range(3))  # 2 heads, 12 tokens, d = 8
 causal_out, _ = attnlab.scaled_dot_product_attention(q, k, v, causal=True)
@@ -137,7 +137,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 1 (kv_cache_attention_step) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "gqa-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gqa-md [markdown]
 # ## 2. Grouped-query attention
 #
 # The cache stores keys and values of every layer and head, and for long contexts it dominates
@@ -153,12 +153,12 @@ except NotImplementedError:
 # $H / H_{kv}$ — for a model shaped like LLaMA-2-7B (32 layers, 32 heads of width 128) at 4096
 # tokens in fp16 (`attnlab.kv_cache_bytes`, Zone 3b):
 
-# %% nbgrader={"grade": false, "grade_id": "gqa-cache", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gqa-cache
 for n_kv, kind in ((32, "MHA"), (8, "GQA"), (1, "MQA")):
     size = attnlab.kv_cache_bytes(n_layers=32, n_kv_heads=n_kv, head_dim=128, seq_len=4096)
     print(tr("{kind}: H_kv = {n_kv:>2} -> KV cache {gib:6.3f} GiB per sequence", kind=kind, n_kv=n_kv, gib=size / 2**30))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "gqa-ex-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gqa-ex-md [markdown]
 # ## Exercise 2 — `grouped_query_attention` (3 points)
 #
 # `q` has shape `(..., H, N_q, d)`, `k` and `v` `(..., H_kv, N_k, d)`. Give each query head its
@@ -168,7 +168,7 @@ for n_kv, kind in ((32, "MHA"), (8, "GQA"), (1, "MQA")):
 # `attnlab.causal_mask(N_q, N_k)` (bottom-right aligned). Return only the output
 # `(..., H, N_q, d_v)`. You may use `attnlab.softmax` and `attnlab.causal_mask`.
 
-# %% nbgrader={"grade": false, "grade_id": "grouped_query_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def grouped_query_attention(q, k, v, causal=False):
     """Attention where query head h reads key/value head h // (H // H_kv). Returns (..., H, N_q, d_v)."""
     ### BEGIN SOLUTION
@@ -182,17 +182,17 @@ def grouped_query_attention(q, k, v, causal=False):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "grouped_query_attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("grouped_query_attention", grouped_query_attention)
 ### BEGIN HIDDEN TESTS
 check("grouped_query_attention", grouped_query_attention, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "gqa-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gqa-demo-md [markdown]
 # **Check against torch.** PyTorch's fused `scaled_dot_product_attention` has its own GQA path
 # (`enable_gqa=True`), written independently of this course. 8 query heads over 2 key/value heads:
 
-# %% nbgrader={"grade": false, "grade_id": "gqa-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gqa-demo
 rng = np.random.default_rng(1)
 q = rng.standard_normal((2, 8, 10, 16))  # batch 2, H = 8, 10 tokens, d = 16
 k, v = rng.standard_normal((2, 2, 10, 16)), rng.standard_normal((2, 2, 10, 16))  # H_kv = 2
@@ -204,7 +204,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 2 (grouped_query_attention) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "torch-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% torch-md [markdown]
 # ## 3. The torch modules: attention, block, GPT
 #
 # The same maths, as trainable `torch.nn` modules (read them: `lib/attnlab/nn/`):
@@ -223,7 +223,7 @@ except NotImplementedError:
 # the module's own weights; a GPT's logits computed token by token through its KV cache equal
 # the logits of one full forward pass; and a parameter count.
 
-# %% nbgrader={"grade": false, "grade_id": "torch-modules", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% torch-modules
 torch.manual_seed(0)
 config = attnlab.GPTConfig.gpt2_style(vocab_size=96, context_length=64, d_model=64, n_layers=2,
                                       n_heads=8, n_kv_heads=2)
@@ -256,7 +256,7 @@ print(tr("max |logits through the KV cache - full forward| = {diff:.2e}", diff=(
 print(tr("cache of layer 0: {cache}", cache=cache[0]))
 print(tr("parameters: {params:,} (embedding tied to the output layer)", params=gpt.num_parameters()))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "hf-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hf-md [markdown]
 # ## 4. Loading Hugging Face GPT-2 weights
 #
 # `attnlab.GPT.from_hf_gpt2(hf_model)` copies the weights of a `transformers.GPT2LMHeadModel`.
@@ -272,7 +272,7 @@ print(tr("parameters: {params:,} (embedding tied to the output layer)", params=g
 # Real GPT-2 weights load the same way. The real GPT-2 small's size is counted without
 # allocating it (on PyTorch's `meta` device, which stores shapes only).
 
-# %% nbgrader={"grade": false, "grade_id": "hf-gpt2", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% hf-gpt2
 gpt2_small = attnlab.GPTConfig.gpt2_style(vocab_size=50257, context_length=1024, d_model=768,
                                           n_layers=12, n_heads=12)
 with torch.device("meta"):
@@ -292,7 +292,7 @@ else:
     print(tr("same greedy next tokens at every position: {same}",
              same=bool((theirs_logits.argmax(-1) == ours_logits.argmax(-1)).all())))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "train-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% train-md [markdown]
 # ## 5. Training on a built-in corpus, then generating
 #
 # The corpus is the source code of Python's own standard library (`attnlab.stdlib_corpus`: no
@@ -304,15 +304,15 @@ else:
 # The whole training loop is one method of `attnlab.Trainer`: AdamW, a warmup-then-cosine
 # learning rate, gradient clipping:
 
-# %% nbgrader={"grade": false, "grade_id": "train-source", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% train-source
 print(inspect.getsource(attnlab.Trainer.train_step))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "train-run-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% train-run-md [markdown]
 # The default run is small so that the notebook stays quick on a laptop CPU; set `FULL_RUN = True`
 # for a bigger model trained for many more steps (several minutes; the numbers are in the cell
 # and in its printout), whose samples start to look like Python.
 
-# %% nbgrader={"grade": false, "grade_id": "train-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% train-run
 FULL_RUN = False  # True: d_model 128, 4 layers, 1500 steps (a few minutes on a CPU)
 
 corpus = attnlab.stdlib_corpus(max_chars=400_000 if FULL_RUN else 150_000)
@@ -343,7 +343,7 @@ print(tr("{steps} steps; loss: first batch {first:.2f}, last batch {last:.2f}, v
 torch.manual_seed(1)
 print(tr("sample after training: "), repr(corpus.decode(lm.generate(prompt, 48, temperature=0.8)[0])))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "generate-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% generate-md [markdown]
 # **Cache or no cache, the same tokens.** `GPT.generate(..., use_cache=False)` recomputes the whole
 # sequence for every new token; `use_cache=True` feeds the prompt once and then one token per
 # step. Greedy decoding must pick identical tokens, and so must sampling when both runs draw from
@@ -351,7 +351,7 @@ print(tr("sample after training: "), repr(corpus.decode(lm.generate(prompt, 48, 
 # model and short context the saving is modest, and it grows with the context length (Zone 5
 # measures it).
 
-# %% nbgrader={"grade": false, "grade_id": "generate", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% generate
 loop_prompt = torch.tensor([corpus.encode("    for i in range(")])
 for label, options in ((tr("greedy"), dict(temperature=0.0)),
                        (tr("sampled, T=0.8, top-k 10"), dict(temperature=0.8, top_k=10))):
@@ -362,7 +362,7 @@ for label, options in ((tr("greedy"), dict(temperature=0.0)),
              uncached_ms=result["seconds_uncached"] * 1e3, speedup=result["speedup"]))
     print("   ", repr(corpus.decode(result["tokens_cached"][0])))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "flash-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-md [markdown]
 # ## 6. FlashAttention in NumPy
 #
 # Zone 3b derived the pieces: the partial state of a block of keys, for each query row,
@@ -388,10 +388,10 @@ for label, options in ((tr("greedy"), dict(temperature=0.0)),
 # sequence length (as many keys as queries), **block size** the side of a tile, and **causal**
 # switches the causal mask on and off.
 
-# %% nbgrader={"grade": false, "grade_id": "flash-tiles", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-tiles
 attnlab.flash_tile_explorer(n=256, block_size=32, causal=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "flash-ex-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-ex-md [markdown]
 # ## Exercise 3 — `flash_attention_numpy` (4 points)
 #
 # Write `flash_attention_numpy(q, k, v, causal=False, block_size=64)` for `q (..., N_q, d)`,
@@ -404,7 +404,7 @@ attnlab.flash_tile_explorer(n=256, block_size=32, causal=True)
 # your function's memory on 2048 × 2048 (with Python's `tracemalloc`): more than an eighth of one
 # float64 score matrix fails.
 
-# %% nbgrader={"grade": false, "grade_id": "flash_attention_numpy", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def flash_attention_numpy(q, k, v, causal=False, block_size=64):
     """softmax(q k^T / sqrt(d)) v computed tile by tile with an online softmax; never (N_q, N_k)."""
     ### BEGIN SOLUTION
@@ -433,19 +433,19 @@ def flash_attention_numpy(q, k, v, causal=False, block_size=64):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "flash_attention_numpy-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %%
 # memory_limited(...) measures the memory your function allocates on the long input.
 check("flash_attention_numpy", memory_limited(flash_attention_numpy))
 ### BEGIN HIDDEN TESTS
 check("flash_attention_numpy", memory_limited(flash_attention_numpy), hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "flash-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-demo-md [markdown]
 # **Same output, a fraction of the memory.** Your tiled attention against standard attention on
 # 2048 tokens, causal: the largest difference, and the peak memory each allocates while it runs
 # (`attnlab.peak_memory`, inputs excluded).
 
-# %% nbgrader={"grade": false, "grade_id": "flash-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-demo
 rng = np.random.default_rng(2)
 q, k, v = (rng.standard_normal((2048, 32)) for _ in range(3))
 (standard, _), standard_bytes = attnlab.peak_memory(attnlab.scaled_dot_product_attention, q, k, v, causal=True)
@@ -459,7 +459,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 3 (flash_attention_numpy) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-md [markdown]
 # ## 7. FlashAttention in Triton
 #
 # [Triton](https://triton-lang.org) writes GPU kernels in Python. A kernel is launched on a
@@ -488,7 +488,7 @@ except NotImplementedError:
 # The next cell imports Triton (or explains how to get it), and the one after shows the kernel
 # that calls your loop.
 
-# %% nbgrader={"grade": false, "grade_id": "triton-setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-setup
 try:
     import triton
     import triton.language as tl
@@ -508,11 +508,11 @@ else:
     print(tr("Triton is not installed. Install it with:  pip install 'attnlab[triton]'  (Linux; on a CPU\n"
              "it runs in Triton's interpreter), then restart the kernel. Exercise 4 counts as not attempted."))
 
-# %% nbgrader={"grade": false, "grade_id": "triton-kernel", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-kernel
 if HAVE_TRITON:
     print(inspect.getsource(kernels.attn_fwd_kernel.fn))  # the program that calls your inner loop
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-ex-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-ex-md [markdown]
 # ## Exercise 4 — the Triton inner loop (4 points)
 #
 # Complete the loop body of `attn_fwd_inner` below. Loading the key/value tiles, the scores and
@@ -526,7 +526,7 @@ if HAVE_TRITON:
 # compares the output and log-sum-exp with torch's SDPA. On a CPU the interpreter runs each
 # program in Python: a few seconds.
 
-# %% nbgrader={"grade": false, "grade_id": "attn_fwd_inner", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 @triton.jit
 def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi, n_k,
                    causal_offset, qk_scale, HEAD_DIM: tl.constexpr, BLOCK_N: tl.constexpr,
@@ -552,20 +552,20 @@ def attn_fwd_inner(acc, l_i, m_i, q, K, V, stride_kn, stride_vn, offs_m, lo, hi,
     return acc, l_i, m_i
 
 
-# %% nbgrader={"grade": true, "grade_id": "attn_fwd_inner-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %% attn_fwd_inner-tests
 # forward_with_inner(...) runs attnlab.flash_attention_triton_forward with your inner loop.
 check("flash_attention_triton_forward", forward_with_inner(attn_fwd_inner))
 ### BEGIN HIDDEN TESTS
 check("flash_attention_triton_forward", forward_with_inner(attn_fwd_inner), hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-demo-md [markdown]
 # **Your kernel at work.** Causal attention over 2 heads of 40 tokens through your inner loop,
 # against torch's SDPA, and timed. Under the interpreter this is slow on purpose — every program
 # runs as Python; on a GPU the same code compiles to a kernel that processes thousands of tokens
 # in microseconds.
 
-# %% nbgrader={"grade": false, "grade_id": "triton-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-demo
 torch.manual_seed(4)
 q, k, v = (torch.randn(1, 2, 40, 16) for _ in range(3))
 expected = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -586,7 +586,7 @@ if HAVE_TRITON:
 else:
     print(tr("Triton is not installed: pip install 'attnlab[triton]'."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-gpu-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-gpu-md [markdown]
 # **How fast is the full kernel on a GPU?** The next cell prints a measured run of attnlab's
 # complete Triton FlashAttention (the library's own inner loop, forward and backward) next to
 # PyTorch's `scaled_dot_product_attention` restricted to two of its backends: **SDPA-flash**
@@ -600,7 +600,7 @@ else:
 # sheet: how much of the chip's arithmetic the kernel keeps busy. The last lines give the range
 # of each ratio over the rows.
 
-# %% nbgrader={"grade": false, "grade_id": "triton-gpu-table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-gpu-table
 run = attnlab.gpu_measurements()
 print(attnlab.format_gpu_measurements(run))
 ratios = [attnlab.gpu_measurement_ratios(row, run["peak_tflops"]) for row in run["rows"]]
@@ -611,7 +611,7 @@ for key in ("fwd / sdpa-flash", "bwd / sdpa-flash", "fwd / sdpa-cudnn", "bwd / s
     low, high = (f"{x:.0f}%" if "peak" in key else f"{x:.2f}x" for x in (min(values), max(values)))
     print(tr("attnlab {key:<16} from {low} to {high}", key=key, low=low, high=high))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "triton-vs-fa3-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% triton-vs-fa3-md [markdown]
 # **What this kernel does.** It is a FlashAttention-2 design (Dao 2023,
 # [arXiv:2307.08691](https://arxiv.org/abs/2307.08691)) written in plain Triton:
 #
@@ -664,7 +664,7 @@ for key in ("fwd / sdpa-flash", "bwd / sdpa-flash", "fwd / sdpa-cudnn", "bwd / s
 # FlashAttention-3 to the asynchrony and warp specialisation listed here. The **cuDNN** columns
 # are NVIDIA's own attention kernel for the same GPU, a second point of comparison.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mamba-md [markdown]
 # ## 8. Mamba: the block, and the parallel scan
 #
 # A Mamba block (Gu & Dao 2023) replaces attention by a **selective state space model**. For input
@@ -683,7 +683,7 @@ for key in ("fwd / sdpa-flash", "bwd / sdpa-flash", "fwd / sdpa-cudnn", "bwd / s
 # no CUDA kernels), loaded with `MambaBlock.from_hf`; then our block's recurrent mode — one token
 # at a time from a fixed-size state, the way Mamba generates — against its parallel mode.
 
-# %% nbgrader={"grade": false, "grade_id": "mamba-hf", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mamba-hf
 mixer = attnlab.random_hf_mamba_mixer(seed=0, hidden_size=32, state_size=8, intermediate_size=64,
                                       conv_kernel=4, num_hidden_layers=1, vocab_size=100)
 torch.manual_seed(5)
@@ -708,7 +708,7 @@ print(tr("max |one token at a time - whole sequence| = {diff:.2e}",
 print(tr("the recurrent state per sequence: conv {conv} + SSM {ssm}, whatever the length",
          conv=tuple(state[0].shape[1:]), ssm=tuple(state[1].shape[1:])))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "scan-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scan-md [markdown]
 # ### The parallel scan
 #
 # Training cannot afford $L$ sequential steps. Each step of $h_t = a_t h_{t-1} + b_t$ is an affine
@@ -735,11 +735,11 @@ print(tr("the recurrent state per sequence: conv {conv} + SSM {ssm}, whatever th
 # (all positions at once, from the values of the previous round). After $\lceil \log_2 L \rceil$
 # rounds each window starts at step 0, and $H_t = h_t$. Depth $O(\log L)$, work $O(L \log L)$:
 
-# %% nbgrader={"grade": false, "grade_id": "scan-rounds", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scan-rounds
 attnlab.plot_scan_rounds(8)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "scan-ex-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scan-ex-md [markdown]
 # ## Exercise 5 — `parallel_scan` (3 points)
 #
 # Write `parallel_scan(a, b)` returning `h` with $h_t = a_t h_{t-1} + b_t$ along the **last** axis,
@@ -748,7 +748,7 @@ plt.show()
 # loop over time steps** — the checks count your Python steps on a sequence of 65536 steps
 # (`loop_limited`). Compute each round from copies of the previous round's arrays.
 
-# %% nbgrader={"grade": false, "grade_id": "parallel_scan", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def parallel_scan(a, b):
     """h_t = a_t h_{t-1} + b_t along the last axis (h_{-1} = 0) in ceil(log2 L) vectorised rounds."""
     ### BEGIN SOLUTION
@@ -765,21 +765,21 @@ def parallel_scan(a, b):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "parallel_scan-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 # loop_limited(...) counts the Python steps your function takes on the long input.
 check("parallel_scan", loop_limited(parallel_scan))
 ### BEGIN HIDDEN TESTS
 check("parallel_scan", loop_limited(parallel_scan), hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "scan-demo-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scan-demo-md [markdown]
 # **Your scan runs Mamba.** Mamba's selective scan is $d_{inner} \times d_{state}$ independent
 # first-order recurrences with $a_t = e^{\Delta_t A_{cn}}$ and $b_t = \Delta_t B_{t,n} u_t$
 # (`attnlab.selective_scan_with` builds them and calls your scan on all of them at once). Compare
 # with `attnlab.selective_scan`, which steps through time, and time your scan against a plain loop
 # over time (`attnlab.scan_loop`) on 256 sequences of 4096 steps.
 
-# %% nbgrader={"grade": false, "grade_id": "scan-demo", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scan-demo
 with torch.no_grad():
     s = block.scan_inputs(x)  # what the Mamba block above feeds its selective scan
 u, delta, A, B, C, D = (s[name].detach().double().numpy() for name in ("u", "delta", "A", "B", "C", "D"))
@@ -799,14 +799,14 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 5 (parallel_scan) first, then run this cell again."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "scan-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scan-after-md [markdown]
 # On a CPU with NumPy, the log-step scan does $\log_2 L$ times more arithmetic than the loop, and
 # each round is one large vectorised operation instead of $L$ small ones — which wins depends on
 # the shapes. On a GPU the rounds run across thousands of threads at once, and that parallelism
 # (plus keeping the state in SRAM, as FlashAttention does) is what makes Mamba trainable on long
 # sequences.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 4 done: you wrote a KV-cache decoding step and grouped-query attention, checked the torch

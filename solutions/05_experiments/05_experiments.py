@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 5 — Experiments: measuring what we built
 #
 # *Lecture 14: Attention — leaving the fossils behind.*
@@ -48,7 +48,7 @@
 # | $\eta$ | learning rate (step size) of gradient descent |
 # | $H,\ H_{kv}$ | query heads, key/value heads |
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import time
 
@@ -67,16 +67,16 @@ np.set_printoptions(precision=4, suppress=True)
 torch.set_num_threads(1)
 notebook_start = time.perf_counter()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "full-run-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% full-run-md [markdown]
 # **Small or full size.** With `FULL_RUN = False` (the default) every experiment is small and the
 # whole notebook runs in about a minute. Set it to `True` in the next cell (it is editable), then
 # *Run All*, for bigger models, longer training and longer sequences: 10–30 minutes on a laptop
 # CPU, with clearer curves.
 
-# %% nbgrader={"grade": false, "grade_id": "full-run", "locked": false, "schema_version": 3, "solution": false, "task": false}
+# %% full-run locked=false
 FULL_RUN = False  # True: bigger models, more steps, longer sequences (10-30 minutes on a CPU)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "gpt-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gpt-md [markdown]
 # ## 1. Train a tiny GPT
 #
 # The corpus is the source code of Python's own standard library (`attnlab.stdlib_corpus`:
@@ -91,7 +91,7 @@ FULL_RUN = False  # True: bigger models, more steps, longer sequences (10-30 min
 # the character frequencies. Both are printed below. Anything lower is learned from context.
 # `attnlab.Trainer` runs AdamW with warmup and a cosine schedule and shows a progress bar.
 
-# %% nbgrader={"grade": false, "grade_id": "gpt-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gpt-train
 corpus = attnlab.stdlib_corpus(max_chars=600_000 if FULL_RUN else 150_000)
 print(tr("{corpus}; uniform guess over V = {vocab} characters: log V = {log_v:.2f} nats/char, "
          "unigram entropy {entropy:.2f} nats/char",
@@ -118,20 +118,20 @@ plt.show()
 print(tr("loss: first batch {first:.2f}, last batch {last:.2f}, validation {val:.2f} nats/char",
          first=lm_history["loss"][0], last=lm_history["loss"][-1], val=lm_history["eval_loss"][-1]))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "gpt-samples-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gpt-samples-md [markdown]
 # **Samples.** Generation feeds the model its own output, one character at a time (with the KV
 # cache), sampling from $\operatorname{softmax}(\text{logits} / T)$ at temperature $T = 0.8$ among
 # the 10 most likely characters. A small model trained for seconds learns indentation,
 # keywords and brackets long before it learns meaning.
 
-# %% nbgrader={"grade": false, "grade_id": "gpt-samples", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% gpt-samples
 torch.manual_seed(1)
 for start in ("def ", "import ", "    if "):
     prompt = torch.tensor([corpus.encode(start)])
     sample = lm.generate(prompt, 64 - prompt.shape[1], temperature=0.8, top_k=10)
     print(tr("--- prompt {start!r}\n{sample}\n", start=start, sample=corpus.decode(sample[0])))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "heads-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% heads-md [markdown]
 # ### What do the heads look at?
 #
 # `attnlab.attention_maps` runs the model once on a line of code and keeps the causal attention
@@ -150,7 +150,7 @@ for start in ("def ", "import ", "    if "):
 # **layer** and one for the **head**, both counted from 0 (it starts at the head with the largest
 # previous-character weight, and prints its numbers).
 
-# %% nbgrader={"grade": false, "grade_id": "heads", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% heads
 text = "    def forward(self, x):\n        return self.out(x) + x\n"
 maps = attnlab.attention_maps(lm, torch.tensor([corpus.encode(text)]))
 print(tr("attention maps: {shape} = (layers, heads, queries, keys)", shape=maps.shape))
@@ -168,7 +168,7 @@ plt.show()
 best = max(heads, key=lambda row: row["previous"])
 attnlab.attention_head_explorer(maps, text, layer=best["layer"], head=best["index"])
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "pos-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% pos-md [markdown]
 # ## 2. Positional encodings: train short, test long
 #
 # Attention alone is blind to order (Zone 2), so a Transformer adds positions in one of these
@@ -195,7 +195,7 @@ attnlab.attention_head_explorer(maps, text, layer=best["layer"], head=best["inde
 # A longer window gives each character *more* context, so a model that copes with the length
 # should not get worse — watch which ones do.
 
-# %% nbgrader={"grade": false, "grade_id": "pos-run", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% pos-run
 extrapolation = attnlab.length_extrapolation(
     corpus, train_len=32, eval_lens=(32, 64, 128, 256, 512) if FULL_RUN else (32, 64, 128, 256),
     steps=1500 if FULL_RUN else 200, d_model=64 if FULL_RUN else 32, n_layers=2, n_heads=4)
@@ -224,7 +224,7 @@ ranked = sorted(rows, key=lambda r: r["beyond"] - r["within"])
 print(tr("smallest penalty past the training length in this run: {ranking}",
          ranking=", ".join(f"{r['pos']} ({r['beyond'] - r['within']:+.3f})" for r in ranked)))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "pos-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% pos-after-md [markdown]
 # **Reading your table.** The *penalty* column compares, in the longest windows, the loss at the
 # positions the model never trained on with the loss at the ones it did. Press et al. found, for
 # models of 247M–1.3B parameters, that sinusoidal and rotary models degrade quickly beyond the
@@ -238,7 +238,7 @@ print(tr("smallest penalty past the training length in this run: {ranking}",
 # order the causal mask implies. It is not extrapolating what it learned about positions; it is
 # getting by without them. `FULL_RUN = True` trains longer and tests longer windows.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "scaling-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% scaling-md [markdown]
 # ## 3. Scaling laws in miniature
 #
 # Kaplan et al. 2020 ("Scaling Laws for Neural Language Models") trained Transformers from under
@@ -266,7 +266,7 @@ print(tr("smallest penalty past the training length in this run: {ranking}",
 # positive numbers. `np.polyfit(x, y, 1)` returns `[slope, intercept]` — the highest power first.
 # Write it with NumPy: calling `attnlab.fit_power_law` does not count.
 
-# %% nbgrader={"grade": false, "grade_id": "fit_power_law", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def fit_power_law(n, loss):
     """Least-squares fit of loss ~ a * n**(-alpha) on log-log axes. Returns (a, alpha)."""
     ### BEGIN SOLUTION
@@ -277,18 +277,18 @@ def fit_power_law(n, loss):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "fit_power_law-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("fit_power_law", fit_power_law)
 ### BEGIN HIDDEN TESTS
 check("fit_power_law", fit_power_law, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sweep-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sweep-md [markdown]
 # **Your own scaling law.** Five GPTs of growing size (their parameter counts are in the
 # table), each trained on the same batches for the same number of steps
 # (`attnlab.model_size_sweep`), then your `fit_power_law` through their validation losses.
 
-# %% nbgrader={"grade": false, "grade_id": "sweep", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sweep
 sizes = ((8, 1), (16, 1), (32, 2), (64, 2), (128, 4)) if FULL_RUN else ((8, 1), (16, 1), (32, 2), (48, 2), (64, 2))
 sweep = attnlab.model_size_sweep(corpus, sizes=sizes, steps=1500 if FULL_RUN else 200)
 print(tr("every size trained for {steps} steps on the same batches", steps=sweep[0]["steps"]))
@@ -315,7 +315,7 @@ except NotImplementedError:
     attnlab.plot_scaling(sweep_n, sweep_loss)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "sweep-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% sweep-after-md [markdown]
 # Your exponent is not Kaplan's, and should not be: these models see characters rather than
 # word pieces, and every size got the same small number of steps (printed above the table), so
 # the larger ones are further from convergence (look at the $D/N$ column: the smallest models saw far more tokens per parameter
@@ -352,7 +352,7 @@ plt.show()
 # Write `chinchilla_optimal(flops, tokens_per_param=20.0)` returning `(n_params, n_tokens)` as
 # floats: the $N$ and $D$ with $6ND = $ `flops` and $D = $ `tokens_per_param` $\times N$.
 
-# %% nbgrader={"grade": false, "grade_id": "chinchilla_optimal", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def chinchilla_optimal(flops, tokens_per_param=20.0):
     """Compute-optimal (n_params, n_tokens) for a budget of `flops` with C = 6 N D, D = r N."""
     ### BEGIN SOLUTION
@@ -361,19 +361,19 @@ def chinchilla_optimal(flops, tokens_per_param=20.0):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "chinchilla_optimal-tests", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("chinchilla_optimal", chinchilla_optimal)
 ### BEGIN HIDDEN TESTS
 check("chinchilla_optimal", chinchilla_optimal, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "budget-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% budget-md [markdown]
 # **Budgets.** Your function on budgets from a laptop-afternoon to a frontier run, the check that
 # it spends exactly the budget, and Gopher's budget ($5.76 \times 10^{23}$ FLOPs, Hoffmann et al.
 # 2022), which should land on Chinchilla itself. Then the two recipes side by side: by how much
 # each says to grow the model when the compute grows 10×, 100×, 1000×.
 
-# %% nbgrader={"grade": false, "grade_id": "budget", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% budget
 try:
     budgets = []
     for flops in (1e15, 1e18, 1e21, 5.76e23, 1e25):
@@ -397,7 +397,7 @@ attnlab.print_table(growth, [(tr("compute x"), "factor", "d"), (tr("model x (Kap
                              (tr("model x (Chinchilla, a=0.50)"), "chinchilla", ".1f"),
                              (tr("data x (Chinchilla, b=0.50)"), "chinchilla_d", ".1f")])
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "icl-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% icl-md [markdown]
 # ## 4. In-context learning: attention that runs gradient descent
 #
 # Give a model a prompt of examples $(x_1, y_1), \dots, (x_k, y_k)$ and a query $x_q$, where
@@ -426,7 +426,7 @@ attnlab.print_table(growth, [(tr("compute x"), "factor", "d"), (tr("model x (Kap
 # $(M, d)$; return the predictions $(M,)$ at the queries after one gradient step of size `lr` from
 # $w = 0$ on $L(w) = \frac{1}{2N}\sum_i (w\cdot x_i - y_i)^2$. Two lines of NumPy.
 
-# %% nbgrader={"grade": false, "grade_id": "gd_step_linear_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def gd_step_linear_attention(x, y, x_query, lr):
     """Predictions x_query @ w_1, w_1 = one GD step of size lr from w = 0 on 1/(2N) sum (w.x - y)^2."""
     ### BEGIN SOLUTION
@@ -435,13 +435,13 @@ def gd_step_linear_attention(x, y, x_query, lr):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gd_step_linear_attention-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 check("gd_step_linear_attention", gd_step_linear_attention)
 ### BEGIN HIDDEN TESTS
 check("gd_step_linear_attention", gd_step_linear_attention, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "icl-lr-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% icl-lr-md [markdown]
 # **The best step size.** How large should $\eta$ be? With $\hat\Sigma = \frac1k \sum_i x_i x_i^\top$ the step
 # gives $w_1 = \eta \hat\Sigma w$, and for Gaussian $x$ the expected squared error of the prediction is
 # $\mathbb E\lVert w_1 - w \rVert^2 = \mathbb E\, w^\top (\eta \hat\Sigma - I)^2 w$. Using $\mathbb E[\hat\Sigma] = I$
@@ -461,7 +461,7 @@ check("gd_step_linear_attention", gd_step_linear_attention, hidden=True)
 # examples are a set), and the query token's output is read as $\hat y_q$. It is trained (`attnlab.train_icl_transformer`) on prompts with 1 to
 # 16 examples, minimising the squared error — it is never told about least squares or gradients.
 
-# %% nbgrader={"grade": false, "grade_id": "icl-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% icl-train
 d_icl, n_icl = 4, 16
 icl_task = attnlab.LinearRegressionTask(d=d_icl, n_points=n_icl, seed=0)
 icl_model, icl_history = attnlab.train_icl_transformer(
@@ -470,7 +470,7 @@ attnlab.plot_loss_curves({"ICL Transformer": icl_history}, title=tr("training on
                          smooth=20, ylabel=tr("squared error (random k)"))
 plt.show()
 
-# %% nbgrader={"grade": false, "grade_id": "icl-compare", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% icl-compare
 tokens, target = icl_task.batch(1000, torch.Generator().manual_seed(123))  # 1000 fresh prompts
 ks = [1, 2, 3, 4, 6, 8, 12, 16]
 curves = {
@@ -496,7 +496,7 @@ attnlab.print_table([{"k": k, **{name: errors[i] for name, errors in curves.item
 attnlab.plot_icl_errors(ks, curves)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "icl-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% icl-after-md [markdown]
 # **Reading the table.** The measured gradient-step errors sit on the theory column up to
 # Monte-Carlo noise: 1000 prompts leave a standard error of a few percent (the errors are
 # heavy-tailed), and the check above says how many standard errors apart they are. Least squares drops to zero at $k = d = 4$, where the
@@ -524,7 +524,7 @@ plt.show()
 # $y = 0$: they add nothing.) The check: your `gd_step_linear_attention` against the attention
 # layer, on 64 examples in $d = 8$ with 10 queries.
 
-# %% nbgrader={"grade": false, "grade_id": "lsa-exact", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% lsa-exact
 rng = np.random.default_rng(0)
 x_ctx, x_q = rng.standard_normal((64, 8)), rng.standard_normal((10, 8))
 y_ctx = x_ctx @ rng.standard_normal(8)
@@ -542,7 +542,7 @@ reference = attnlab.gd_step_linear_attention(x_ctx, y_ctx, x_q, eta)
 print(tr("max |linear self-attention - attnlab.gd_step_linear_attention| = {diff:.1e}",
          diff=np.abs(attention_prediction - reference).max()))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "lsa-train-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% lsa-train-md [markdown]
 # **Does training find it?** The construction proves a linear attention layer *can* take a
 # gradient step. Von Oswald et al. found that one *trained* from random weights on this task
 # *does*: its predictions match a gradient step with the best step size. Train one layer (four
@@ -554,7 +554,7 @@ print(tr("max |linear self-attention - attnlab.gd_step_linear_attention| = {diff
 # the query's last entry is 0, so the last row of $W_q W_k^\top$ never touches it, and only the
 # last column of $W_v W_o$ writes into the prediction slot. Compare those parts.
 
-# %% nbgrader={"grade": false, "grade_id": "lsa-train", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% lsa-train
 lsa_weights, lsa_history = attnlab.train_linear_self_attention(icl_task, steps=1500 if FULL_RUN else 500)
 attnlab.plot_loss_curves({tr("one linear self-attention layer"): lsa_history}, title=tr("training on 16-example prompts"),
                          smooth=20, ylabel=tr("squared error"))
@@ -580,7 +580,7 @@ attnlab.plot_lsa_weights({
 })
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-md [markdown]
 # ## 5. The KV cache: speed-up and memory
 #
 # Without a cache, generating token $t$ reruns the model on all $t$ tokens so far: every
@@ -591,7 +591,7 @@ plt.show()
 # about linearly with $T$. The model is timed with random weights (speed does not depend on what
 # it learned) and a context long enough for the longest run; greedy decoding, best of two runs.
 
-# %% nbgrader={"grade": false, "grade_id": "kv-speed", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-speed
 torch.manual_seed(0)
 timing_gpt = attnlab.GPT(gpt_config.replace(context_length=1040 if FULL_RUN else 520))
 kv_prompt = torch.tensor([corpus.encode("def ")])
@@ -603,7 +603,7 @@ attnlab.print_table(kv_rows, [(tr("new tokens"), "new_tokens", "d"), (tr("no cac
 attnlab.plot_kv_speedup(kv_rows)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "kv-mem-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-mem-md [markdown]
 # **What the cache costs.** The cache holds a key and a value per layer, key/value head and
 # token: $2 \times \text{layers} \times H_{kv} \times d_{head} \times T \times \text{bytes}$
 # (`attnlab.kv_cache_bytes`, Zone 3b). Grouped-query attention (GQA, Ainslie et al. 2023) shares
@@ -613,7 +613,7 @@ plt.show()
 # formula — then the formula for a model shaped like LLaMA-2-70B (80 layers, 64 query heads of
 # width 128, which uses GQA with 8 key/value heads; Touvron et al. 2023) at 4096 tokens in fp16.
 
-# %% nbgrader={"grade": false, "grade_id": "kv-memory", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% kv-memory
 memory_config = attnlab.GPTConfig(vocab_size=corpus.vocab_size, context_length=64, d_model=64, n_layers=2, n_heads=8)
 memory_rows = attnlab.kv_cache_memory(memory_config, seq_len=1024, kv_heads=(8, 2, 1))
 attnlab.print_table(memory_rows, [(tr("kind"), "kind", "s"), ("H_kv", "n_kv_heads", "d"),
@@ -627,7 +627,7 @@ big = [{"kind": kind, "H_kv": h_kv,
 attnlab.print_table(big, [(tr("LLaMA-2-70B shape"), "kind", "s"), ("H_kv", "H_kv", "d"),
                           (tr("KV cache per 4096-token sequence (GiB)"), "GiB", ".3f")])
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "flash-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-md [markdown]
 # ## 6. FlashAttention: time and peak memory
 #
 # Standard attention (`attnlab.scaled_dot_product_attention`) materialises the $N \times N$ scores
@@ -637,7 +637,7 @@ attnlab.print_table(big, [(tr("LLaMA-2-70B shape"), "kind", "s"), ("H_kv", "H_kv
 # (best of two) and the peak memory allocated while running, measured by Python's `tracemalloc`
 # (`attnlab.peak_memory`). Then your `fit_power_law` reads off the exponent of each memory curve.
 
-# %% nbgrader={"grade": false, "grade_id": "flash", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash
 flash_rows = attnlab.attention_cost_vs_length((256, 512, 1024, 2048, 4096) if FULL_RUN else (256, 512, 1024, 2048))
 attnlab.print_table(flash_rows, [
     ("N", "n", "d"), (tr("standard (ms)"), lambda r: 1e3 * r["seconds_standard"], ".1f"),
@@ -656,7 +656,7 @@ try:
 except NotImplementedError:
     print(tr("Finish exercise 1 (fit_power_law) to measure the exponents."))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "flash-gpu-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-gpu-md [markdown]
 # **The exponents.** About 2 for standard attention: its memory is the $N \times N$ matrices. At
 # most 1 for the tiled version: the output and the running statistics grow with $N$, the tile
 # does not, and at small $N$ the fixed tile is a large part of the total, so the fitted exponent
@@ -676,7 +676,7 @@ except NotImplementedError:
 #
 #     python bench/flash_gpu.py --quick
 
-# %% nbgrader={"grade": false, "grade_id": "flash-gpu", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% flash-gpu
 if torch.cuda.is_available():
     implementations = {
         "triton": lambda q, k, v: attnlab.flash_attention_triton(q, k, v, causal=True),
@@ -702,7 +702,7 @@ else:
     print(tr("No CUDA GPU here: the Triton kernel would run in its CPU interpreter, which is far too slow to\n"
              "time. On a GPU machine this cell times it; or run  python bench/flash_gpu.py --quick"))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "mamba-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% mamba-md [markdown]
 # ## 7. Mamba vs attention
 #
 # **Selective copying** (Gu & Dao 2023, the Mamba paper): a region of blanks hides a few symbols
@@ -715,7 +715,7 @@ else:
 # Two models of about the same size (`attnlab.MambaLM`, `attnlab.GPT`), the same batches, steps
 # and learning rate:
 
-# %% nbgrader={"grade": false, "grade_id": "copy-task", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% copy-task
 copy_task = (attnlab.SelectiveCopyTask(n_memorize=4, region_len=16, n_symbols=8, seed=0) if FULL_RUN
              else attnlab.SelectiveCopyTask(n_memorize=3, region_len=12, n_symbols=6, seed=0))
 x_example, y_example = copy_task.batch(2, torch.Generator().manual_seed(7))
@@ -748,7 +748,7 @@ attnlab.print_table(copy_rows, [(tr("model"), "model", "s"), (tr("parameters"), 
 attnlab.plot_loss_curves(copy_histories, title=tr("selective copying"), smooth=10)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "throughput-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% throughput-md [markdown]
 # **Throughput against length.** The other half of the story is cost. Reading a prompt of length
 # $L$ (*prefill*), attention does $O(L^2)$ work and Mamba's scan $O(L)$; generating the next token,
 # attention reads a KV cache that grows with $L$, while Mamba updates a fixed-size state. Two
@@ -756,7 +756,7 @@ plt.show()
 # length (`attnlab.throughput_vs_length`): prefill tokens per second, and milliseconds per new
 # token (`attnlab.decode_seconds_per_token`). Then the memory each keeps per sequence to continue.
 
-# %% nbgrader={"grade": false, "grade_id": "throughput", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% throughput
 lengths = (256, 512, 1024, 2048, 4096, 8192) if FULL_RUN else (128, 256, 512, 1024, 2048)
 torch.manual_seed(0)
 speed_models = {
@@ -789,7 +789,7 @@ print(tr("Mamba's state per sequence: {kib:.0f} KiB at every length", kib=state_
 attnlab.plot_throughput(speed, lengths)
 plt.show()
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "throughput-after-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% throughput-after-md [markdown]
 # **Reading it.** The KV-cache column grows linearly with $L$ and Mamba's state does not; that is
 # exact. The timings are a CPU with tiny models, where fixed per-call overheads are large, so
 # the trends show more clearly towards the long end (and with `FULL_RUN = True`, up to 8192): the
@@ -800,7 +800,7 @@ plt.show()
 # attention keeps everything — which is why hybrids that mix a few attention layers into a
 # Mamba stack are popular.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 5 done: you trained a GPT and looked inside its heads, tested five positional encodings
@@ -808,9 +808,9 @@ plt.show()
 # Transformer learn regression in context and built the attention layer that is one gradient
 # step, and measured the KV cache, FlashAttention's memory and Mamba against attention.
 
-# %% nbgrader={"grade": false, "grade_id": "timing", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% timing
 print(tr("this notebook ran in {seconds:.0f} s", seconds=time.perf_counter() - notebook_start))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "next", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% next [markdown]
 # **Next:** [Zone 6 — Review](../06_review/06_review.ipynb): the map of the whole lecture, a
 # self-check quiz, and what comes next.

@@ -11,7 +11,7 @@
 #     name: python3
 # ---
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "intro", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% intro [markdown]
 # # Zone 6 — Review: what stuck
 #
 # *Lecture 14: Attention — leaving the fossils behind.* About 30 minutes.
@@ -28,7 +28,7 @@
 # 4. **Two free answers** (6 points, graded by a person): explain it in your own words.
 # 5. **What comes next** — where efficient attention, state space models and hybrids go from here.
 
-# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% setup
 # Setup (locked): the course library and the graders.
 import numpy as np
 from IPython.display import Markdown, display
@@ -40,7 +40,7 @@ from grader_tests import check
 
 np.set_printoptions(precision=4, suppress=True)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "map-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% map-md [markdown]
 # ## 1. The lecture on one page
 #
 # Read the map like a metro map. The **columns** are the zones, left to right. Each coloured
@@ -53,10 +53,10 @@ np.set_printoptions(precision=4, suppress=True)
 # Mamba (Zones 3b–5). In JupyterLab, pick a **thread** in the menu to see it alone, with its
 # ideas printed zone by zone ("all threads" shows the whole map).
 
-# %% nbgrader={"grade": false, "grade_id": "map", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% map
 attnlab.lecture_map_explorer(thread="all")
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "table-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% table-md [markdown]
 # ### The same, as a table
 #
 # Every key idea, the `attnlab` functions behind it, and a link to the zone that teaches it.
@@ -64,7 +64,7 @@ attnlab.lecture_map_explorer(thread="all")
 # registry when this cell runs). Under the table: a check that every function named on the map
 # exists in `attnlab`, and what you built, zone by zone.
 
-# %% nbgrader={"grade": false, "grade_id": "table", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% table
 display(Markdown(attnlab.lecture_table_markdown(exercises=grader_tests.REGISTRY)))
 
 rows = attnlab.lecture_map()
@@ -87,7 +87,7 @@ total = sum(grader_tests.REGISTRY[name].points for name in first_zone)
 print(tr("  {label:<26s} {points:>2d} points in {count} graded functions",
          label=tr("in all"), points=total, count=len(first_zone)))
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "story-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% story-md [markdown]
 # ## 2. The story in seven threads
 #
 # **The mechanism.** Each token asks a question (its query $q_i = x_i W_Q$), offers an answer
@@ -126,7 +126,7 @@ print(tr("  {label:<26s} {points:>2d} points in {count} graded functions",
 # can *learn in context*: one linear-attention layer can perform a gradient-descent step on the
 # examples in its prompt.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "quiz-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% quiz-md [markdown]
 # ## 3. Self-check quiz (10 points)
 #
 # Three parts, each a function that takes a question id and returns your answer. The natural
@@ -155,7 +155,7 @@ print(tr("  {label:<26s} {points:>2d} points in {count} graded functions",
 # part is all or nothing (3, 3 and 4 points), so check your work. The cell after part C tells
 # you whether every answer has the expected form, without telling you whether it is right.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "part-a-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% part-a-md [markdown]
 # ### Part A — the mechanism (Zones 0–3a, 3 points)
 #
 # **a0 (worked example).** What is $\operatorname{softmax}([0, \ln 3])$?
@@ -176,7 +176,7 @@ print(tr("  {label:<26s} {points:>2d} points in {count} graded functions",
 # $d_{\text{model}} = 768$, 12 heads, the projections $W_Q, W_K, W_V, W_O$ each with a bias?
 # One integer.
 
-# %% nbgrader={"grade": false, "grade_id": "quiz_mechanism", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def quiz_mechanism(question):
     """Your answer to question `question` ("a0" ... "a3") of part A."""
     answers = {
@@ -191,14 +191,14 @@ def quiz_mechanism(question):
     return answers[question]
 
 
-# %% nbgrader={"grade": true, "grade_id": "quiz_mechanism-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 # Visible: the worked example only. The other answers are graded when you submit.
 check("quiz_mechanism", quiz_mechanism)
 ### BEGIN HIDDEN TESTS
 check("quiz_mechanism", quiz_mechanism, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "part-b-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% part-b-md [markdown]
 # ### Part B — order and masks (Zones 2–4, 3 points)
 #
 # **b0 (worked example).** After RoPE, the score $q_m \cdot k_n$ between a query at position $m$
@@ -218,7 +218,7 @@ check("quiz_mechanism", quiz_mechanism, hidden=True)
 # token's own key last. Which keys may the new token's query attend to?
 # (a) key 0 only, (b) all 6, (c) the 5 cached keys but not its own, (d) only its own.
 
-# %% nbgrader={"grade": false, "grade_id": "quiz_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def quiz_order(question):
     """Your answer to question `question` ("b0" ... "b3") of part B."""
     answers = {
@@ -233,14 +233,14 @@ def quiz_order(question):
     return answers[question]
 
 
-# %% nbgrader={"grade": true, "grade_id": "quiz_order-tests", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %%
 # Visible: the worked example only. The other answers are graded when you submit.
 check("quiz_order", quiz_order)
 ### BEGIN HIDDEN TESTS
 check("quiz_order", quiz_order, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "part-c-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% part-c-md [markdown]
 # ### Part C — efficiency and scale (Zones 3b–5, 4 points)
 #
 # **c0 (worked example).** While a model generates token $t + 1$, which needs memory that grows
@@ -264,7 +264,7 @@ check("quiz_order", quiz_order, hidden=True)
 # **c4.** You have a training budget of $10^{21}$ FLOPs. By the Chinchilla rule of thumb, on how
 # many **tokens** should you train?
 
-# %% nbgrader={"grade": false, "grade_id": "quiz_efficiency", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %%
 def quiz_efficiency(question):
     """Your answer to question `question` ("c0" ... "c4") of part C."""
     answers = {
@@ -281,26 +281,26 @@ def quiz_efficiency(question):
     return answers[question]
 
 
-# %% nbgrader={"grade": true, "grade_id": "quiz_efficiency-tests", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %%
 # Visible: the worked example only. The other answers are graded when you submit.
 check("quiz_efficiency", quiz_efficiency)
 ### BEGIN HIDDEN TESTS
 check("quiz_efficiency", quiz_efficiency, hidden=True)
 ### END HIDDEN TESTS
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "forms-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% forms-md [markdown]
 # ### Before you submit: is every answer there, in the expected form?
 #
 # This asks your three functions every question and reports, for each, whether the answer is
 # missing or has the wrong form (a letter where a number was expected, a tuple of the wrong
 # length, …). It does **not** say whether an answer is right.
 
-# %% nbgrader={"grade": false, "grade_id": "forms", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% forms
 for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_order),
                         ("quiz_efficiency", quiz_efficiency)]:
     attnlab.quiz_form_report(part, answer_fn)
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "free-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% free-md [markdown]
 # ## 4. Two free answers (6 points)
 #
 # Write for a colleague who knows machine learning but has not taken this lecture. Be concrete:
@@ -313,7 +313,7 @@ for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_
 # lines from the 200 000 tokens of a repository placed in its prompt. For each, would you choose
 # a Transformer, a Mamba model, or a hybrid of the two? Justify in 5–8 sentences.
 
-# %% [markdown] nbgrader={"grade": true, "grade_id": "free-answer-mamba", "locked": false, "points": 3, "schema_version": 3, "solution": true, "task": false}
+# %% free-answer-mamba [markdown] points=3
 # ### BEGIN SOLUTION
 # **Model answer.** (i) Mamba, or a hybrid with very few attention layers. A Transformer must keep
 # a KV cache of $2 \cdot \text{layers} \cdot H_{kv} \cdot d \cdot t \cdot \text{bytes}$, which grows
@@ -339,14 +339,14 @@ for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_
 #   FlashAttention, cache compression). Half a point for a choice without a reason.
 # ### END SOLUTION
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "free-md-2", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% free-md-2 [markdown]
 # ### Free answer 2 (3 points): why FlashAttention is exact
 #
 # A colleague says: "FlashAttention is fast because it approximates attention, like Performer."
 # Explain to them in 5–8 sentences why FlashAttention computes **exactly** the same result as
 # standard attention (up to floating-point rounding), and where its speed comes from instead.
 
-# %% [markdown] nbgrader={"grade": true, "grade_id": "free-answer-flash", "locked": false, "points": 3, "schema_version": 3, "solution": true, "task": false}
+# %% free-answer-flash [markdown] points=3
 # ### BEGIN SOLUTION
 # **Model answer.** FlashAttention computes every score $q_i \cdot k_j$ and uses them all; it only
 # changes the *order* in which the softmax and the weighted sum are evaluated. For each query it
@@ -376,7 +376,7 @@ for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_
 #   slightly more for the backward recomputation), $O(N)$ extra memory.
 # ### END SOLUTION
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "next-md", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% next-md [markdown]
 # ## 5. What comes next
 #
 # The lecture stopped where the research is moving fastest. Three directions, with the papers to
@@ -417,7 +417,7 @@ for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_
 # - *Repeat After Me* (Jelassi, Brandfonbrener, Kakade and Malach 2024, arXiv:2402.01032) — why a
 #   fixed-size state limits copying, in theory and in practice.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "progress", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% progress [markdown]
 # ## Progress
 #
 # ✅ Zone 6 done — and with it, the course. 🎓
@@ -433,7 +433,7 @@ for part, answer_fn in [("quiz_mechanism", quiz_mechanism), ("quiz_order", quiz_
 # section 5, or start again from [Zone 0 — Quickstart](../00_quickstart/00_quickstart.ipynb) and
 # see how much more you notice in its three tokens.
 
-# %% [markdown] nbgrader={"grade": false, "grade_id": "glossary", "locked": true, "schema_version": 3, "solution": false, "task": false}
+# %% glossary [markdown]
 # ## Glossary: Japanese and English terms
 #
 # The lecture series this course follows is Japanese, and the course has a Japanese edition
