@@ -32,12 +32,16 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from attnlab.i18n import language
 
 from .sandbox import Limits, run_notebook_sandboxed
 from .submission import _submission_files
+
+if TYPE_CHECKING:
+    from traitlets.config import Config
 
 __all__ = ["SandboxTask", "cached_outcome", "notebook_key", "plan_tasks", "run_task", "run_tasks"]
 
@@ -60,7 +64,9 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def notebook_key(nb, limits: dict, unsafe_no_sandbox: bool, lang: str = "en") -> str:
+def notebook_key(
+    nb: nbformat.NotebookNode, limits: dict, unsafe_no_sandbox: bool, lang: str = "en"
+) -> str:
     """What decides a sandboxed run: the cells' types, ids and sources, the graders' code, the
     time limits, the language it prints in, and whether it ran in the sandbox at all."""
     cells = [(c.get("cell_type"), c.get("id"), c.get("source")) for c in nb.cells]
@@ -108,7 +114,7 @@ def cached_outcome(folder: Path) -> dict | None:
         return None
 
 
-def course_config(course_dir: Path):
+def course_config(course_dir: Path) -> Config:
     """The course's nbgrader_config.py as a traitlets Config (empty when there is none)."""
     from traitlets.config import Config
     from traitlets.config.loader import ConfigFileNotFound, PyFileConfigLoader

@@ -383,7 +383,7 @@ def _table(results: list[GradeResult]) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="attnlab-grade", description="Collect, autograde and export attnlab assignments."
     )

@@ -408,11 +408,15 @@ def _causal_cases():
 
 
 def _cm_variant(kind):
+    """causal_mask with the mistake `kind` ("correct": none)."""
+
     def mask(n_q, n_k=None):
         n_k = n_q if n_k is None else n_k
         i = np.arange(n_q)[:, None]
         j = np.arange(n_k)[None, :]
         offset = n_k - n_q
+        if kind == "correct":  # bottom-right aligned, as attnlab.causal_mask
+            return j <= i + offset
         if kind == "strict":
             return j < i + offset
         if kind == "transposed":

@@ -9,6 +9,7 @@ function, so the hidden checks can run in the clean grading process (see sandbox
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import attnlab
 import numpy as np
@@ -250,7 +251,7 @@ class _MemoryLimited(_Wrapped):
         return out
 
 
-def memory_limited(fn):
+def memory_limited(fn: Callable) -> _MemoryLimited:
     """fn (a flash_attention_numpy) that fails with NotTiledError if, on a long sequence, it
     allocates more than Nq * Nk bytes at once (tracemalloc sees NumPy's buffers)."""
     return _MemoryLimited(fn)

@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import textwrap
+from collections.abc import Callable
 
 import attnlab
 import numpy as np
@@ -148,7 +149,7 @@ class _TritonForward:
         return out.cpu().numpy(), lse.cpu().numpy()
 
 
-def forward_with_inner(inner):
+def forward_with_inner(inner: Callable) -> _TritonForward:
     """A NumPy-in, NumPy-out attnlab.flash_attention_triton_forward that uses `inner`
     (a @triton.jit function with the signature of attnlab.flash.triton_kernels.attn_fwd_inner)
     as its inner loop over key/value blocks. Returns (out, lse) like the library's forward."""

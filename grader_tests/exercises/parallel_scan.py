@@ -8,6 +8,7 @@ function loops over time (see wrapping.py).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import attnlab
 import numpy as np
@@ -58,7 +59,7 @@ class _LoopLimited(_Wrapped):
             sys.settrace(previous)
 
 
-def loop_limited(fn):
+def loop_limited(fn: Callable) -> _LoopLimited:
     """fn (a parallel_scan) that fails with TimeLoopError if, on a long sequence, it executes
     about one Python line per time step or more (counted with sys.settrace)."""
     return _LoopLimited(fn)

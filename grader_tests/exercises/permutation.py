@@ -14,28 +14,28 @@ _W_Q, _W_K, _W_V = (_RNG.normal(size=(4, 4)) for _ in range(3))
 _W_1, _W_2 = _RNG.normal(size=(4, 8)), _RNG.normal(size=(8, 4))
 
 
-def self_attention(x):
+def self_attention(x: np.ndarray) -> np.ndarray:
     """Self-attention with fixed weights and no positions: (..., N, 4) -> (..., N, 4)."""
     return attnlab.qkv_attention(x, _W_Q, _W_K, _W_V)[0]
 
 
-def attention_with_positions(x):
+def attention_with_positions(x: np.ndarray) -> np.ndarray:
     """The same attention after adding sinusoidal position encodings to the tokens."""
     x = np.asarray(x, dtype=float)
     return self_attention(x + attnlab.sinusoidal_positional_encoding(x.shape[-2], x.shape[-1]))
 
 
-def causal_self_attention(x):
+def causal_self_attention(x: np.ndarray) -> np.ndarray:
     """The same attention with a causal mask: token i sees tokens 0..i only."""
     return attnlab.qkv_attention(x, _W_Q, _W_K, _W_V, causal=True)[0]
 
 
-def token_mlp(x):
+def token_mlp(x: np.ndarray) -> np.ndarray:
     """The same small MLP applied to each token on its own (a Transformer's feed-forward layer)."""
     return np.tanh(np.asarray(x, dtype=float) @ _W_1) @ _W_2
 
 
-def running_sum(x):
+def running_sum(x: np.ndarray) -> np.ndarray:
     """Token i becomes the sum of tokens 0..i (np.cumsum over the token axis)."""
     return np.cumsum(np.asarray(x, dtype=float), axis=-2)
 

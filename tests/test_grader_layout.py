@@ -1,0 +1,170 @@
+"""How grader_tests is laid out: exercises by concept, each in its notebook, no import cycles.
+
+- every exercise's `zone` is the notebook whose source calls `check("<name>", ...)`;
+- the modules of grader_tests import each other without a cycle (read with ast, imports
+  inside functions included) and none is longer than MAX_LINES;
+- pyproject.toml's explicit package list names every package folder, so `pip install .`
+  installs grader_tests.exercises (and every attnlab subpackage) too;
+- the grading API's public functions carry type hints.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grader_tests import REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "grader_tests"
+MAX_LINES = 500
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+# ------------------------------------------------------------------------- zones
+def _checks_by_notebook() -> dict[str, set[str]]:
+    """{exercise name: the notebooks (solutions/NN_name) whose source calls check("name", ...)}."""
+    found: dict[str, set[str]] = {}
+    for source in sorted((ROOT / "solutions").glob("*/*.py")):
+        if source.stem != source.parent.name:
+            continue
+        for name in re.findall(r"""\bcheck\(\s*["'](\w+)["']""", source.read_text("utf-8")):
+            found.setdefault(name, set()).add(source.stem)
+    return found
+
+
+def test_every_exercise_names_the_notebook_that_checks_it():
+    checks = _checks_by_notebook()
+    for name, ex in REGISTRY.items():
+        assert ex.zone, f"{name}: no zone (the notebook it appears in)"
+        assert checks.get(name) == {ex.zone}, (
+            f"{name}: zone={ex.zone!r}, but check({name!r}, ...) is called in {checks.get(name)}"
+        )
+    assert set(checks) <= set(REGISTRY), (
+        f"checked but not registered: {set(checks) - set(REGISTRY)}"
+    )
+
+
+def test_each_exercise_is_registered_by_its_concept_module():
+    """A newcomer finds an exercise's grader under grader_tests/exercises/, by concept."""
+    for name, ex in REGISTRY.items():
+        module = getattr(ex.cases, "__module__", "")
+        assert module.startswith("grader_tests.exercises."), (name, module)
+
+
+# ------------------------------------------------------------------------- imports
+def _resolve(module: str, node: ast.ImportFrom) -> str:
+    """The absolute module an ImportFrom reads from (relative imports resolved)."""
+    if not node.level:
+        return node.module or ""
+    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    for _ in range(node.level - 1):
+        package = package.rpartition(".")[0]
+    return f"{package}.{node.module}" if node.module else package
+
+
+def import_graph() -> dict[str, set[str]]:
+    """{module: the grader_tests modules it imports}, every import statement counted."""
+    graph: dict[str, set[str]] = {name: set() for name in MODULES}
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = _resolve(module, node)
+                # `from pkg import sub` imports the submodule sub; `from mod import name`, mod
+                targets = [
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                    for a in node.names
+                ]
+            graph[module] |= {t for t in targets if t in MODULES and t != module}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_grader_tests_has_no_import_cycle():
+    graph = import_graph()
+    assert "grader_tests.exercises" in graph["grader_tests"]
+    assert "grader_tests.registry" in graph["grader_tests.exercises.flash"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_no_module_is_too_long(module):
+    lines = len(MODULES[module].read_text("utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{module}: {lines} lines; split it by concept"
+
+
+# ------------------------------------------------------------------------- packaging
+def test_pyproject_installs_every_package_folder():
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setuptools["packages"])
+    for package, folder in setuptools["package-dir"].items():
+        root = ROOT / folder
+        for init in root.rglob("__init__.py"):
+            sub = init.parent.relative_to(root).parts
+            name = ".".join((package, *sub))
+            assert name in listed, f"{name} ({init.parent}) is not in pyproject's packages"
+    assert "grader_tests.exercises" in listed
+
+
+# ------------------------------------------------------------------------- type hints
+def _public_functions(tree: ast.Module):
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and not item.name.startswith("_"):
+                    yield f"{node.name}.{item.name}", item
+
+
+def test_the_grading_api_is_type_hinted():
+    missing = []
+    for module, path in MODULES.items():
+        for name, fn in _public_functions(ast.parse(path.read_text("utf-8"))):
+            a = fn.args
+            params = a.posonlyargs + a.args + a.kwonlyargs + [p for p in (a.vararg, a.kwarg) if p]
+            bare = [p.arg for p in params if p.annotation is None and p.arg not in ("self", "cls")]
+            if bare or fn.returns is None:
+                missing.append(f"{module}.{name}: {bare or ''} {'' if fn.returns else 'no return'}")
+    assert not missing, "\n".join(missing)
