@@ -34,7 +34,7 @@ try:
 except RuntimeError as err:  # e.g. TRITON_INTERPRET=0 set by hand on a machine without a GPU
     pytest.skip(f"the Triton kernels cannot run in this process: {err}", allow_module_level=True)
 
-from attnlab.flash.triton_kernels import load_tile, visible
+from attnlab.flash.triton_kernels import score_block
 
 NATIVE = not KERNELS.INTERPRET
 DEVICE = "cuda" if NATIVE else "cpu"
@@ -180,13 +180,23 @@ def _inner_without_rescale(
 ):
     """A typical wrong inner loop: forgets to rescale the old state by exp2(m_old - m_new)."""
     for start_n in range(lo, hi, BLOCK_N):
-        offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-        v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-        s = tl.dot(q, tl.trans(k)) * qk_scale
-        if MASKED:
-            keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-            s = tl.where(keep, s, float("-inf"))
+        s, v = score_block(
+            q,
+            K,
+            V,
+            stride_kn,
+            stride_vn,
+            offs_m,
+            start_n,
+            n_k,
+            causal_offset,
+            qk_scale,
+            HEAD_DIM,
+            BLOCK_N,
+            BLOCK_D,
+            CAUSAL,
+            MASKED,
+        )
         m_new = tl.maximum(m_i, tl.max(s, 1))
         m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
         p = tl.exp2(s - m_shift[:, None])

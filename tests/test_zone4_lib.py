@@ -304,8 +304,8 @@ def kernels():
 
 
 def test_forward_with_inner_rebuilds_the_kernel_from_its_source(kernels):
-    global load_tile, visible  # a kernel reads other @triton.jit functions as globals, as in a notebook
-    load_tile, visible = kernels.load_tile, kernels.visible
+    global score_block  # a kernel reads other @triton.jit functions as globals, as in a notebook
+    score_block = kernels.score_block
 
     # The library's loop, written out here: a learner-defined @triton.jit function.
     @triton.jit
@@ -331,13 +331,23 @@ def test_forward_with_inner_rebuilds_the_kernel_from_its_source(kernels):
         MASKED: tl.constexpr,
     ):
         for start_n in range(lo, hi, BLOCK_N):
-            offs_n = start_n + tl.arange(0, BLOCK_N)
-            k = load_tile(K, offs_n, stride_kn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            v = load_tile(V, offs_n, stride_vn, n_k, HEAD_DIM, BLOCK_D, MASKED)
-            s = tl.dot(q, tl.trans(k)) * qk_scale
-            if MASKED:
-                keep = visible(offs_m[:, None], offs_n[None, :], n_k, causal_offset, CAUSAL)
-                s = tl.where(keep, s, float("-inf"))
+            s, v = score_block(
+                q,
+                K,
+                V,
+                stride_kn,
+                stride_vn,
+                offs_m,
+                start_n,
+                n_k,
+                causal_offset,
+                qk_scale,
+                HEAD_DIM,
+                BLOCK_N,
+                BLOCK_D,
+                CAUSAL,
+                MASKED,
+            )
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_shift = tl.where(m_new == float("-inf"), 0.0, m_new)
             alpha = tl.exp2(m_i - m_shift)
