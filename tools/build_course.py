@@ -5,19 +5,22 @@
     python tools/build_course.py --only 00_quickstart
     python tools/build_course.py --lang ja       # the Japanese edition only (course/ja/)
 
-For each `solutions/NN_name/NN_name.py` (jupytext percent format, nbgrader cell metadata
-in the `# %%` headers) this writes the instructor's source notebook
-`solutions/NN_name/NN_name.ipynb` (git-ignored), then runs `nbgrader generate_assignment`
-in a throw-away course directory whose source folder holds only notebooks and assets —
-never the `.py`, which contains the solutions — and copies the release into
-`course/NN_name/`. Released notebooks carry no solutions, hidden tests, outputs or
-jupytext metadata. Hidden checks are written `check("name", fn, hidden=True)`: in the
-grading sandbox they record the learner's outputs, and the grader outside judges them.
+For each `solutions/NN_name/NN_name.py` (jupytext percent format; each cell's nbgrader
+metadata is derived by tools/cell_metadata.py, points from grader_tests.REGISTRY) this
+writes the instructor's source notebook `solutions/NN_name/NN_name.ipynb` (git-ignored),
+then runs `nbgrader generate_assignment` in a throw-away course directory whose source
+folder holds only notebooks and assets — never the `.py`, which contains the solutions —
+and copies the release into `course/NN_name/`. Released notebooks carry no solutions,
+hidden tests, outputs or jupytext metadata. Hidden checks are written `check("name", fn,
+hidden=True)`: in the grading sandbox they record the learner's outputs, and the grader
+outside judges them.
 
 The Japanese edition is built from the same sources: each markdown paragraph is replaced by
 its translation in translations/ja/NN_name.po (tools/translations.py); code cells, grade ids
 and points are untouched. Its instructor notebooks go to solutions-ja/ (git-ignored), its
 release to course/ja/.
+
+A default build (no --out) also rewrites the README's table of graded exercises and points.
 """
 
 from __future__ import annotations
@@ -178,6 +181,61 @@ def build(out: Path, only: list[str] | None = None, lang: str = "en") -> list[Pa
     return released
 
 
+README = ROOT / "README.md"
+# The README's table of graded exercises and points lies between these two lines.
+MAP_BEGIN = (
+    "<!-- points: written by `make build` (tools/build_course.py) from grader_tests.REGISTRY -->"
+)
+MAP_END = "<!-- end of points -->"
+
+
+def points_table(sources: list[Path] | None = None) -> str:
+    """The README's table of each notebook's graded exercises and points (markdown).
+
+    Exercises are those the notebook's test cells check, with the registry's points; written
+    answers are graded by hand, with the points on their header.
+    """
+    rows = ["| notebook | graded exercises (points) | points |", "| --- | --- | --- |"]
+    n_auto = n_hand = total = 0
+    for py_path in sources or zone_sources():
+        nb = jupytext.reads(py_path.read_text(encoding="utf-8"), fmt="py:percent")
+        metas = cell_metadata.nbgrader_metadata(nb, cell_metadata.registry_points())
+        graded, zone_points = [], 0
+        for cell, meta in zip(nb.cells, metas, strict=True):
+            if not meta["grade"]:
+                continue
+            zone_points += meta["points"]
+            if cell.cell_type == "code":
+                names = dict.fromkeys(cell_metadata.CHECK_CALL.findall(cell.source))
+                graded += [f"`{n}` ({cell_metadata.registry_points()[n]})" for n in names]
+                n_auto += len(names)
+            else:
+                graded.append(f"`{meta['grade_id']}` ({meta['points']}, by hand)")
+                n_hand += 1
+        total += zone_points
+        zone = py_path.stem
+        rows.append(
+            f"| [`{zone}`](course/{zone}/{zone}.ipynb) | {', '.join(graded)} | {zone_points} |"
+        )
+    rows.append(
+        f"| all | {n_auto} exercises checked automatically, {n_hand} free answers graded by hand | {total} |"
+    )
+    return "\n".join(rows)
+
+
+def update_readme(readme: Path = README) -> bool:
+    """Rewrite the README's points table from the registry; True if it changed."""
+    text = readme.read_text(encoding="utf-8")
+    head, found, rest = text.partition(MAP_BEGIN + "\n")
+    _, found_end, tail = rest.partition(MAP_END)
+    if not (found and found_end):
+        raise SystemExit(f"{readme}: the lines {MAP_BEGIN!r} and {MAP_END!r} are missing")
+    new = f"{head}{MAP_BEGIN}\n{points_table()}\n{MAP_END}{tail}"
+    if new != text:
+        readme.write_text(new, encoding="utf-8")
+    return new != text
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -199,6 +257,8 @@ def main(argv=None) -> None:
             else args.out.resolve() / default.relative_to(ROOT / "course")
         )
         build(out, args.only, lang)
+    if args.out is None and update_readme():
+        print(f"updated the points table in {README.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
