@@ -106,15 +106,14 @@ def message_template() -> Catalog:
 
 def grader_messages() -> list[tuple[str, str]]:
     """(message, where) for every catalogued mistake's hint and every input's label: data of
-    the exercise registry, translated where they are shown (grader_tests/core.py)."""
-    import grader_tests  # noqa: F401  (registers every exercise)
-    from grader_tests.core import REGISTRY
+    the exercise registry, translated where they are shown (grader_tests/checking.py)."""
+    from grader_tests import REGISTRY  # registers every exercise
 
     found = []
     for name, ex in REGISTRY.items():
         found += [(m.hint, f"grader_tests:{name}:{m.name}") for m in ex.mutants]
         found += [(case.label, f"grader_tests:{name}:case") for case in ex.cases()]
-    import attnlab  # the quiz's explanations, shown by its graders (grader_tests/ex_zone6.py)
+    import attnlab  # the quiz's explanations, shown by its graders (grader_tests/exercises/quiz.py)
 
     for part, questions in attnlab.QUIZ.items():
         found += [(q.explanation, f"attnlab.QUIZ:{part}:{key}") for key, q in questions.items()]
