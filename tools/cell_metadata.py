@@ -13,9 +13,11 @@ setting; the build works out the rest:
                                            graded by hand: the only cell that states its points
     # %% full-run locked=false             a plain cell the learner may edit
 
-Cells are locked by default. A locked cell without an id gets "<the id above>-<k>" (the k-th
-cell after the nearest cell with an id of its own), so adding a cell changes no other id. An
-id on the header always wins, e.g. where a test cell's id is not "<exercise>-tests". Points
+Cells are locked by default. A locked cell without an id gets "<id>-<k>": it is the k-th cell
+after the nearest cell above that has an id (written, or given by the rules above), so a cell
+added elsewhere changes no id. An id on the header always wins, e.g. where a test cell's id
+is not "<exercise>-tests" (Zone 4's `attn_fwd_inner-tests` checks
+flash_attention_triton_forward). Points
 typed on a code cell, a whole `nbgrader={...}` header or any other key are refused: the
 registry is the one place an exercise's points are written.
 """
