@@ -33,7 +33,7 @@ from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer, Unicode
 
-from .core import REGISTRY
+from .registry import REGISTRY
 from .sandbox import Limits, SandboxResult, run_notebook_sandboxed
 from .submission import _read_untrusted_notebook, _submission_files
 from .verdict import Verdict, judge_record

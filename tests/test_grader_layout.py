@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 import tomllib
 from pathlib import Path
@@ -93,6 +94,23 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
+def unresolved_imports() -> list[str]:
+    """Imports of grader_tests modules that do not exist (a module moved, an import left behind)."""
+    missing = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [_resolve(module, node)]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] == "grader_tests" and name not in MODULES:
+                    missing.append(f"{module}, line {node.lineno}: {name}")
+    return missing
+
+
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     state: dict[str, int] = {}  # 1: on the current path, 2: done
     path: list[str] = []
@@ -126,6 +144,15 @@ def test_grader_tests_has_no_import_cycle():
     assert "grader_tests.registry" in graph["grader_tests.exercises.flash"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_every_import_of_a_grader_module_finds_it():
+    assert not unresolved_imports()
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_every_module_imports(module):
+    importlib.import_module(module)
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
