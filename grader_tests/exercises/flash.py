@@ -359,6 +359,9 @@ def _flash_cases():
     ]
 
 
+# Steps of attnlab's tiled forward (numpy_tiled._tiled_forward), each with one typical mistake.
+
+
 def _scores_unscaled(q_tile, k_tile, rows, cols, n_q, n_k, causal):
     return tiled._tile_scores(q_tile, k_tile, rows, cols, n_q, n_k, causal) * math.sqrt(
         q_tile.shape[-1]
