@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__: list[str] = []  # internal helpers, not part of the public API
 
 
-def as_float_array(name: str, x) -> np.ndarray:
+def as_float_array(name: str, x: ArrayLike) -> np.ndarray:
     """Return `x` as a floating NumPy array (float64 unless it already is float16/32/64)."""
     arr = np.asarray(x)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
@@ -23,7 +24,7 @@ def require_ndim(name: str, x: np.ndarray, min_ndim: int) -> None:
         raise ValueError(f"{name} must have at least {min_ndim} dimensions, got shape {x.shape}")
 
 
-def require_positive_int(name: str, value) -> int:
+def require_positive_int(name: str, value: object) -> int:
     """Return `value` as int, raising ValueError unless it is a positive integer."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -36,13 +37,13 @@ def require_divides(name_div: str, divisor: int, name_total: str, total: int) ->
         raise ValueError(f"{name_div}={divisor} must divide {name_total}={total}")
 
 
-def require_same(name_a: str, a, name_b: str, b, what: str = "size") -> None:
+def require_same(name_a: str, a: object, name_b: str, b: object, what: str = "size") -> None:
     """Raise ValueError unless two sizes (or shapes) agree."""
     if a != b:
         raise ValueError(f"{name_a} and {name_b} must have the same {what}, got {a} and {b}")
 
 
-def as_qkv(q, k, v) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def as_qkv(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """q (..., Nq, d_k), k (..., Nk, d_k), v (..., Nk, d_v) as float arrays, shapes checked."""
     q, k, v = (as_float_array(n, a) for n, a in (("q", q), ("k", k), ("v", v)))
     for name, arr in (("q", q), ("k", k), ("v", v)):

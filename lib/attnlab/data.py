@@ -9,6 +9,7 @@ at position t, or IGNORE (-100, skipped by torch's cross_entropy) where nothing 
 from __future__ import annotations
 
 import sysconfig
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -72,7 +73,7 @@ class CharCorpus:
                 f"text contains {err.args[0]!r}, which is not in the corpus vocabulary"
             ) from None
 
-    def decode(self, ids) -> str:
+    def decode(self, ids: Sequence[int] | torch.Tensor) -> str:
         """The text of a sequence of ids (list or 1-D tensor)."""
         if isinstance(ids, torch.Tensor):
             ids = ids.tolist()
@@ -137,7 +138,7 @@ def stdlib_corpus(max_chars: int = 1_000_000, val_fraction: float = 0.1) -> Char
     return CharCorpus(stdlib_source_text(max_chars), val_fraction)
 
 
-def unigram_entropy(tokens, vocab_size: int | None = None) -> float:
+def unigram_entropy(tokens: torch.Tensor | Sequence[int], vocab_size: int | None = None) -> float:
     """Entropy in nats of the token frequencies: the loss of the best model that ignores context."""
     tokens = torch.as_tensor(tokens).flatten()
     tokens = tokens[tokens != IGNORE]
@@ -162,7 +163,9 @@ class Task:
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
 
-    def batch(self, batch_size: int, generator: torch.Generator | None = None):
+    def batch(
+        self, batch_size: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         require_positive_int("batch_size", batch_size)
         return self._make(batch_size, _generator(generator, self.generator))
 
@@ -293,7 +296,7 @@ class LinearRegressionTask(Task):
 
     def batch(
         self, batch_size: int, generator: torch.Generator | None = None, return_w: bool = False
-    ):
+    ) -> tuple[torch.Tensor, ...]:
         require_positive_int("batch_size", batch_size)
         g = _generator(generator, self.generator)
         w = torch.randn(batch_size, self.d, generator=g)

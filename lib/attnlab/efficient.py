@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, as_qkv, require_positive_int
 from .functional import causal_mask
@@ -150,7 +151,7 @@ def sparse_mask_nnz(
 
 
 # ============================================================================ block sparse
-def block_layout(mask, block_size: int) -> np.ndarray:
+def block_layout(mask: ArrayLike | torch.Tensor, block_size: int) -> np.ndarray:
     """Which (query block, key block) tiles of a boolean (Nq, Nk) mask contain any True.
 
     Returns a boolean (ceil(Nq / block_size), ceil(Nk / block_size)) array; False tiles
@@ -167,7 +168,13 @@ def block_layout(mask, block_size: int) -> np.ndarray:
     return padded.reshape(nb_q, block_size, nb_k, block_size).any(axis=(1, 3))
 
 
-def block_sparse_attention(q, k, v, mask, block_size: int = 16) -> torch.Tensor:
+def block_sparse_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: ArrayLike | torch.Tensor,
+    block_size: int = 16,
+) -> torch.Tensor:
     """Masked softmax attention (torch) that only computes tiles where the mask has a True.
 
     q: (..., Nq, d), k: (..., Nk, d), v: (..., Nk, d_v) torch tensors; mask: boolean
@@ -222,7 +229,7 @@ def _check_qkv(q, k, v, causal: bool):
     return q, k, v, np.result_type(q, k, v)
 
 
-def elu_feature_map(x) -> np.ndarray:
+def elu_feature_map(x: ArrayLike) -> np.ndarray:
     """phi(x) = elu(x) + 1 = x + 1 for x > 0, exp(x) for x <= 0: positive, so weights stay >= 0."""
     x = as_float_array("x", x)
     return np.where(x > 0, x + 1.0, np.exp(np.minimum(x, 0.0))).astype(x.dtype, copy=False)
@@ -248,7 +255,7 @@ def _feature_attention(phi_q, phi_k, v, causal: bool) -> np.ndarray:
     return numerator / denominator[..., None]
 
 
-def linear_attention(q, k, v, causal: bool = False) -> np.ndarray:
+def linear_attention(q: ArrayLike, k: ArrayLike, v: ArrayLike, causal: bool = False) -> np.ndarray:
     """Linear attention (Katharopoulos et al. 2020) with phi = elu + 1, in O(N) by associativity.
 
     out_i = phi(q_i) (sum_j phi(k_j)^T v_j) / phi(q_i) (sum_j phi(k_j)), with j <= i when causal
@@ -260,7 +267,7 @@ def linear_attention(q, k, v, causal: bool = False) -> np.ndarray:
     return out.astype(dtype, copy=False)
 
 
-def linear_attention_recurrent(q, k, v) -> np.ndarray:
+def linear_attention_recurrent(q: ArrayLike, k: ArrayLike, v: ArrayLike) -> np.ndarray:
     """Causal linear attention as an RNN: S_i = S_{i-1} + phi(k_i)^T v_i, z_i = z_{i-1} + phi(k_i),
     out_i = phi(q_i) S_i / phi(q_i) z_i. Constant memory per step: the state is (S, z).
 
@@ -279,7 +286,9 @@ def linear_attention_recurrent(q, k, v) -> np.ndarray:
     return out
 
 
-def linear_attention_quadratic(q, k, v, causal: bool = False) -> np.ndarray:
+def linear_attention_quadratic(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, causal: bool = False
+) -> np.ndarray:
     """The explicit O(N^2) form of linear attention, for checking: weights
     w_ij = phi(q_i).phi(k_j) / sum_j' phi(q_i).phi(k_j') (j <= i when causal), out = w V."""
     q, k, v, dtype = _check_qkv(q, k, v, causal)
@@ -318,7 +327,7 @@ def _performer_log_features(x, omega):
     return x @ omega.T - 0.5 * np.sum(x * x, axis=-1, keepdims=True)
 
 
-def performer_features(x, omega) -> np.ndarray:
+def performer_features(x: ArrayLike, omega: ArrayLike) -> np.ndarray:
     """Positive random features phi(x) = exp(omega x - |x|^2 / 2) / sqrt(m) (FAVOR+).
 
     For omega with N(0, I) rows, E[phi(x).phi(y)] = exp(x.y), the softmax kernel, and every
@@ -333,7 +342,13 @@ def performer_features(x, omega) -> np.ndarray:
 
 
 def performer_attention(
-    q, k, v, m: int = 64, orthogonal: bool = True, seed: int = 0, causal: bool = False
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    m: int = 64,
+    orthogonal: bool = True,
+    seed: int = 0,
+    causal: bool = False,
 ) -> np.ndarray:
     """Performer (FAVOR+) approximation of softmax(q k^T / sqrt(d)) v in O(N m d).
 

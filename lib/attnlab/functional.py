@@ -8,10 +8,16 @@ the input's floating dtype.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, as_qkv, require_divides, require_ndim, require_positive_int
+
+if TYPE_CHECKING:
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
 __all__ = [
     "causal_mask",
@@ -49,7 +55,7 @@ def _require_finite(name: str, x: np.ndarray) -> None:
         raise ValueError(f"{name} contains NaN or inf; the result would be undefined")
 
 
-def softmax(x, axis: int = -1) -> np.ndarray:
+def softmax(x: ArrayLike, axis: int = -1) -> np.ndarray:
     """exp(x_i) / sum_j exp(x_j) along `axis`, stable for any magnitude.
 
     Subtracting the row maximum first keeps exp() from overflowing. Entries equal to -inf
@@ -84,7 +90,9 @@ def causal_mask(n_q: int, n_k: int | None = None) -> np.ndarray:
     return j <= i + (n_k - n_q)
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, causal: bool = False):
+def scaled_dot_product_attention(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, mask: ArrayLike | None = None, causal: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """softmax(q k^T / sqrt(d_k)) v, returning (out, weights).
 
     q: (..., Nq, d_k), k: (..., Nk, d_k), v: (..., Nk, d_v).
@@ -143,7 +151,15 @@ def _merge_heads(x: np.ndarray) -> np.ndarray:
     return x.reshape(*lead, n, n_heads * d_head)
 
 
-def multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads: int, causal: bool = False):
+def multi_head_attention(
+    x: ArrayLike,
+    w_q: ArrayLike,
+    w_k: ArrayLike,
+    w_v: ArrayLike,
+    w_o: ArrayLike,
+    n_heads: int,
+    causal: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Multi-head self-attention: project, split into heads, attend per head, merge, project.
 
     Row-vector convention q = x @ w_q. x: (..., N, d_model); w_q, w_k, w_v, w_o:
@@ -180,7 +196,7 @@ def _norm_params(x: np.ndarray, **params) -> list:
     return out
 
 
-def layer_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
+def layer_norm(x: ArrayLike, gamma: ArrayLike, beta: ArrayLike, eps: float = 1e-5) -> np.ndarray:
     """LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta.
 
     Ba et al. 2016. The variance is the biased one (divide by d), as in torch.nn.LayerNorm.
@@ -208,7 +224,7 @@ def layer_norm(x, gamma, beta, eps: float = 1e-5) -> np.ndarray:
     return (x_hat * gamma + beta).astype(dtype, copy=False)
 
 
-def rms_norm(x, gamma, eps: float = 1e-6) -> np.ndarray:
+def rms_norm(x: ArrayLike, gamma: ArrayLike, eps: float = 1e-6) -> np.ndarray:
     """RMSNorm over the last axis: x / sqrt(mean(x**2) + eps) * gamma (no mean, no bias).
 
     Zhang & Sennrich 2019. x: (..., d); gamma: (d,). Returns (..., d).
@@ -234,7 +250,7 @@ def rms_norm(x, gamma, eps: float = 1e-6) -> np.ndarray:
 _erf = np.vectorize(math.erf, otypes=[np.float64])  # exact erf without a SciPy dependency
 
 
-def gelu(x, approximate: str = "none") -> np.ndarray:
+def gelu(x: ArrayLike, approximate: str = "none") -> np.ndarray:
     """GELU(x) = x * Phi(x), Phi the standard normal CDF (Hendrycks & Gimpel 2016).
 
     approximate="none": exact, 0.5 x (1 + erf(x / sqrt 2)).
@@ -252,7 +268,7 @@ def gelu(x, approximate: str = "none") -> np.ndarray:
     return out.astype(x.dtype, copy=False)
 
 
-def silu(x) -> np.ndarray:
+def silu(x: ArrayLike) -> np.ndarray:
     """SiLU / swish: x * sigmoid(x) (Elfwing et al. 2018; Ramachandran et al. 2017)."""
     x = as_float_array("x", x)
     # sigmoid through exp(-|x|) never overflows: 1/(1+z) for x >= 0, z/(1+z) for x < 0.
@@ -261,7 +277,7 @@ def silu(x) -> np.ndarray:
     return (x * sigmoid).astype(x.dtype, copy=False)
 
 
-def swiglu(x, w1, w2, w3) -> np.ndarray:
+def swiglu(x: ArrayLike, w1: ArrayLike, w2: ArrayLike, w3: ArrayLike) -> np.ndarray:
     """SwiGLU feed-forward (Shazeer 2020): (silu(x @ w1) * (x @ w3)) @ w2.
 
     x: (..., d); w1, w3: (d, d_ff) (gate and up projections); w2: (d_ff, d_out).
@@ -279,7 +295,7 @@ def swiglu(x, w1, w2, w3) -> np.ndarray:
     return (silu(x @ w1) * (x @ w3)) @ w2
 
 
-def padding_mask(lengths, n_k: int, n_q: int | None = None) -> np.ndarray:
+def padding_mask(lengths: ArrayLike, n_k: int, n_q: int | None = None) -> np.ndarray:
     """Boolean key-padding mask, True where key j < lengths[b] (a real token, not padding).
 
     lengths: (batch,) integers in [0, n_k]. Returns shape (batch, 1, 1, n_k), or
@@ -305,7 +321,14 @@ def padding_mask(lengths, n_k: int, n_q: int | None = None) -> np.ndarray:
     return mask
 
 
-def qkv_attention(x, w_q, w_k, w_v, mask=None, causal: bool = False):
+def qkv_attention(
+    x: ArrayLike,
+    w_q: ArrayLike,
+    w_k: ArrayLike,
+    w_v: ArrayLike,
+    mask: ArrayLike | None = None,
+    causal: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Self-attention with learned projections: q, k, v = x @ w_q, x @ w_k, x @ w_v, then attend.
 
     x: (..., N, d_model); w_q, w_k: (d_model, d_k); w_v: (d_model, d_v).
@@ -323,7 +346,7 @@ def qkv_attention(x, w_q, w_k, w_v, mask=None, causal: bool = False):
     return scaled_dot_product_attention(x @ w_q, x @ w_k, x @ w_v, mask=mask, causal=causal)
 
 
-def score_statistics(q, k) -> tuple[float, float]:
+def score_statistics(q: ArrayLike, k: ArrayLike) -> tuple[float, float]:
     """Empirical mean and population std (ddof=0) of the row-wise dot products q[i] . k[i].
 
     q, k: (n, d), n pairs of query/key vectors. With unit-variance entries the std grows
@@ -354,7 +377,7 @@ def score_variance(d_k: int, q_var: float = 1.0, k_var: float = 1.0, scaled: boo
     return var / d_k if scaled else var
 
 
-def softmax_jacobian(s) -> np.ndarray:
+def softmax_jacobian(s: ArrayLike) -> np.ndarray:
     """Jacobian of a = softmax(s) along the last axis: J[i, j] = da_i/ds_j = a_i (delta_ij - a_j).
 
     s: (..., n). Returns (..., n, n) = diag(a) - a a^T. When one a_i is near 1 (saturation),
@@ -367,7 +390,9 @@ def softmax_jacobian(s) -> np.ndarray:
     return diag - a[..., :, None] * a[..., None, :]
 
 
-def permutation_check(fn, x, perm) -> float:
+def permutation_check(
+    fn: Callable[[np.ndarray], ArrayLike], x: ArrayLike, perm: ArrayLike
+) -> float:
     """How far fn is from permutation equivariance: max |fn(x[perm]) - fn(x)[perm]|.
 
     Permutes the sequence axis (-2) of x: (..., N, d). fn maps (N, d) -> (N, d'). Self-attention
@@ -408,7 +433,7 @@ GPT2_BLOCK_KEYS = (
 )
 
 
-def gpt2_block(x, params: dict, n_heads: int) -> np.ndarray:
+def gpt2_block(x: ArrayLike, params: dict, n_heads: int) -> np.ndarray:
     """One GPT-2 block (Radford et al. 2019): Pre-LN, causal multi-head attention, GELU MLP.
 
         h = x + Attn(LN_1(x))        Attn: causal, n_heads heads, qkv = z @ W_attn + b_attn
@@ -461,7 +486,7 @@ def gpt2_block(x, params: dict, n_heads: int) -> np.ndarray:
     return h + hidden @ p["mlp.c_proj.weight"] + p["mlp.c_proj.bias"]
 
 
-def gpt2_block_params(hf_block) -> dict:
+def gpt2_block_params(hf_block: GPT2Block) -> dict:
     """The weights of a Hugging Face `GPT2Block` as float64 NumPy arrays, keyed for gpt2_block."""
     state = hf_block.state_dict()
     missing = [key for key in GPT2_BLOCK_KEYS if key not in state]
@@ -470,7 +495,9 @@ def gpt2_block_params(hf_block) -> dict:
     return {key: state[key].detach().cpu().double().numpy() for key in GPT2_BLOCK_KEYS}
 
 
-def kv_cache_attention_step(q_new, k_new, v_new, k_cache, v_cache):
+def kv_cache_attention_step(
+    q_new: ArrayLike, k_new: ArrayLike, v_new: ArrayLike, k_cache: ArrayLike, v_cache: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One decoding step with a KV cache: append the new key/value, attend from the new query.
 
     q_new, k_new, v_new: (..., H, 1, d) for the newest token; k_cache, v_cache: (..., H, T, d)
@@ -504,7 +531,9 @@ def kv_cache_attention_step(q_new, k_new, v_new, k_cache, v_cache):
     return out, k_all, v_all
 
 
-def grouped_query_attention(q, k, v, causal: bool = False) -> np.ndarray:
+def grouped_query_attention(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, causal: bool = False
+) -> np.ndarray:
     """Grouped-query attention (Ainslie et al. 2023): H query heads share H_kv key/value heads.
 
     q: (..., H, N, d); k, v: (..., H_kv, N_k, d); H_kv must divide H. Query head h uses key/value

@@ -71,7 +71,7 @@ def catalogue(lang: str, path: Path | None = None) -> dict[str, str]:
     return {m.id: m.string for m in cat if m.id and m.string and not m.fuzzy}
 
 
-def tr(message: str, /, **values) -> str:
+def tr(message: str, /, **values: object) -> str:
     """`message` in the reader's language, then `.format(**values)` when values are given.
 
     >>> tr("{n} tokens", n=3)        # "3 tokens" in English, "3 個のトークン" in Japanese

@@ -21,10 +21,18 @@ on activations is comparing converted layers.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, require_positive_int
 from .functional import scaled_dot_product_attention
+
+if TYPE_CHECKING:
+    import torch
+
+    from .nn import GPT
 
 __all__ = [
     "average_kv_heads",
@@ -78,7 +86,7 @@ def _head_vectors(k, v) -> np.ndarray:
     return np.concatenate([k.reshape(k.shape[0], -1), v.reshape(v.shape[0], -1)], axis=1)
 
 
-def grouping_cost(k, v, labels) -> float:
+def grouping_cost(k: ArrayLike, v: ArrayLike, labels: ArrayLike) -> float:
     """Squared error of replacing every head's keys and values by its group mean:
     sum_h ||k_h - mean_{g(h)} k||^2 + ||v_h - mean_{g(h)} v||^2 (QCQA's weight-sharing error)."""
     k, v = _check_heads("k", k), _check_heads("v", v)
@@ -91,7 +99,9 @@ def grouping_cost(k, v, labels) -> float:
     return cost
 
 
-def similarity_head_groups(k, v, n_groups: int, n_iter: int = 50) -> np.ndarray:
+def similarity_head_groups(
+    k: ArrayLike, v: ArrayLike, n_groups: int, n_iter: int = 50
+) -> np.ndarray:
     """Group id of each head, grouping heads whose keys and values are alike (QCQA-style).
 
     k, v: (..., n_heads, N, d_head) calibration keys and values. Lloyd's k-means on the heads'
@@ -132,7 +142,9 @@ def similarity_head_groups(k, v, n_groups: int, n_iter: int = 50) -> np.ndarray:
     return labels
 
 
-def average_kv_heads(k, v, labels):
+def average_kv_heads(
+    k: ArrayLike, v: ArrayLike, labels: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean-pool the key and value heads of each group: (..., n_heads, N, d) -> (..., n_groups, N, d).
 
     labels[h] is the group of head h (groups numbered 0 .. n_groups-1). Works on cached keys
@@ -148,7 +160,13 @@ def average_kv_heads(k, v, labels):
     return k_groups, v_groups
 
 
-def grouped_attention(q, k_groups, v_groups, labels, causal: bool = False) -> np.ndarray:
+def grouped_attention(
+    q: ArrayLike,
+    k_groups: ArrayLike,
+    v_groups: ArrayLike,
+    labels: ArrayLike,
+    causal: bool = False,
+) -> np.ndarray:
     """Attention where query head h reads key/value head labels[h]:
     q (..., n_heads, N, d), k_groups, v_groups (..., n_groups, N_k, d) -> (..., n_heads, N, d_v).
     With labels = uniform_head_groups(...) this is ordinary grouped-query attention."""
@@ -169,7 +187,14 @@ def _relative_error(approx, exact) -> float:
     return float(np.linalg.norm(approx - exact) / np.linalg.norm(exact))
 
 
-def compare_head_grouping(q, k, v, n_groups: int, causal: bool = True, calibration=None) -> dict:
+def compare_head_grouping(
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    n_groups: int,
+    causal: bool = True,
+    calibration: tuple[ArrayLike, ArrayLike] | None = None,
+) -> dict:
     """Output error of converting MHA to GQA with n_groups key/value heads, two ways.
 
     q, k, v: (..., n_heads, N, d_head) of a trained layer. Groups come from `calibration`
@@ -195,7 +220,9 @@ def compare_head_grouping(q, k, v, n_groups: int, causal: bool = True, calibrati
 
 
 # ============================================================================ pruning
-def gaussian_query_estimate(q_recent, ridge: float = 1e-6):
+def gaussian_query_estimate(
+    q_recent: ArrayLike, ridge: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean (..., d) and covariance (..., d, d) of recent queries (..., n, d): the Gaussian model
     of the queries to come. A small ridge keeps the covariance positive definite."""
     q_recent = as_float_array("q_recent", q_recent)
@@ -209,7 +236,9 @@ def gaussian_query_estimate(q_recent, ridge: float = 1e-6):
     return mean, cov + ridge * np.eye(q_recent.shape[-1])
 
 
-def expected_attention_scores(k, q_mean, q_cov, v=None) -> np.ndarray:
+def expected_attention_scores(
+    k: ArrayLike, q_mean: ArrayLike, q_cov: ArrayLike, v: ArrayLike | None = None
+) -> np.ndarray:
     """Expected attention each cached key will receive from queries q ~ N(q_mean, q_cov).
 
     E[exp(q.k / sqrt(d))] = exp(mu.k / sqrt(d) + k^T Sigma k / (2 d)) (the Gaussian moment
@@ -235,7 +264,12 @@ def expected_attention_scores(k, q_mean, q_cov, v=None) -> np.ndarray:
 
 
 def select_kv_to_keep(
-    k, n_keep: int, method: str, q_recent=None, v=None, seed: int = 0
+    k: ArrayLike,
+    n_keep: int,
+    method: str,
+    q_recent: ArrayLike | None = None,
+    v: ArrayLike | None = None,
+    seed: int = 0,
 ) -> np.ndarray:
     """Indices (..., n_keep), sorted, of the cached positions to keep out of k (..., N, d).
 
@@ -267,7 +301,13 @@ def select_kv_to_keep(
 
 
 def compare_kv_pruning(
-    q, k, v, n_cache: int, prune_fraction: float = 0.6, n_recent: int = 16, seed: int = 0
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    n_cache: int,
+    prune_fraction: float = 0.6,
+    n_recent: int = 16,
+    seed: int = 0,
 ) -> dict:
     """Output error of pruning a KV cache by expected attention, by recency and at random.
 
@@ -312,7 +352,9 @@ def compare_kv_pruning(
 
 
 # ============================================================================ from a GPT
-def gpt_attention_qkv(model, idx) -> list:
+def gpt_attention_qkv(
+    model: GPT, idx: torch.Tensor
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per-layer (q, k, v) NumPy arrays (batch, n_heads, N, head_dim) of an attnlab.GPT on idx.
 
     Read with forward hooks on each attention layer's fused qkv projection, then rotated by

@@ -14,12 +14,17 @@ directly (MambaBlock.from_hf, MambaLM.from_hf).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .nn import sample_next_token
+
+if TYPE_CHECKING:
+    from transformers import MambaForCausalLM
+    from transformers.models.mamba.modeling_mamba import MambaMixer
 
 __all__ = ["MambaBlock", "MambaLM", "selective_scan_torch"]
 
@@ -147,17 +152,17 @@ def _scan_parallel(u, delta, A, B, C, h, chunk_size):
 
 
 def selective_scan_torch(
-    u,
-    delta,
-    A,
-    B,
-    C,
-    D=None,
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
     mode: str = "parallel",
     chunk_size: int = 16,
-    initial_state=None,
+    initial_state: torch.Tensor | None = None,
     return_last_state: bool = False,
-):
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """Mamba's selective scan in torch; the same maths as attnlab.selective_scan (NumPy).
 
     u, delta: (batch, d_inner, L); A: (d_inner, d_state) < 0; B, C: (batch, d_state, L);
@@ -250,7 +255,7 @@ class MambaBlock(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
 
     @classmethod
-    def from_hf(cls, hf_mixer) -> MambaBlock:
+    def from_hf(cls, hf_mixer: MambaMixer) -> MambaBlock:
         """A MambaBlock with the weights of a transformers MambaMixer (same outputs)."""
         activation = getattr(hf_mixer, "activation", "silu")
         if activation != "silu":
@@ -279,7 +284,7 @@ class MambaBlock(nn.Module):
                 f"got {tuple(hidden_states.shape)}"
             )
 
-    def scan_inputs(self, hidden_states):
+    def scan_inputs(self, hidden_states: torch.Tensor) -> dict[str, torch.Tensor]:
         """Everything the selective scan sees, for hidden_states (batch, L, d_model):
         a dict with u, delta (batch, d_inner, L), A (d_inner, d_state), B, C (batch, d_state, L),
         D (d_inner,), the gate z (batch, L, d_inner) and conv_input (batch, d_inner, L)."""
@@ -301,7 +306,9 @@ class MambaBlock(nn.Module):
             "conv_input": conv_input,
         }
 
-    def forward(self, hidden_states, scan_mode: str = "parallel", return_state: bool = False):
+    def forward(
+        self, hidden_states: torch.Tensor, scan_mode: str = "parallel", return_state: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """(batch, L, d_model) -> (batch, L, d_model). return_state=True also returns the state
         (conv_state, ssm_state) after the last token, to continue with step()."""
         s = self.scan_inputs(hidden_states)
@@ -322,7 +329,12 @@ class MambaBlock(nn.Module):
         conv_state = F.pad(s["conv_input"], (self.d_conv - 1, 0))[..., s["conv_input"].shape[-1] :]
         return out, (conv_state, ssm_state)
 
-    def init_state(self, batch_size: int, device=None, dtype=None):
+    def init_state(
+        self,
+        batch_size: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero state for step(): conv_state (batch, d_inner, d_conv - 1) holds the previous
         conv inputs, ssm_state (batch, d_inner, d_state) the SSM's h."""
         dtype = dtype or self.A_log.dtype
@@ -331,7 +343,9 @@ class MambaBlock(nn.Module):
             torch.zeros(batch_size, self.d_inner, self.d_state, device=device, dtype=dtype),
         )
 
-    def step(self, hidden_state, state):
+    def step(
+        self, hidden_state: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """One token: (batch, d_model) and state -> (batch, d_model), new state. O(1) in length."""
         conv_state, ssm_state = state
         x, z = self.in_proj(hidden_state).chunk(2, dim=-1)  # (batch, d_inner)
@@ -393,7 +407,7 @@ class MambaLM(nn.Module):
         d_conv: int = 4,
         expand: int = 2,
         eps: float = 1e-5,
-        **block_kwargs,
+        **block_kwargs: Any,
     ):
         super().__init__()
         for name, value in (("vocab_size", vocab_size), ("n_layers", n_layers)):
@@ -413,7 +427,7 @@ class MambaLM(nn.Module):
         nn.init.normal_(self.embeddings.weight, std=0.02)
 
     @classmethod
-    def from_hf(cls, hf_model) -> MambaLM:
+    def from_hf(cls, hf_model: MambaForCausalLM) -> MambaLM:
         """A MambaLM with the weights of a transformers MambaForCausalLM (same logits)."""
         cfg = hf_model.config
         model = cls(
@@ -443,7 +457,9 @@ class MambaLM(nn.Module):
                 f"idx must be a (batch, L) long tensor, got {getattr(idx, 'shape', idx)}"
             )
 
-    def forward(self, idx, scan_mode: str = "parallel", return_state: bool = False):
+    def forward(
+        self, idx: torch.Tensor, scan_mode: str = "parallel", return_state: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """idx (batch, L) token ids -> logits (batch, L, vocab_size) [, per-layer states]."""
         self._check_idx(idx)
         x = self.embeddings(idx)
@@ -457,12 +473,14 @@ class MambaLM(nn.Module):
         logits = self.lm_head(self.norm_f(x))
         return (logits, states) if return_state else logits
 
-    def init_state(self, batch_size: int):
+    def init_state(self, batch_size: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Zero per-layer states, to start step() from an empty context."""
         p = self.embeddings.weight
         return [layer.mixer.init_state(batch_size, p.device, p.dtype) for layer in self.layers]
 
-    def step(self, token, states):
+    def step(
+        self, token: torch.Tensor, states: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         """token (batch,) ids and per-layer states -> logits (batch, vocab_size), new states."""
         x = self.embeddings(token)
         new_states = []
@@ -474,12 +492,12 @@ class MambaLM(nn.Module):
     @torch.inference_mode()
     def generate(
         self,
-        idx,
+        idx: torch.Tensor,
         max_new_tokens: int,
         temperature: float = 1.0,
         top_k: int | None = None,
         use_state: bool = True,
-    ):
+    ) -> torch.Tensor:
         """Append max_new_tokens sampled tokens to idx (batch, L); returns (batch, L + max_new_tokens).
 
         Same interface as attnlab.GPT.generate: temperature=0 (or top_k=1) is greedy.

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 import tracemalloc
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ._validate import require_positive_int
 
 __all__ = ["best_time", "peak_memory"]
 
+_T = TypeVar("_T")
 
-def peak_memory(fn, *args, **kwargs):
+
+def peak_memory(fn: Callable[..., _T], *args: Any, **kwargs: Any) -> tuple[_T, int]:
     """Run fn(*args, **kwargs) under tracemalloc; return (result, peak bytes allocated meanwhile).
 
     tracemalloc sees NumPy's array buffers, so the peak counts every temporary array the
@@ -30,7 +34,7 @@ def peak_memory(fn, *args, **kwargs):
     return result, peak - start
 
 
-def best_time(fn, *args, repeats: int = 3, **kwargs) -> float:
+def best_time(fn: Callable[..., object], *args: Any, repeats: int = 3, **kwargs: Any) -> float:
     """The shortest wall-clock time in seconds of `repeats` calls fn(*args, **kwargs)."""
     require_positive_int("repeats", repeats)
     best = float("inf")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, require_ndim, require_positive_int
 
@@ -46,7 +47,7 @@ def sinusoidal_positional_encoding(n_positions: int, d_model: int) -> np.ndarray
     return pe
 
 
-def sinusoid_shift_matrix(k, d_model: int) -> np.ndarray:
+def sinusoid_shift_matrix(k: float, d_model: int) -> np.ndarray:
     """The linear map A(k) with PE[p + k] = A(k) @ PE[p] for every position p.
 
     Per pair (sin(p w), cos(p w)) the angle addition formulas give
@@ -68,7 +69,9 @@ def sinusoid_shift_matrix(k, d_model: int) -> np.ndarray:
     return a
 
 
-def apply_rope(x, positions=None, base: float = 10000.0) -> np.ndarray:
+def apply_rope(
+    x: ArrayLike, positions: ArrayLike | None = None, base: float = 10000.0
+) -> np.ndarray:
     """Rotary position embedding (Su et al. 2021, RoFormer) with interleaved pairs.
 
     Pair (x[2i], x[2i+1]) of the token at position p is rotated by the angle

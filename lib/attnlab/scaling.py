@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import as_float_array, require_positive_int
 
@@ -36,7 +37,7 @@ def _positive_scalar(name: str, value) -> float:
     return float(value)
 
 
-def fit_power_law(n, loss) -> tuple[float, float]:
+def fit_power_law(n: ArrayLike, loss: ArrayLike) -> tuple[float, float]:
     """Fit loss ~ a * n**(-alpha) by least squares on log(loss) = log(a) - alpha * log(n).
 
     A power law is a straight line on log-log axes; its slope is -alpha. n, loss: (k,) with
@@ -58,7 +59,9 @@ def fit_power_law(n, loss) -> tuple[float, float]:
     return float(math.exp(intercept)), float(-slope)
 
 
-def chinchilla_optimal(flops, tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM):
+def chinchilla_optimal(
+    flops: float, tokens_per_param: float = CHINCHILLA_TOKENS_PER_PARAM
+) -> tuple[float, float]:
     """Compute-optimal parameters N and training tokens D for a budget of `flops` FLOPs.
 
     Uses C = 6 N D (Kaplan et al. 2020) and D = tokens_per_param * N, the rule of thumb of
@@ -89,7 +92,9 @@ def _regression_data(x, y, x_query):
     return x, y, x_query
 
 
-def gd_step_linear_attention(x, y, x_query, lr: float) -> np.ndarray:
+def gd_step_linear_attention(
+    x: ArrayLike, y: ArrayLike, x_query: ArrayLike, lr: float
+) -> np.ndarray:
     """Predictions at x_query after one gradient-descent step from w = 0 on least squares.
 
     L(w) = 1/(2N) sum_i (w . x_i - y_i)**2 has gradient -(1/N) sum_i y_i x_i at w = 0, so
@@ -104,7 +109,7 @@ def gd_step_linear_attention(x, y, x_query, lr: float) -> np.ndarray:
     return x_query @ w1
 
 
-def icl_tokens(x, y, x_query) -> np.ndarray:
+def icl_tokens(x: ArrayLike, y: ArrayLike, x_query: ArrayLike) -> np.ndarray:
     """Tokens of an in-context regression prompt: rows [x_i, y_i], then queries [x_q, 0].
 
     x: (N, d), y: (N,), x_query: (M, d). Returns Z of shape (N + M, d + 1).
@@ -117,7 +122,9 @@ def icl_tokens(x, y, x_query) -> np.ndarray:
     return np.concatenate([context, queries], axis=0)
 
 
-def linear_self_attention(z, w_q, w_k, w_v, w_o) -> np.ndarray:
+def linear_self_attention(
+    z: ArrayLike, w_q: ArrayLike, w_k: ArrayLike, w_v: ArrayLike, w_o: ArrayLike
+) -> np.ndarray:
     """One residual linear self-attention layer (no softmax): Z + ((Z W_q)(Z W_k)^T)(Z W_v) W_o.
 
     Token j receives sum_i ((z_j W_q) . (z_i W_k)) (z_i W_v) W_o, summed over every token i.

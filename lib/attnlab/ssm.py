@@ -17,6 +17,7 @@ gives complex results.
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validate import require_positive_int, require_same
 
@@ -70,7 +71,7 @@ for _j in range(1, _PADE_Q + 1):
     _PADE_COEFFS.append(_PADE_COEFFS[-1] * (_PADE_Q - _j + 1) / (_j * (2 * _PADE_Q - _j + 1)))
 
 
-def expm(M) -> np.ndarray:
+def expm(M: ArrayLike) -> np.ndarray:
     """Matrix exponential exp(M) of a square (n, n) matrix, by scaling and squaring.
 
     Scale M by 2^-s until its infinity norm is at most 1/2, take the [6/6] Pade
@@ -102,7 +103,7 @@ def expm(M) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- ZOH
-def ssm_discretize(A, B, delta):
+def ssm_discretize(A: ArrayLike, B: ArrayLike, delta: float) -> tuple[np.ndarray, np.ndarray]:
     """Zero-order-hold discretisation: returns (A_bar, B_bar).
 
     A_bar = exp(delta A),  B_bar = (delta A)^{-1} (exp(delta A) - I) delta B.
@@ -169,7 +170,7 @@ def _apply(A_bar: np.ndarray, h: np.ndarray) -> np.ndarray:
     return A_bar * h if A_bar.ndim == 1 else h @ A_bar.T
 
 
-def ssm_kernel(A_bar, B_bar, C, L: int) -> np.ndarray:
+def ssm_kernel(A_bar: ArrayLike, B_bar: ArrayLike, C: ArrayLike, L: int) -> np.ndarray:
     """The SSM convolution kernel K = (C B_bar, C A_bar B_bar, ..., C A_bar^(L-1) B_bar), shape (L,).
 
     Single input, single output: B_bar (n,), C (n,); A_bar diagonal (n,) or dense (n, n).
@@ -185,7 +186,7 @@ def ssm_kernel(A_bar, B_bar, C, L: int) -> np.ndarray:
     return K
 
 
-def ssm_recurrence(A_bar, B_bar, C, u) -> np.ndarray:
+def ssm_recurrence(A_bar: ArrayLike, B_bar: ArrayLike, C: ArrayLike, u: ArrayLike) -> np.ndarray:
     """Run h_k = A_bar h_{k-1} + B_bar u_k, y_k = C h_k with h_{-1} = 0, step by step.
 
     u: (..., L) with time on the last axis; returns y of the same shape.
@@ -203,7 +204,7 @@ def ssm_recurrence(A_bar, B_bar, C, u) -> np.ndarray:
     return y
 
 
-def ssm_convolve(K, u) -> np.ndarray:
+def ssm_convolve(K: ArrayLike, u: ArrayLike) -> np.ndarray:
     """Causal convolution y_k = sum_{j<=k} K_j u_{k-j} along the last axis, via the FFT.
 
     Zero-padding both to length >= 2L turns the FFT's circular convolution into a linear
@@ -226,7 +227,7 @@ def ssm_convolve(K, u) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- scans
-def parallel_scan(a, b) -> np.ndarray:
+def parallel_scan(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """h_t = a_t * h_{t-1} + b_t along the last axis (h_{-1} = 0) by an associative scan.
 
     Each step t is the affine map h -> a_t h + b_t; composing two maps gives another one,
@@ -264,7 +265,14 @@ def parallel_scan(a, b) -> np.ndarray:
     return H
 
 
-def selective_scan(u, delta, A, B, C, D=None) -> np.ndarray:
+def selective_scan(
+    u: ArrayLike,
+    delta: ArrayLike,
+    A: ArrayLike,
+    B: ArrayLike,
+    C: ArrayLike,
+    D: ArrayLike | None = None,
+) -> np.ndarray:
     """Mamba's selective scan, step by step, with the shapes of mamba_ssm's selective_scan_ref.
 
     For every channel d and time t (state size n):

@@ -8,7 +8,8 @@ torch.Generator it passes, so saving the generator state makes resuming exact.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
@@ -22,7 +23,7 @@ from .i18n import tr
 
 
 @contextmanager
-def torch_threads(n: int | None = 1):
+def torch_threads(n: int | None = 1) -> Iterator[None]:
     """Run torch on n threads inside the block, then restore the caller's setting (None: leave it).
 
     Tiny models are fastest on one thread: more only wait on each other, and on a busy
@@ -101,7 +102,9 @@ def lr_at_step(step: int, config: TrainConfig) -> float:
     return min_lr + 0.5 * (config.lr - min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def next_token_loss(model, batch) -> torch.Tensor:
+def next_token_loss(
+    model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor]
+) -> torch.Tensor:
     """Mean cross-entropy of model(x) (B, N, V) against y (B, N); IGNORE targets are skipped."""
     x, y = batch
     logits = model(x)
@@ -235,11 +238,11 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.history = {k: list(v) for k, v in state["history"].items()}
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Write a checkpoint (torch.save) that load() resumes from bit-exactly."""
         torch.save(self.state_dict(), path)
 
-    def load(self, path) -> None:
+    def load(self, path: str | os.PathLike[str]) -> None:
         """Restore a checkpoint written by save() into this trainer (same model architecture)."""
         self.load_state_dict(torch.load(path, weights_only=True))
 

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .i18n import tr
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_attention", "use_japanese_font"]
 
@@ -36,7 +42,14 @@ def use_japanese_font() -> str | None:
     return name
 
 
-def plot_attention(weights, x_labels=None, y_labels=None, ax=None, title=None, annotate=None):
+def plot_attention(
+    weights: ArrayLike,
+    x_labels: Sequence[str] | None = None,
+    y_labels: Sequence[str] | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+    annotate: bool | None = None,
+) -> Axes:
     """Heatmap of an attention matrix (Nq, Nk): rows are queries, columns keys.
 
     Values are written in the cells when the matrix is small (annotate=None means <= 12x12).

@@ -13,6 +13,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import as_float_array, require_ndim, require_positive_int
 from ..functional import softmax
@@ -138,7 +139,9 @@ def _flash_attention(hbm: _HBM, n: int, d: int, sram_bytes: int, bytes_per_eleme
             hbm.write("m", rows, m_new)
 
 
-def count_hbm_traffic(q, k, v, sram_bytes: int, bytes_per_element: int = 2) -> HBMCount:
+def count_hbm_traffic(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, sram_bytes: int, bytes_per_element: int = 2
+) -> HBMCount:
     """Run standard attention and FlashAttention (Algorithm 1) on q, k, v (n, d), counting HBM traffic.
 
     Every block loaded from or stored to the simulated HBM adds its element count; the

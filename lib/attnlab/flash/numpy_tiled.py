@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import as_float_array, as_qkv, require_ndim, require_positive_int
 
@@ -35,7 +36,9 @@ __all__ = [
 ]
 
 
-def online_softmax_merge(m1, l1, acc1, m2, l2, acc2):
+def online_softmax_merge(
+    m1: ArrayLike, l1: ArrayLike, acc1: ArrayLike, m2: ArrayLike, l2: ArrayLike, acc2: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Merge two partial softmax states over disjoint key blocks into one, exactly.
 
     m (..., Nq): running row maximum; l (..., Nq): sum of exp(s - m);
@@ -130,7 +133,9 @@ def _finish_rows(m, l, acc):
     return out, np.where(seen, m + np.log(np.where(seen, l, 1.0)), -np.inf)
 
 
-def flash_attention_numpy_forward(q, k, v, causal: bool = False, block_size: int = 64):
+def flash_attention_numpy_forward(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, causal: bool = False, block_size: int = 64
+) -> tuple[np.ndarray, np.ndarray]:
     """Tiled attention forward returning (out, logsumexp).
 
     q (..., Nq, d), k (..., Nk, d), v (..., Nk, d_v) -> out (..., Nq, d_v) and
@@ -179,7 +184,9 @@ def _tiled_forward(
     return out, logsumexp
 
 
-def flash_attention_numpy(q, k, v, causal: bool = False, block_size: int = 64) -> np.ndarray:
+def flash_attention_numpy(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, causal: bool = False, block_size: int = 64
+) -> np.ndarray:
     """softmax(q k^T / sqrt(d)) v computed tile by tile with an online softmax.
 
     Same result as `attnlab.scaled_dot_product_attention(q, k, v, causal=causal)[0]`, but
@@ -190,8 +197,15 @@ def flash_attention_numpy(q, k, v, causal: bool = False, block_size: int = 64) -
 
 
 def flash_attention_numpy_backward(
-    q, k, v, out, logsumexp, dout, causal: bool = False, block_size: int = 64
-):
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    out: ArrayLike,
+    logsumexp: ArrayLike,
+    dout: ArrayLike,
+    causal: bool = False,
+    block_size: int = 64,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients (dq, dk, dv) of tiled attention, recomputing each score tile (FlashAttention-2).
 
     q, k, v as in `flash_attention_numpy_forward`; out (..., Nq, d_v) and logsumexp (..., Nq)

@@ -16,8 +16,14 @@ from __future__ import annotations
 import importlib
 import math
 import os
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from torch.autograd.function import FunctionCtx
+    from triton import JITFunction
 
 __all__ = [
     "FlashAttentionTriton",
@@ -38,7 +44,7 @@ _MAX_HEAD_DIM = 128
 _INTERPRETER_BLOCKS = {"BLOCK_M": 16, "BLOCK_N": 16}
 
 
-def load_triton_kernels():
+def load_triton_kernels() -> ModuleType:
     """Import and return the kernel module `attnlab.flash.triton_kernels`, checking the setup.
 
     Raises RuntimeError with what to do when triton is missing, when there is neither a CUDA
@@ -126,7 +132,14 @@ def _contiguous_last(t: torch.Tensor) -> torch.Tensor:
     return t if t.stride(-1) == 1 else t.contiguous()
 
 
-def flash_attention_triton_forward(q, k, v, causal: bool = False, sm_scale=None, inner=None):
+def flash_attention_triton_forward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool = False,
+    sm_scale: float | None = None,
+    inner: JITFunction | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """FlashAttention forward with Triton: returns (out, lse).
 
     q (B, H, Nq, d), k, v (B, H, Nk, d) -> out (B, H, Nq, d) in q's dtype and
@@ -177,7 +190,16 @@ def flash_attention_triton_forward(q, k, v, causal: bool = False, sm_scale=None,
     return out, lse
 
 
-def flash_attention_triton_backward(q, k, v, out, lse, dout, causal: bool = False, sm_scale=None):
+def flash_attention_triton_backward(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    lse: torch.Tensor,
+    dout: torch.Tensor,
+    causal: bool = False,
+    sm_scale: float | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """FlashAttention-2 backward with Triton: returns (dq, dk, dv) in q's dtype.
 
     q, k, v, causal, sm_scale as given to `flash_attention_triton_forward`; out and lse are
@@ -244,7 +266,14 @@ class FlashAttentionTriton(torch.autograd.Function):
     """autograd wrapper: forward saves (q, k, v, out, lse), backward runs the Triton backward."""
 
     @staticmethod
-    def forward(ctx, q, k, v, causal=False, sm_scale=None):
+    def forward(
+        ctx: FunctionCtx,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        causal: bool = False,
+        sm_scale: float | None = None,
+    ) -> torch.Tensor:
         out, lse = flash_attention_triton_forward(q, k, v, causal=causal, sm_scale=sm_scale)
         ctx.save_for_backward(q, k, v, out, lse)
         ctx.causal = causal
@@ -252,7 +281,9 @@ class FlashAttentionTriton(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, dout):
+    def backward(
+        ctx: FunctionCtx, dout: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None, None]:
         q, k, v, out, lse = ctx.saved_tensors
         dq, dk, dv = flash_attention_triton_backward(
             q, k, v, out, lse, dout, causal=ctx.causal, sm_scale=ctx.sm_scale
@@ -260,7 +291,13 @@ class FlashAttentionTriton(torch.autograd.Function):
         return dq, dk, dv, None, None
 
 
-def flash_attention_triton(q, k, v, causal: bool = False, sm_scale=None):
+def flash_attention_triton(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool = False,
+    sm_scale: float | None = None,
+) -> torch.Tensor:
     """softmax(q k^T * sm_scale) v with Triton FlashAttention kernels, differentiable.
 
     q (B, H, Nq, d), k, v (B, H, Nk, d) torch tensors -> out (B, H, Nq, d); `.backward()`

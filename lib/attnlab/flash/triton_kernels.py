@@ -19,6 +19,7 @@ import os
 
 import triton
 import triton.language as tl
+from triton.runtime import Autotuner
 
 __all__ = [
     "CONFIGS",
@@ -788,7 +789,7 @@ def _pruner(kernel: str):
 _KEY = ["N_Q", "N_K", "HEAD_DIM", "CAUSAL"]
 
 
-def autotuned():
+def autotuned() -> tuple[Autotuner, Autotuner, Autotuner]:
     """Autotuned versions of the three main kernels for a GPU: (forward, dkdv, dq).
 
     Built on demand (never under the interpreter). Each call tries only the CONFIGS

@@ -35,7 +35,7 @@ class KVCache:
         max_len: int,
         head_dim: int,
         dtype: torch.dtype = torch.float32,
-        device=None,
+        device: torch.device | str | None = None,
     ):
         shape = (batch_size, n_kv_heads, max_len, head_dim)
         self.k = torch.zeros(shape, dtype=dtype, device=device)
@@ -119,7 +119,7 @@ class Attention(nn.Module):
         kv_cache: KVCache | None = None,
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
-    ):
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, N, d_model). kv_cache: append this call's keys/values and attend to all cached ones.
 
         mask: boolean, True = may attend, broadcastable to (B, n_heads, N, N_keys) (e.g. a

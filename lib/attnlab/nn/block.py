@@ -36,7 +36,7 @@ class TransformerBlock(nn.Module):
         kv_cache: KVCache | None = None,
         mask: torch.Tensor | None = None,
         need_weights: bool = False,
-    ):
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns (x, attention weights (B, n_heads, N, N_keys) or None); see Attention.forward."""
         if self.prenorm:
             attn_out, weights = self.attn(self.norm1(x), kv_cache, mask, need_weights)

@@ -8,6 +8,7 @@ style (RMSNorm, SwiGLU, RoPE, no biases, grouped-query attention).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any, Self
 
 from .._validate import require_divides, require_positive_int
 
@@ -91,7 +92,7 @@ class TransformerConfig:
         """Width of one attention head, d_model / n_heads."""
         return self.d_model // self.n_heads
 
-    def replace(self, **changes):
+    def replace(self, **changes: Any) -> Self:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
@@ -103,7 +104,7 @@ class GPTConfig(TransformerConfig):
     tie_weights: bool = True
 
     @classmethod
-    def gpt2_style(cls, **changes) -> GPTConfig:
+    def gpt2_style(cls, **changes: Any) -> GPTConfig:
         """GPT-2's choices (Radford et al. 2019): LayerNorm, tanh-GELU, learned positions, Pre-LN."""
         fields = {
             "norm": "layernorm",
@@ -115,7 +116,7 @@ class GPTConfig(TransformerConfig):
         return cls(**{**fields, **changes})
 
     @classmethod
-    def modern_style(cls, **changes) -> GPTConfig:
+    def modern_style(cls, **changes: Any) -> GPTConfig:
         """LLaMA-like choices (Touvron et al. 2023): RMSNorm, SwiGLU, RoPE, no biases, Pre-LN.
 
         Pass n_kv_heads to get grouped-query attention.

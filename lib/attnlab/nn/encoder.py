@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -17,6 +18,10 @@ from torch import nn
 from .block import TransformerBlock
 from .config import EncoderConfig
 from .layers import PositionalEmbedding, check_token_ids, init_weights, make_norm
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import BertModel
 
 __all__ = ["Encoder", "load_minilm", "minilm_path"]
 
@@ -54,7 +59,7 @@ class Encoder(nn.Module):
         token_type_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         return_weights: bool = False,
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         cfg = self.config
         check_token_ids("input_ids", input_ids, cfg.vocab_size)
         n = input_ids.shape[1]
@@ -154,7 +159,7 @@ class Encoder(nn.Module):
         self.load_state_dict(ours)
 
     @classmethod
-    def from_hf_bert(cls, hf_model) -> Encoder:
+    def from_hf_bert(cls, hf_model: BertModel) -> Encoder:
         """An Encoder with the weights of a transformers BertModel (same hidden states and attention)."""
         if getattr(getattr(hf_model, "config", None), "model_type", None) != "bert":
             raise TypeError(
@@ -183,7 +188,7 @@ def minilm_path() -> Path:
     return Path(spec.origin).parent / "model"
 
 
-def load_minilm():
+def load_minilm() -> tuple[Encoder, Tokenizer]:
     """The pretrained all-MiniLM-L6-v2 encoder (eval mode) and its tokenizer, read from disk.
 
     Returns (encoder, tokenizer): an Encoder, and a tokenizers.Tokenizer whose

@@ -5,6 +5,8 @@ Loads Hugging Face GPT-2 weights (`GPT.from_hf_gpt2`) and generates with a KV ca
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -14,6 +16,9 @@ from .attention import KVCache
 from .block import TransformerBlock
 from .config import GPTConfig
 from .layers import PositionalEmbedding, check_token_ids, init_weights, make_norm
+
+if TYPE_CHECKING:
+    from transformers import GPT2LMHeadModel
 
 __all__ = ["GPT", "sample_next_token"]
 
@@ -70,7 +75,7 @@ class GPT(nn.Module):
 
     def hidden_states(
         self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None, need_weights: bool = False
-    ):
+    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """The final normalised hidden states (B, N, d_model) and the per-layer weights (or Nones)."""
         cfg = self.config
         check_token_ids("idx", idx, cfg.vocab_size)
@@ -96,7 +101,7 @@ class GPT(nn.Module):
 
     def forward(
         self, idx: torch.Tensor, kv_cache: list[KVCache] | None = None, return_weights: bool = False
-    ):
+    ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits (B, N, vocab_size), and the per-layer attention weights if return_weights."""
         h, weights = self.hidden_states(idx, kv_cache, need_weights=return_weights)
         logits = self.lm_head(h)
@@ -152,7 +157,7 @@ class GPT(nn.Module):
         return idx
 
     @classmethod
-    def from_hf_gpt2(cls, hf_model) -> GPT:
+    def from_hf_gpt2(cls, hf_model: GPT2LMHeadModel) -> GPT:
         """A GPT with the weights of a transformers GPT2LMHeadModel (same logits to float precision).
 
         GPT-2's Conv1D layers store weights as (in, out); nn.Linear wants (out, in), so each
