@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 import numpy as np
 from ..flash.hbm import hbm_traffic
@@ -304,7 +304,7 @@ def lecture_map() -> list[dict]:
     ]
 
 
-def lecture_table_markdown(exercises=()) -> str:
+def lecture_table_markdown(exercises: Iterable[str] = ()) -> str:
     """A Markdown table idea -> attnlab functions -> zone, each zone linked to its notebook.
 
     Functions whose names are in `exercises` (e.g. the grader's registry) are marked with ✎:

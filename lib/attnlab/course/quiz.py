@@ -202,17 +202,17 @@ def _quiz_answer(part: str, question: str):
     return questions[question].answer()
 
 
-def quiz_mechanism(question: str):
+def quiz_mechanism(question: str) -> object:
     """The answer to question `question` ("a0" ... "a3") of part A of the Zone 6 quiz (see QUIZ)."""
     return _quiz_answer("quiz_mechanism", question)
 
 
-def quiz_order(question: str):
+def quiz_order(question: str) -> object:
     """The answer to question `question` ("b0" ... "b3") of part B of the Zone 6 quiz (see QUIZ)."""
     return _quiz_answer("quiz_order", question)
 
 
-def quiz_efficiency(question: str):
+def quiz_efficiency(question: str) -> object:
     """The answer to question `question` ("c0" ... "c4") of part C of the Zone 6 quiz (see QUIZ)."""
     return _quiz_answer("quiz_efficiency", question)
 
@@ -269,7 +269,7 @@ def _status_text(status: str) -> str:
     return shown.get(status, status)
 
 
-def quiz_form_report(part: str, fn) -> list[dict]:
+def quiz_form_report(part: str, fn: Callable[[str], object]) -> list[dict]:
     """Ask `fn` every question of quiz `part` and print whether each answer has the right FORM.
 
     Says "missing" (the function raised), or which form was expected (a letter, a number,

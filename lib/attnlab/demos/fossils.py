@@ -4,6 +4,7 @@ of a GRU and a small attention model at growing distance (Zones 1 and 2)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -178,7 +179,11 @@ def make_recall_model(kind: str, task: DistanceRecallTask, width: int, seed: int
 
 @torch.no_grad()
 def recall_accuracy(
-    model: nn.Module, task: DistanceRecallTask, distances, n_eval: int = 256, seed: int = 1234
+    model: nn.Module,
+    task: DistanceRecallTask,
+    distances: Iterable[int],
+    n_eval: int = 256,
+    seed: int = 1234,
 ) -> np.ndarray:
     """Accuracy of the model's answer at the query, for keys at each distance (fresh sequences)."""
     was_training = model.training
@@ -194,13 +199,13 @@ def recall_accuracy(
 
 
 def recall_experiment(
-    kinds=("gru", "attention"),
+    kinds: Sequence[str] = ("gru", "attention"),
     max_distance: int = 64,
     steps: int = 150,
     widths: dict | None = None,
     batch_size: int = 64,
     lr: float = 3e-3,
-    distances=None,
+    distances: Sequence[int] | None = None,
     seed: int = 0,
     progress: bool = True,
     n_threads: int | None = 1,

@@ -4,9 +4,11 @@ least squares and one step of gradient descent by linear self-attention (Zone 5)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 
 from .._validate import as_float_array, require_positive_int
@@ -60,7 +62,7 @@ class ICLTransformer(nn.Module):
         return self.readout(self.norm(h[:, -1]))[:, 0]
 
     @torch.no_grad()
-    def predict(self, x, y, x_query) -> np.ndarray:
+    def predict(self, x: ArrayLike, y: ArrayLike, x_query: ArrayLike) -> np.ndarray:
         """Batched NumPy interface for icl_errors: x (B, k, d), y (B, k), x_query (B, d) -> (B,)."""
         x, y, x_query = (
             torch.as_tensor(np.asarray(a), dtype=torch.float32) for a in (x, y, x_query)
@@ -89,7 +91,7 @@ def train_icl_transformer(
     n_heads: int = 4,
     seed: int = 0,
     progress: bool = True,
-):
+) -> tuple[ICLTransformer, dict]:
     """Train an ICLTransformer on task's prompts, each batch with a random number of examples.
 
     Every batch keeps the last k of the task's n_points examples (k uniform in 1..n_points) and
@@ -143,7 +145,7 @@ def train_linear_self_attention(
     lr: float = 1e-2,
     seed: int = 0,
     progress: bool = True,
-):
+) -> tuple[dict[str, np.ndarray], dict]:
     """Train one linear self-attention layer (random init) on task's full prompts.
 
     von Oswald et al. 2023 found that such a layer, trained by gradient descent, ends up
@@ -173,7 +175,7 @@ def train_linear_self_attention(
     return weights, history
 
 
-def least_squares_predict(x, y, x_query) -> np.ndarray:
+def least_squares_predict(x: ArrayLike, y: ArrayLike, x_query: ArrayLike) -> np.ndarray:
     """Predictions x_query @ w of the minimum-norm least-squares fit w of y ~ x @ w.
 
     x: (N, d), y: (N,), x_query: (M, d). With N >= d examples (and no noise) this recovers the
@@ -184,7 +186,14 @@ def least_squares_predict(x, y, x_query) -> np.ndarray:
     return x_query @ w
 
 
-def icl_errors(predict, tokens, target, ks, batched: bool = False, return_sem: bool = False):
+def icl_errors(
+    predict: Callable[[np.ndarray, np.ndarray, np.ndarray], ArrayLike],
+    tokens: ArrayLike,
+    target: ArrayLike,
+    ks: Sequence[int],
+    batched: bool = False,
+    return_sem: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Mean squared error / d of `predict` on in-context regression prompts, for each k in ks.
 
     tokens (B, n_points + 1, d + 1) and target (B,) come from LinearRegressionTask.batch; for a

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -23,8 +26,11 @@ from ..kv_compress import (
     gpt_attention_qkv,
     grouping_cost,
 )
-from ..nn import GPT, GPTConfig
+from ..nn import GPT, Attention, GPTConfig
 from ..train import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from ..data import CharCorpus
 
 __all__ = [
     "KV_MODEL_SHAPES",
@@ -123,7 +129,9 @@ def _attention_kind(n_heads: int, n_kv_heads: int) -> str:
     return "MQA" if n_kv_heads == 1 else "GQA"
 
 
-def kv_cache_table(seq_lens=(2048, 8192), batch: int = 1, bytes_per_element: int = 2) -> list[dict]:
+def kv_cache_table(
+    seq_lens: Sequence[int] = (2048, 8192), batch: int = 1, bytes_per_element: int = 2
+) -> list[dict]:
     """KV cache size of each model in KV_MODEL_SHAPES, via attnlab.kv_cache_bytes.
 
     One dict per model: name, kind (MHA / GQA / MQA), the shape numbers, bytes_per_token
@@ -227,7 +235,7 @@ def train_tiny_char_gpt(
     batch_size: int = 8,
     seed: int = 0,
     progress: bool = True,
-):
+) -> tuple[GPT, CharCorpus, dict]:
     """Train a tiny character-level GPT (RoPE, 8 heads of width 8) on the built-in corpus.
 
     The corpus is attnlab.stdlib_corpus (Python standard-library source, 200k characters).
@@ -269,10 +277,10 @@ def train_tiny_char_gpt(
 
 
 def kv_compression_errors(
-    model,
-    corpus,
+    model: GPT,
+    corpus: CharCorpus,
     n_groups: int = 4,
-    prune_fractions=(0.3, 0.6, 0.9),
+    prune_fractions: Sequence[float] = (0.3, 0.6, 0.9),
     n_sequences: int = 4,
     seed: int = 0,
 ) -> dict:
@@ -322,7 +330,12 @@ def kv_compression_errors(
 
 
 # ============================================================================ KV cache
-def incremental_attention(step, q, k, v):
+def incremental_attention(
+    step: Callable[..., tuple[ArrayLike, np.ndarray, np.ndarray]],
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode token by token with a KV-cache step function, as a language model generates.
 
     step(q_new, k_new, v_new, k_cache, v_cache) -> (out, k_cache, v_cache) is
@@ -346,7 +359,11 @@ def incremental_attention(step, q, k, v):
     return np.concatenate(outs, axis=-2), k_cache, v_cache
 
 
-def attention_module_numpy(module, x, gqa=grouped_query_attention):
+def attention_module_numpy(
+    module: Attention,
+    x: ArrayLike,
+    gqa: Callable[..., ArrayLike] = grouped_query_attention,
+) -> np.ndarray:
     """The output of an attnlab.Attention module recomputed in NumPy with `gqa`.
 
     Takes the module's fused qkv and output weights, splits the heads exactly as the module
@@ -381,8 +398,8 @@ def attention_module_numpy(module, x, gqa=grouped_query_attention):
 
 # ============================================================================ generation
 def generation_comparison(
-    model,
-    prompt,
+    model: GPT,
+    prompt: torch.Tensor,
     max_new_tokens: int,
     temperature: float = 0.0,
     top_k: int | None = None,
@@ -413,7 +430,7 @@ def generation_comparison(
 def kv_cache_speedup(
     model: GPT,
     prompt: torch.Tensor,
-    new_tokens=(32, 64, 128, 256),
+    new_tokens: Sequence[int] = (32, 64, 128, 256),
     repeats: int = 2,
     progress: bool = True,
 ) -> list[dict]:
@@ -442,7 +459,9 @@ def kv_cache_speedup(
     return rows
 
 
-def kv_cache_memory(config: GPTConfig, seq_len: int, batch: int = 1, kv_heads=None) -> list[dict]:
+def kv_cache_memory(
+    config: GPTConfig, seq_len: int, batch: int = 1, kv_heads: Sequence[int] | None = None
+) -> list[dict]:
     """The KV cache of one GPT per number of key/value heads: measured and by formula.
 
     For each n_kv_heads (default: n_heads (MHA), n_heads / 4 (GQA) if whole, and 1 (MQA)) a GPT

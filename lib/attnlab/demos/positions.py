@@ -4,6 +4,8 @@ how models trained with each encoding extrapolate to longer inputs (Zones 3 and 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +16,9 @@ from .._validate import require_positive_int
 from ..nn import GPT, GPTConfig
 from ..positional import alibi_bias, apply_rope, sinusoidal_positional_encoding
 from ..train import TrainConfig, Trainer, masked_accuracy
+
+if TYPE_CHECKING:
+    from ..data import CharCorpus, Task
 
 __all__ = [
     "attention_maps",
@@ -36,7 +41,7 @@ def positional_similarity(
     n_heads: int = 8,
     position: int = 0,
     seed: int = 0,
-):
+) -> tuple[np.ndarray, np.ndarray]:
     """How alike attention finds two positions k apart, for k = 0 .. max_distance.
 
     "sinusoidal": cosine similarity of PE[position] and PE[position + k] (base 10000, fixed
@@ -73,7 +78,9 @@ def positional_similarity(
     return distances, np.exp(bias[:, ::-1])  # column k: the key k positions back
 
 
-def relative_position_check(kind: str, n: int = 24, d: int = 16, seed: int = 0):
+def relative_position_check(
+    kind: str, n: int = 24, d: int = 16, seed: int = 0
+) -> tuple[np.ndarray, float]:
     """Scores S[m, n] of one query token at position m against one key token at position n.
 
     The same two token vectors (seeded) sit at every position, so any change of S along a
@@ -140,10 +147,10 @@ def _window_losses(model: GPT, corpus, length: int, n_windows: int, seed: int) -
 
 
 def length_extrapolation(
-    corpus,
-    encodings=POSITIONAL_ENCODINGS,
+    corpus: CharCorpus,
+    encodings: Sequence[str] = POSITIONAL_ENCODINGS,
     train_len: int = 32,
-    eval_lens=(32, 64, 128, 256),
+    eval_lens: Sequence[int] = (32, 64, 128, 256),
     steps: int = 200,
     d_model: int = 32,
     n_layers: int = 2,
@@ -223,7 +230,7 @@ def length_extrapolation(
 
 # ============================================================================ Mamba vs attention
 @torch.no_grad()
-def task_accuracy(model: nn.Module, task, n_eval: int = 512, seed: int = 1234) -> float:
+def task_accuracy(model: nn.Module, task: Task, n_eval: int = 512, seed: int = 1234) -> float:
     """Accuracy on the scored positions of n_eval fresh sequences of a token task."""
     g = torch.Generator().manual_seed(seed)
     x, y = task.batch(require_positive_int("n_eval", n_eval), g)

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import math
 import re
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 
 from .._validate import require_positive_int
 from ..functional import GPT2_BLOCK_KEYS
 from ..i18n import tr
 from ..nn import Encoder, EncoderConfig, GPTConfig, TransformerBlock, load_minilm
 from ..nn.gpt import gpt2_block_state_dict
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+    from transformers import GPT2LMHeadModel
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+    from transformers.models.mamba.modeling_mamba import MambaMixer
 
 __all__ = [
     "MODELS_INSTALL",
@@ -38,7 +46,9 @@ MODELS_INSTALL = "pip install 'attnlab[models]'"
 
 
 @torch.no_grad()
-def minilm_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray]:
+def minilm_attention(
+    sentence: str, model: tuple[Encoder, Tokenizer] | None = None
+) -> tuple[list[str], np.ndarray]:
     """Tokens and attention weights of the pretrained MiniLM (Wang et al. 2020) on one sentence.
 
     model: (encoder, tokenizer) from attnlab.load_minilm(), loaded here if None. Returns the
@@ -78,7 +88,9 @@ def random_encoder_attention(
     return tokens, torch.stack([w[0] for w in weights]).numpy()
 
 
-def sentence_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray, str]:
+def sentence_attention(
+    sentence: str, model: tuple[Encoder, Tokenizer] | None = None
+) -> tuple[list[str], np.ndarray, str]:
     """MiniLM's attention on a sentence if the models extra is installed, else the random fallback.
 
     Returns (tokens, weights (L, H, N, N), source), source naming which model produced them.
@@ -93,7 +105,7 @@ def sentence_attention(sentence: str, model=None) -> tuple[list[str], np.ndarray
 
 # ============================================================================ GPT-2 block
 def random_gpt2_block_params(
-    d_model: int, d_ff: int | None = None, seed: int = 0, dtype=np.float64
+    d_model: int, d_ff: int | None = None, seed: int = 0, dtype: DTypeLike = np.float64
 ) -> dict:
     """Random weights for one GPT-2 block, keyed like Hugging Face's GPT2Block state_dict.
 
@@ -159,7 +171,7 @@ def gpt2_block_torch(params: dict, n_heads: int, eps: float = 1e-5) -> Transform
     return block
 
 
-def gpt2_block_hf(params: dict, n_heads: int, eps: float = 1e-5):
+def gpt2_block_hf(params: dict, n_heads: int, eps: float = 1e-5) -> GPT2Block:
     """Hugging Face's GPT2Block (float64, eval mode, eager attention) holding `params`.
 
     Needs the optional `transformers` package (in attnlab's dev extra): raises ImportError
@@ -207,7 +219,7 @@ def transformers_available() -> bool:
     return True
 
 
-def random_hf_gpt2(seed: int = 0, **config):
+def random_hf_gpt2(seed: int = 0, **config: Any) -> GPT2LMHeadModel | None:
     """A transformers GPT2LMHeadModel with random weights built from GPT2Config(**config), in eval mode.
 
     Nothing is downloaded. Returns None when transformers is not installed.
@@ -221,7 +233,7 @@ def random_hf_gpt2(seed: int = 0, **config):
     return transformers.GPT2LMHeadModel(cfg).eval()
 
 
-def random_hf_mamba_mixer(seed: int = 0, **config):
+def random_hf_mamba_mixer(seed: int = 0, **config: Any) -> MambaMixer | None:
     """A transformers MambaMixer (one Mamba block) with random weights from MambaConfig(**config).
 
     Nothing is downloaded; on a CPU transformers runs its reference PyTorch path (no CUDA

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from ..nn import GPT, GPTConfig
 from ..train import TrainConfig, Trainer
+
+if TYPE_CHECKING:
+    from ..data import CharCorpus
 
 __all__ = ["model_size_sweep", "non_embedding_parameters"]
 
@@ -27,8 +33,8 @@ def non_embedding_parameters(model: GPT) -> int:
 
 
 def model_size_sweep(
-    corpus,
-    sizes=((8, 1), (16, 1), (32, 2), (48, 2), (64, 2)),
+    corpus: CharCorpus,
+    sizes: Sequence[tuple[int, int]] = ((8, 1), (16, 1), (32, 2), (48, 2), (64, 2)),
     steps: int = 200,
     batch_size: int = 16,
     block_size: int = 64,

@@ -3,8 +3,11 @@ against (Zones 3 and 4)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 
 from .._validate import as_float_array
 
@@ -13,7 +16,7 @@ __all__ = ["mamba_selective_inputs", "scan_loop", "selective_scan_with"]
 
 # ============================================================================ Mamba
 def mamba_selective_inputs(
-    tokens, d_model: int = 16, d_state: int = 8, vocab_size: int = 16, seed: int = 0
+    tokens: ArrayLike, d_model: int = 16, d_state: int = 8, vocab_size: int = 16, seed: int = 0
 ) -> dict:
     """What a (randomly initialised) Mamba block feeds its selective scan for a token sequence.
 
@@ -49,7 +52,7 @@ def mamba_selective_inputs(
 
 
 # ============================================================================ scans
-def scan_loop(a, b) -> np.ndarray:
+def scan_loop(a: ArrayLike, b: ArrayLike) -> np.ndarray:
     """h_t = a_t h_{t-1} + b_t along the last axis (h_{-1} = 0), one time step after the other.
 
     The sequential baseline for attnlab.parallel_scan: L dependent steps, each a small
@@ -66,7 +69,15 @@ def scan_loop(a, b) -> np.ndarray:
     return h
 
 
-def selective_scan_with(scan, u, delta, A, B, C, D=None) -> np.ndarray:
+def selective_scan_with(
+    scan: Callable[[np.ndarray, np.ndarray], ArrayLike],
+    u: ArrayLike,
+    delta: ArrayLike,
+    A: ArrayLike,
+    B: ArrayLike,
+    C: ArrayLike,
+    D: ArrayLike | None = None,
+) -> np.ndarray:
     """Mamba's selective scan (attnlab.selective_scan) computed by a first-order scan `scan`.
 
     For each channel d and state n the recurrence h_t = exp(delta_t A_dn) h_{t-1}

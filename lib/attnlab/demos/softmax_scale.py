@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -56,7 +57,11 @@ def scaling_statistics(
 
 
 def scaling_sweep(
-    d_values=D_K_STEPS, scaled: bool = True, n_queries: int = 256, n_keys: int = 64, seed: int = 0
+    d_values: Sequence[int] = D_K_STEPS,
+    scaled: bool = True,
+    n_queries: int = 256,
+    n_keys: int = 64,
+    seed: int = 0,
 ) -> dict:
     """scaling_statistics for each d_k in d_values: a dict of arrays (d_k, score_std, max_weight,
     entropy, grad_norm), one entry per d_k, for the curves of the scaling explorer."""

@@ -32,7 +32,7 @@ class _TritonStandIn:
         return _Placeholder()
 
 
-def missing_triton():
+def missing_triton() -> tuple[_TritonStandIn, _Placeholder]:
     """Stand-ins (triton, tl) for a notebook without Triton, so cells that define kernels still run.
 
     `@triton.jit` leaves the function as plain Python and `tl.constexpr` annotations load;

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["live", "widgets_available"]
 
@@ -30,7 +35,7 @@ def widgets_available() -> bool:
 _DRAWING = threading.Lock()
 
 
-def subplots(*args, **kwargs):
+def subplots(*args: Any, **kwargs: Any) -> tuple[Figure, Any]:
     """plt.subplots(*args, **kwargs) for an explorer: constrained layout, fixed size.
 
     Returns (fig, axes) like plt.subplots. The inline backend crops each figure to what is
@@ -61,7 +66,7 @@ def _split(controls: dict) -> tuple[dict, dict]:
     return shown, constants
 
 
-def live(draw, **controls):
+def live(draw: Callable[..., object], **controls: Any) -> None:
     """Show `draw(**values)` with interactive `controls` (ipywidgets), or once, statically.
 
     `controls` maps each argument of `draw` to an ipywidgets control (slider, toggle, ...)

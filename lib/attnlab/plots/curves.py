@@ -3,11 +3,18 @@ scaling fits and in-context learning errors."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..functional import gelu, permutation_check, silu
 from ..i18n import tr
 from .positions import ENCODING_COLORS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_activations",
@@ -22,7 +29,9 @@ __all__ = [
 ]
 
 
-def plot_permutation_check(fn, x, perm, title: str = "") -> float:
+def plot_permutation_check(
+    fn: Callable[[np.ndarray], ArrayLike], x: ArrayLike, perm: ArrayLike, title: str = ""
+) -> float:
     """Heatmaps of fn(x)[perm] and fn(x[perm]) and their difference; returns permutation_check."""
     import matplotlib.pyplot as plt
 
@@ -53,7 +62,7 @@ def plot_permutation_check(fn, x, perm, title: str = "") -> float:
 
 
 # ============================================================================ the block
-def plot_activations(x=None):
+def plot_activations(x: ArrayLike | None = None) -> Figure:
     """ReLU, GELU (exact and GPT-2's tanh form) and SiLU; right: |GELU - GELU_tanh|."""
     import matplotlib.pyplot as plt
 
@@ -74,7 +83,9 @@ def plot_activations(x=None):
     return fig
 
 
-def plot_gradient_norms(per_layer: dict, depths, last_layer: dict, fit_from: int = 4):
+def plot_gradient_norms(
+    per_layer: dict, depths: ArrayLike, last_layer: dict, fit_from: int = 4
+) -> Figure:
     """Left: gradient norm of each layer's FFN matrix, one curve per variant (per_layer maps a
     name to an array over layers). Right: the last layer's norm against depth L, log-log,
     with the slope fitted on the depths >= fit_from in the legend (last_layer maps a name to
@@ -121,7 +132,7 @@ def plot_gradient_norms(per_layer: dict, depths, last_layer: dict, fit_from: int
     return fig
 
 
-def plot_training(history: dict, title: str | None = None):
+def plot_training(history: dict, title: str | None = None) -> Figure:
     """Training loss per step (and evaluation loss where measured) from attnlab.Trainer's history.
 
     title: default "training", in the reader's language.
@@ -160,7 +171,7 @@ def print_table(rows: list[dict], columns: list[tuple]) -> None:
 # ============================================================================ training curves
 def plot_loss_curves(
     histories: dict, title: str | None = None, smooth: int = 10, ylabel: str | None = None
-):
+) -> Figure:
     """Training loss per step of several runs ({name: attnlab.Trainer history}), smoothed by a
     moving average over `smooth` steps. title and ylabel default to "training" and
     "training loss", in the reader's language."""
@@ -190,7 +201,12 @@ def plot_loss_curves(
 
 
 # ============================================================================ scaling
-def plot_scaling(n, loss, fit=None, xlabel: str | None = None):
+def plot_scaling(
+    n: ArrayLike,
+    loss: ArrayLike,
+    fit: tuple[float, float] | None = None,
+    xlabel: str | None = None,
+) -> Figure:
     """Measured loss against N on log-log axes, with the power law a * N**(-alpha) if fit=(a, alpha).
 
     xlabel: default "non-embedding parameters N", in the reader's language.
@@ -217,7 +233,7 @@ def plot_scaling(n, loss, fit=None, xlabel: str | None = None):
 
 
 # ============================================================================ in-context learning
-def plot_icl_errors(ks, curves: dict, title: str | None = None):
+def plot_icl_errors(ks: Sequence[int], curves: dict, title: str | None = None) -> Figure:
     """Error (MSE / d) against the number of in-context examples k, one line per method.
 
     title: default "in-context linear regression", in the reader's language.
@@ -239,7 +255,7 @@ def plot_icl_errors(ks, curves: dict, title: str | None = None):
     return fig
 
 
-def plot_lsa_weights(panels: dict):
+def plot_lsa_weights(panels: dict) -> Figure:
     """Heatmaps of (d + 1) x (d + 1) matrices, e.g. W_q W_k^T and W_v W_o, trained vs constructed."""
     import matplotlib.pyplot as plt
 

@@ -3,12 +3,19 @@ Mamba's selective parameters and the efficiency map."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from .._validate import require_positive_int
 from ..flash import hbm_traffic
 from ..i18n import tr
 from .axes import _length_axis
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "plot_attention_cost",
@@ -23,7 +30,13 @@ __all__ = [
 
 
 # ============================================================================ HBM traffic
-def plot_hbm_traffic(ns, d: int, sram_bytes: int, bytes_per_element: int = 2, traffic=hbm_traffic):
+def plot_hbm_traffic(
+    ns: Sequence[int],
+    d: int,
+    sram_bytes: int,
+    bytes_per_element: int = 2,
+    traffic: Callable[[int, int, int, int], tuple[float, float]] = hbm_traffic,
+) -> Figure:
     """Log-log plot of HBM bytes vs sequence length for standard attention and FlashAttention.
 
     `traffic(n, d, sram_bytes, bytes_per_element) -> (standard, flash)` defaults to
@@ -45,7 +58,7 @@ def plot_hbm_traffic(ns, d: int, sram_bytes: int, bytes_per_element: int = 2, tr
 
 
 # ============================================================================ Performer
-def plot_performer_error(curve: dict):
+def plot_performer_error(curve: dict) -> Figure:
     """Log-log plot of Performer's relative error vs m (from performer_error_curve) with a 1/sqrt(m) guide."""
     import matplotlib.pyplot as plt
 
@@ -63,7 +76,13 @@ def plot_performer_error(curve: dict):
 
 
 # ============================================================================ Mamba
-def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
+def plot_selective_params(
+    delta: ArrayLike,
+    B: ArrayLike,
+    C: ArrayLike,
+    tokens: Sequence[object] | None = None,
+    channels: int = 8,
+) -> Figure:
     """Heatmaps over time of Mamba's input-dependent delta, B and C.
 
     delta (1, d_inner, L), B and C (1, d_state, L) as returned by mamba_selective_inputs.
@@ -93,7 +112,7 @@ def plot_selective_params(delta, B, C, tokens=None, channels: int = 8):
 
 
 # ============================================================================ the map
-def plot_efficiency_map(rows: list[dict]):
+def plot_efficiency_map(rows: list[dict]) -> Figure:
     """Two scatter plots from efficiency_map: compute vs training memory, compute vs decoding state.
 
     Blue circles compute softmax attention exactly (on their pattern), orange squares approximate
@@ -141,7 +160,7 @@ def plot_efficiency_map(rows: list[dict]):
     return fig
 
 
-def plot_scan_rounds(length: int = 8):
+def plot_scan_rounds(length: int = 8) -> Figure:
     """The Hillis-Steele scan: in round r, position t combines with position t - 2^r.
 
     After round r, position t holds the composition of the steps in the window
@@ -182,7 +201,7 @@ def plot_scan_rounds(length: int = 8):
 
 
 # ============================================================================ KV cache, FlashAttention
-def plot_kv_speedup(rows: list[dict]):
+def plot_kv_speedup(rows: list[dict]) -> Figure:
     """Generation time with and without the KV cache, and the speed-up, against tokens generated."""
     import matplotlib.pyplot as plt
 
@@ -201,7 +220,7 @@ def plot_kv_speedup(rows: list[dict]):
     return fig
 
 
-def plot_attention_cost(rows: list[dict]):
+def plot_attention_cost(rows: list[dict]) -> Figure:
     """Time and peak memory of standard vs tiled attention against N, log-log."""
     import matplotlib.pyplot as plt
 
@@ -224,7 +243,7 @@ def plot_attention_cost(rows: list[dict]):
 
 
 # ============================================================================ Mamba vs attention
-def plot_throughput(result: dict, lengths):
+def plot_throughput(result: dict, lengths: Sequence[int]) -> Figure:
     """Prefill tokens per second and decoding milliseconds per token against sequence length."""
     import matplotlib.pyplot as plt
 

@@ -51,7 +51,7 @@ def flash_tile_counts(n_q: int, n_k: int, block_size: int, causal: bool = True) 
 
 def draw_flash_tiles(
     n: int = 256, block_size: int = 32, causal: bool = True, n_k: int | None = None
-):
+) -> None:
     """Draw the tiles of an (n, n_k) attention matrix: skipped, full (fast path) and masked.
 
     Prints the counts and the share of score entries computed, so they update with the sliders.
@@ -96,7 +96,7 @@ def draw_flash_tiles(
     plt.show()
 
 
-def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True):
+def flash_tile_explorer(n: int = 256, block_size: int = 32, causal: bool = True) -> None:
     """Interactive tile map of a square (N, N) score matrix: sliders "N" (sequence length) and
     "block size", and a "causal" checkbox. n_k is not a control: keys = queries here."""
     import ipywidgets as w

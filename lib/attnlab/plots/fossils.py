@@ -81,7 +81,7 @@ def draw_fossils(n: int = 512, d: int = 512, k: int = 3) -> None:
     plt.show()
 
 
-def fossil_explorer(n: int = 512, d: int = 512, k: int = 3):
+def fossil_explorer(n: int = 512, d: int = 512, k: int = 3) -> None:
     """draw_fossils with two sliders: "n tokens" (sequence length n) and "d width" (width d).
 
     The CNN's kernel width k stays fixed (no control).

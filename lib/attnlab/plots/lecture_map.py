@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 from ..course.lecture import THREADS, ZONE_TITLES, lecture_map
 from ..i18n import tr
 from .controls import live, subplots
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["draw_lecture_map", "lecture_map_explorer", "plot_lecture_map"]
 
@@ -54,7 +58,7 @@ def _stop_text(ideas: list[dict]) -> tuple[list[str], list[str]]:
     return lines, kinds
 
 
-def plot_lecture_map(highlight: str | None = None):
+def plot_lecture_map(highlight: str | None = None) -> Figure:
     """The lecture as a metro map: zones left to right, one coloured line per thread.
 
     Each stop lists the zone's key ideas on that thread (bold) and the attnlab functions that
@@ -190,7 +194,7 @@ def draw_lecture_map(thread: str = "all") -> None:
     plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
 
 
-def lecture_map_explorer(thread: str = "all"):
+def lecture_map_explorer(thread: str = "all") -> None:
     """draw_lecture_map with a "thread" menu ("all threads" or one; static: the given thread)."""
     import ipywidgets as w
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..demos.positions import positional_similarity
 from ..i18n import tr
 from .axes import _length_axis
 from .controls import live, subplots
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = ["draw_positional_similarity", "plot_extrapolation", "positional_encoding_explorer"]
 
@@ -19,7 +24,7 @@ def draw_positional_similarity(
     max_distance: int = 128,
     alibi_heads: int = 8,
     seed: int = 0,
-):
+) -> None:
     """Similarity of two positions as a function of their distance k, for each encoding.
 
     Left: sinusoidal, cosine of PE[p] and PE[p + k]. Middle: RoPE, the normalised score of a
@@ -84,7 +89,7 @@ def draw_positional_similarity(
     plt.show()
 
 
-def positional_encoding_explorer():
+def positional_encoding_explorer() -> None:
     """Sliders for draw_positional_similarity: "d_model", "RoPE base", "max k" (the distance
     range drawn) and "ALiBi heads"; the random RoPE vector's seed is fixed (no control)."""
     import ipywidgets as w
@@ -114,7 +119,7 @@ ENCODING_COLORS = {
 
 
 # ============================================================================ positions
-def plot_extrapolation(result: dict, smooth: int = 8):
+def plot_extrapolation(result: dict, smooth: int = 8) -> Figure:
     """Left: mean loss against evaluation length per encoding; right: loss at each position
     of the longest windows (moving average over `smooth` positions). The dashed line is the
     training length."""

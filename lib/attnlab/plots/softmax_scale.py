@@ -104,7 +104,7 @@ def _sweep(scaled: bool, n_keys: int, seed: int) -> dict:
     return _SWEEPS[key]
 
 
-def scaling_explorer(d_k: int = 256, scaled: bool = False):
+def scaling_explorer(d_k: int = 256, scaled: bool = False) -> None:
     """draw_scaling with a "d_k" slider (1 .. 1024, log-ish steps) and a "scores" toggle
     (unscaled / scaled by 1/sqrt(d_k)); n_keys and seed keep their defaults (no control)."""
     import ipywidgets as w
