@@ -49,10 +49,12 @@ course: $(VENV)/.course-installed
 	$(LANG_ENV) PATH="$(abspath $(VENV))/bin:$$PATH" JUPYTER_CONFIG_PATH="$(LEARNER_CONFIG)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 		$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(COURSE_ROOT) --port=$(PORT) $(ALLOW_ROOT) $(LAB_ARGS)
 
-## Install what the tests need and run the whole suite.
+## Install what the tests need and run the whole suite: `make check` first (lint and the fast
+## tests, so a slip fails in a minute), then the slow tests (sandboxes, browsers, a JupyterHub).
 test: $(VENV)/.dev-installed
 	./tools/ensure_system_packages.sh
-	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 --dist worksteal
+	$(MAKE) check
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest -n 2 --dist worksteal -m slow --durations=30
 
 ## The Triton tests again with the oldest Triton that pyproject's triton extra allows (CI step):
 ## installed on its own into $(VENV)/triton-$(TRITON_OLDEST), which shadows .venv's on PYTHONPATH.

@@ -29,7 +29,6 @@ if __name__ == "__main__":  # must happen before NumPy loads its BLAS
 
 import math
 import platform
-import time
 from datetime import date
 
 import attnlab
@@ -41,15 +40,6 @@ def naive_min(q, k, v):
     s = (q @ k.T) * (1.0 / math.sqrt(q.shape[-1]))
     s = np.exp(s - s.max(axis=-1, keepdims=True))
     return (s / s.sum(axis=-1, keepdims=True)) @ v
-
-
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_bytes(fn) -> int:
@@ -99,7 +89,7 @@ def main() -> None:
         ref = fns["min"]()
         assert np.allclose(fns["tiled"](), ref, atol=1e-4), "tiled output differs from naive"
         repeats = 3 if n <= 4096 else 2
-        t = {name: best_time(fn, repeats) for name, fn in fns.items()}
+        t = {name: attnlab.best_time(fn, repeats=repeats) for name, fn in fns.items()}
         m = {name: peak_bytes(fn) for name, fn in fns.items()}
         results[n] = (t, m)
         mib = 2**20

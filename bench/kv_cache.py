@@ -19,22 +19,11 @@ import argparse
 import datetime
 import os
 import platform
-import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
-from attnlab import GPT
-
-
-def timed(fn, repeats: int):
-    """(minimum wall time over `repeats` calls, the output of the last call)."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+from attnlab import GPT, best_time
 
 
 def build_models(quick: bool):
@@ -95,9 +84,10 @@ def main() -> None:
 
     for warm_up in (ours(True, 4), ours(False, 4), hf_cached(4)):  # first-call overheads
         warm_up()
-    t_cached, out_cached = timed(ours(True, n_new), args.repeats)
-    t_uncached, out_uncached = timed(ours(False, n_new), args.repeats)
-    t_hf, out_hf = timed(hf_cached(n_new), args.repeats)
+    runs = {"cached": ours(True, n_new), "uncached": ours(False, n_new), "hf": hf_cached(n_new)}
+    t_cached, t_uncached, t_hf = (best_time(run, repeats=args.repeats) for run in runs.values())
+    # The tokens each one generates: all three must agree.
+    out_cached, out_uncached, out_hf = (run() for run in runs.values())
     same = torch.equal(out_cached, out_uncached) and torch.equal(out_cached, out_hf)
 
     cache_bytes = sum(c.nbytes for c in model.new_kv_cache(1, args.prompt + n_new))

@@ -34,26 +34,21 @@ CALL = re.compile(r"^\s*attnlab\.(\w+_explorer)\(", re.MULTILINE)
 EXPLORERS = {
     "fossil_explorer": ("attnlab.fossil_explorer(n=512, d=512)", ["n tokens", "d width"]),
     "scaling_explorer": ("attnlab.scaling_explorer(d_k=256, scaled=False)", ["d_k", "scores"]),
-    "attention_heads_explorer": (
-        "attnlab.attention_heads_explorer(tokens, weights, layer=1, head='all', query='it', title='stand-in')",
+    "attention_explorer": (
+        "attnlab.attention_explorer(weights, tokens, layer=1, head='all', query='it', title='stand-in')",
         ["layer", "head", "query"],
     ),
     "positional_encoding_explorer": (
         "attnlab.positional_encoding_explorer()",
         ["d_model", "RoPE base", "max k", "ALiBi heads"],
     ),
-    "mask_explorer": ("attnlab.mask_explorer()", ["pattern", "n", "causal", "window", "stride"]),
-    "sparse_mask_explorer": (
-        "attnlab.sparse_mask_explorer(n=32)",
-        ["pattern", "n", "window", "stride", "n_global", "n_random", "causal", "seed"],
+    "mask_explorer": (
+        "attnlab.mask_explorer(n=32, pattern='bigbird', causal=False)",
+        ["pattern", "n", "causal", "window", "stride", "n_global", "n_random", "seed"],
     ),
     "flash_tile_explorer": (
         "attnlab.flash_tile_explorer(n=256, block_size=32, causal=True)",
         ["N", "block size", "causal"],
-    ),
-    "attention_head_explorer": (
-        "attnlab.attention_head_explorer(maps, text, layer=1, head=0)",
-        ["layer", "head"],
     ),
     "lecture_map_explorer": ("attnlab.lecture_map_explorer(thread='all')", ["thread"]),
 }
@@ -191,7 +186,7 @@ def markdown_before(source: str, call: str) -> str:
         for i, cell in enumerate(cells)
         if re.search(rf"^\s*attnlab\.{call}\(", cell, re.MULTILINE)
     )
-    return next(cell for cell in reversed(cells[:index]) if cell.startswith(" [markdown]"))
+    return next(c for c in reversed(cells[:index]) if "[markdown]" in c.split("\n", 1)[0])
 
 
 @pytest.mark.parametrize("name", sorted(EXPLORERS))

@@ -125,11 +125,13 @@ def test_plot_permutation_check_and_heads_draw_statically(monkeypatch, capsys):
     )
     tokens = ["a", "b", "c"]
     weights = np.full((2, 4, 3, 3), 1 / 3)
-    attnlab.attention_heads_explorer(tokens, weights, layer=2, head="all", query="b")
+    attnlab.attention_explorer(weights, tokens, layer=2, head="all", query="b")
     assert "head  4" in capsys.readouterr().out
-    attnlab.draw_attention_heads(tokens, weights, layer=1, head=3)
+    attnlab.draw_attention_heads(weights, tokens, layer=1, head=3)
     with pytest.raises(ValueError, match="layer"):
-        attnlab.draw_attention_heads(tokens, weights, layer=3)
+        attnlab.draw_attention_heads(weights, tokens, layer=3)
+    with pytest.raises(ValueError, match="head"):
+        attnlab.draw_attention_heads(weights, tokens, head=5)
     with pytest.raises(ValueError, match="query"):
-        attnlab.draw_attention_heads(tokens, weights, query="z")
+        attnlab.draw_attention_heads(weights, tokens, query="z")
     plt.close("all")

@@ -239,7 +239,7 @@ def test_mask_patterns_are_the_masks_they_claim():
 def test_draw_mask_prints_counts_and_no_forbidden_weight(capsys):
     attnlab.draw_mask("local", n=8, causal=True, window=1)
     text = capsys.readouterr().out
-    assert "15 of 64" in text  # 8 diagonal entries + 7 sub-diagonal ones
+    assert "15 (query, key) pairs computed (closed form 15) of 36" in text  # 8 + 7 of 8 * 9 / 2
     assert "largest weight on a forbidden key: 0.0" in text
 
 
@@ -254,12 +254,14 @@ def test_explorers_draw_once_when_static(monkeypatch, capsys):
 
 def test_plot_helpers_draw_the_expected_panels():
     weights = attnlab.softmax(np.random.default_rng(0).normal(size=(3, 5, 5)))
-    fig = attnlab.plot_head_maps(weights, tokens=list("abcde"))
-    assert sum(ax.get_title().startswith("head") for ax in fig.axes) == 3
-    fig = attnlab.plot_head_maps(attnlab.alibi_bias(2, 4), kind="bias")
+    fig = attnlab.plot_attention_grid(weights, tokens=list("abcde"))
+    assert [ax.get_title() for ax in fig.axes] == ["head 1", "head 2", "head 3"]
+    fig = attnlab.plot_attention_grid(attnlab.alibi_bias(2, 4), kind="bias")
     assert sum(ax.get_title().startswith("head") for ax in fig.axes) == 2
     with pytest.raises(ValueError, match="n_heads, Nq, Nk"):
-        attnlab.plot_head_maps(weights[0])
+        attnlab.plot_attention_grid(weights[0])
+    with pytest.raises(ValueError, match="kind"):
+        attnlab.plot_attention_grid(weights, kind="scores")
     assert len(attnlab.plot_activations().axes) == 2
     depths = np.array([1, 2, 4, 8])
     fig = attnlab.plot_gradient_norms({"a": np.ones(3)}, depths, {"a": 1 / np.sqrt(depths)})

@@ -230,11 +230,14 @@ def test_efficiency_map_numbers():
 # ---------------------------------------------------------------- widgets
 def test_draw_sparse_mask_prints_matching_counts(capsys, monkeypatch):
     monkeypatch.setenv("ATTNLAB_STATIC", "1")
-    attnlab.draw_sparse_mask("bigbird", n=20, window=1, causal=True)
+    attnlab.draw_mask("bigbird", n=20, window=1, causal=True)
     text = capsys.readouterr().out
     counted = int(attnlab.sparse_mask(20, "bigbird", window=1, causal=True).sum())
-    assert f"entries computed: {counted} (closed form {counted})" in text
-    assert attnlab.sparse_mask_explorer(n=16) is None  # static: drawn once, no widget
+    assert f"{counted} (query, key) pairs computed (closed form {counted}) of 210" in text
+    assert attnlab.mask_explorer(n=16, pattern="bigbird", causal=False) is None  # static: once
+    assert "pattern='bigbird', causal=False, n=16" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="pattern"):
+        attnlab.mask_explorer(pattern="diagonal")
 
 
 def test_plots_draw():

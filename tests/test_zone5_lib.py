@@ -304,11 +304,13 @@ def test_pictures_draw(capsys):
     import matplotlib.pyplot as plt
 
     maps = np.stack([np.stack([attnlab.causal_mask(6) / np.arange(1, 7)[:, None]] * 2)] * 2)
-    assert attnlab.attention_head_explorer(maps, "abc de", layer=1, head=1) is None  # static here
-    assert "layer 1, head 1" in capsys.readouterr().out
+    assert attnlab.attention_explorer(maps, "abc de", layer=2, head=1, describe=True) is None
+    assert "layer 2, head 1: mean max weight" in capsys.readouterr().out  # static: drawn once
     history = {"step": [1, 2, 3], "loss": [3.0, 2.0, 1.0]}
+    grid = attnlab.plot_attention_grid(maps, describe=True)
+    assert [ax.get_title() for ax in grid.axes][:2] == ["L1 H1: back 1.2", "L1 H2: back 1.2"]
     figures = [
-        attnlab.plot_attention_heads(maps),
+        grid,
         attnlab.plot_loss_curves({"rope": history}, smooth=2),
         attnlab.plot_extrapolation(
             {

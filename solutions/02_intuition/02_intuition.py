@@ -311,7 +311,7 @@ layer, head = int(l_moved) + 1, int(h_moved) + 1  # the head drawn below
 
 # %% heads
 tokens, weights = maps["tired"]
-attnlab.attention_heads_explorer(tokens, weights, layer=layer, head="all", query="it", title=source)
+attnlab.attention_explorer(weights, tokens, layer=layer, head="all", query="it", title=source)
 
 # %% two-sentences
 fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))

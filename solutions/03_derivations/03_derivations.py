@@ -440,8 +440,8 @@ for H in (1, 2, 4, 8, 12):
 # %% mha-heads
 for h in range(n_heads):
     print(tr("head {h}: 'mat' attends most to '{word}' (weight {weight:.2f})",
-             h=h, word=tokens[weights[h, -1].argmax()], weight=weights[h, -1].max()))
-attnlab.plot_head_maps(weights, tokens=tokens, title=tr("attnlab.multi_head_attention, 4 random heads"))
+             h=h + 1, word=tokens[weights[h, -1].argmax()], weight=weights[h, -1].max()))
+attnlab.plot_attention_grid(weights, tokens=tokens, title=tr("attnlab.multi_head_attention, 4 random heads"))
 plt.show()
 try:
     my_out, my_weights = multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads)
@@ -789,10 +789,10 @@ ratio = last[:, :-1] / last[:, 1:]  # weight of key j over weight of key j + 1
 slopes = attnlab.alibi_slopes(H_alibi)
 print("{:>4s} {:>8s} {:>14s} {:>8s} {:>9s}".format(tr("head"), tr("slope m"), "w_j / w_(j+1)", "e^(-m)", tr("span 1/m")))
 for h in range(H_alibi):
-    print(f"{h:4d} {slopes[h]:8.4f} {ratio[h].mean():14.6f} {np.exp(-slopes[h]):8.6f} {1 / slopes[h]:9.1f}")
+    print(f"{h + 1:4d} {slopes[h]:8.4f} {ratio[h].mean():14.6f} {np.exp(-slopes[h]):8.6f} {1 / slopes[h]:9.1f}")
 print(tr("max |w_j / w_(j+1) - e^(-m_h)| over heads and keys = {err:.1e}",
          err=np.abs(ratio - np.exp(-slopes)[:, None]).max()))
-attnlab.plot_head_maps(attnlab.alibi_bias(4, n_alibi), kind="bias",
+attnlab.plot_attention_grid(attnlab.alibi_bias(4, n_alibi), kind="bias",
                        title=tr("ALiBi bias -m_h |i - j|, 4 heads (steep to shallow)"))
 plt.show()
 try:
@@ -1134,8 +1134,10 @@ except NotImplementedError:
 # scores. The printout confirms that no weight ever lands on a forbidden key. Zone 3b counts
 # what these patterns save. The controls: **pattern** picks the mask, **n** the number of
 # tokens, **causal** also hides the future, **window** is how many neighbours on each side a
-# local (and BigBird) query sees, and **stride** the spacing of the far keys of the strided and
-# fixed patterns.
+# local (and BigBird) query sees, **stride** the spacing of the far keys of the strided pattern,
+# **n_global** the number of global tokens of the fixed and BigBird patterns, **n_random** the
+# random keys per query of the random and BigBird patterns, and **seed** draws those random keys
+# and the random scores.
 
 # %% mask-explorer
 attnlab.mask_explorer()
@@ -1254,7 +1256,7 @@ if hf_block is not None:
     print(tr("attnlab.gpt2_block (NumPy) vs Hugging Face GPT2Block: max difference {diff:.1e}",
              diff=np.abs(y_numpy - hf_out[0].numpy()).max()))
 
-attnlab.plot_head_maps(block_weights[0].numpy(), tokens=block_tokens,
+attnlab.plot_attention_grid(block_weights[0].numpy(), tokens=block_tokens,
                        title=tr("the block's causal attention, per head (random weights)"))
 plt.show()
 

@@ -393,7 +393,7 @@ check("sparse_mask", sparse_mask, hidden=True)
 # %% sparse-draw
 attnlab.plot_sparse_patterns(n=32, window=2, stride=4, n_global=1, n_random=2)
 plt.show()
-attnlab.sparse_mask_explorer(n=32)
+attnlab.mask_explorer(n=32, pattern="bigbird", causal=False)
 
 # %% sparse-count-md [markdown]
 # **Counted vs closed form, at $N = 1024$.** Each mask is built (by your function if it is done) and

@@ -146,15 +146,19 @@ for start in ("def ", "import ", "    if "):
 #
 # The last row of the table is the reference: a head that spreads each query evenly over its
 # past. In a character model you may find heads that read the last character or two, and heads
-# in which every space of an indentation looks back at the newline that began the line. The overview shows every head; the explorer below it has a slider for the
-# **layer** and one for the **head**, both counted from 0 (it starts at the head with the largest
-# previous-character weight, and prints its numbers).
+# in which every space of an indentation looks back at the newline that began the line. The
+# overview shows every head, layers and heads counted from 1 as everywhere in the course. The
+# explorer below it has a slider for the **layer**, a menu for the **head** (all heads of the
+# layer, or one of them large) and one for the **query**, a character whose row is outlined and
+# whose three most-read keys are printed. It starts at the head with the largest
+# previous-character weight, and prints that head's numbers.
 
 # %% heads
 text = "    def forward(self, x):\n        return self.out(x) + x\n"
 maps = attnlab.attention_maps(lm, torch.tensor([corpus.encode(text)]))
 print(tr("attention maps: {shape} = (layers, heads, queries, keys)", shape=maps.shape))
-heads = [{"head": f"L{layer} H{head}", "layer": layer, "index": head, **attnlab.attention_summary(maps[layer, head])}
+heads = [{"head": f"L{layer + 1} H{head + 1}", "layer": layer + 1, "index": head + 1,  # counted from 1, as shown
+          **attnlab.attention_summary(maps[layer, head])}
          for layer in range(maps.shape[0]) for head in range(maps.shape[1])]
 n_chars = maps.shape[-1]
 uniform = attnlab.causal_mask(n_chars) / np.arange(1, n_chars + 1)[:, None]  # each query spreads evenly over its past
@@ -163,10 +167,10 @@ attnlab.print_table(heads + [reference_row], [
     (tr("head"), "head", "s"), (tr("look-back (chars)"), "distance", ".1f"),
     (tr("previous-char weight"), "previous", ".2f"), (tr("entropy (nats)"), "entropy", ".2f"),
     (tr("mean max weight"), "max_weight", ".2f")])
-attnlab.plot_attention_heads(maps, title=tr("every head of the tiny GPT on one line of code"))
+attnlab.plot_attention_grid(maps, title=tr("every head of the tiny GPT on one line of code"), describe=True)
 plt.show()
 best = max(heads, key=lambda row: row["previous"])
-attnlab.attention_head_explorer(maps, text, layer=best["layer"], head=best["index"])
+attnlab.attention_explorer(maps, text, layer=best["layer"], head=best["index"], describe=True)
 
 # %% pos-md [markdown]
 # ## 2. Positional encodings: train short, test long

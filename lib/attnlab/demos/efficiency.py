@@ -3,10 +3,11 @@ quadratic time, attention as message passing, and the efficiency map (Zones 3 an
 
 from __future__ import annotations
 
-import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike
 from tqdm.auto import tqdm
 
 from .._validate import require_positive_int
@@ -60,7 +61,7 @@ def attention_peak_memory(
 def performer_error_curve(
     n: int = 128,
     d: int = 16,
-    ms=(8, 32, 128, 512, 2048),
+    ms: Sequence[int] = (8, 32, 128, 512, 2048),
     qk_std: float = 0.5,
     n_seeds: int = 6,
     seed: int = 0,
@@ -101,17 +102,8 @@ def performer_error_curve(
 
 
 # ============================================================================ linear attention
-def _best_time(fn, repeats: int) -> float:
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def time_linear_vs_quadratic(
-    ns=(256, 512, 1024, 2048), d: int = 32, repeats: int = 7, seed: int = 0
+    ns: Sequence[int] = (256, 512, 1024, 2048), d: int = 32, repeats: int = 7, seed: int = 0
 ) -> list[dict]:
     """Wall-clock seconds of softmax attention (O(N^2 d)) vs linear attention (O(N d^2)).
 
@@ -137,14 +129,16 @@ def _time_linear_vs_quadratic(ns, d, repeats, seed):
         q, k, v = (rng.standard_normal((n, d)).astype(np.float32) for _ in range(3))
         linear_attention(q, k, v)  # warm up caches and allocator before timing
         scaled_dot_product_attention(q, k, v)
-        quad = _best_time(lambda q=q, k=k, v=v: scaled_dot_product_attention(q, k, v), repeats)
-        lin = _best_time(lambda q=q, k=k, v=v: linear_attention(q, k, v), repeats)
+        quad = best_time(scaled_dot_product_attention, q, k, v, repeats=repeats)
+        lin = best_time(linear_attention, q, k, v, repeats=repeats)
         rows.append({"n": n, "quadratic_s": quad, "linear_s": lin, "ratio": quad / lin})
     return rows
 
 
 # ============================================================================ message passing
-def message_passing_attention(q, k, v, edges) -> np.ndarray:
+def message_passing_attention(
+    q: ArrayLike, k: ArrayLike, v: ArrayLike, edges: ArrayLike
+) -> np.ndarray:
     """Attention written as message passing on a graph, one node at a time.
 
     edges: boolean (N, N); edges[i, j] = True means node j sends a message to node i (query i
@@ -174,7 +168,7 @@ def message_passing_attention(q, k, v, edges) -> np.ndarray:
     return out
 
 
-def graph_hops(mask) -> float:
+def graph_hops(mask: ArrayLike) -> float:
     """Layers needed before every token can influence every token it may ever see, for a mask.
 
     mask: boolean (N, N), mask[i, j] = query i reads key j, i.e. an edge j -> i. Residual
@@ -314,7 +308,7 @@ def efficiency_map(
 
 # ============================================================================ FlashAttention
 def attention_cost_vs_length(
-    lengths=(256, 512, 1024, 2048),
+    lengths: Sequence[int] = (256, 512, 1024, 2048),
     d: int = 64,
     block_size: int = 64,
     causal: bool = False,
@@ -367,7 +361,7 @@ def attention_cost_vs_length(
 @torch.no_grad()
 def throughput_vs_length(
     models: dict,
-    lengths=(256, 512, 1024, 2048, 4096),
+    lengths: Sequence[int] = (256, 512, 1024, 2048, 4096),
     batch: int = 8,
     repeats: int = 2,
     seed: int = 0,

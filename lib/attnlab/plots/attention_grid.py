@@ -1,26 +1,39 @@
-"""Attention maps drawn: Q/K/V heatmaps, per-head grids of a model, and their explorers."""
+"""Attention maps drawn: Q/K/V heatmaps, and every head of a model in one grid, with its
+explorer. Layers and heads are counted from 1 wherever they are shown (layer 1 is next to
+the input); arrays are indexed from 0 as usual, so head h is maps[..., h - 1, :, :]."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..i18n import tr
 from ..viz import plot_attention
 from .controls import live, subplots
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
-    "attention_head_explorer",
-    "attention_heads_explorer",
+    "attention_explorer",
     "attention_summary",
-    "draw_attention_head",
     "draw_attention_heads",
-    "plot_attention_heads",
-    "plot_head_maps",
+    "plot_attention_grid",
     "plot_qkv",
 ]
 
 
-def plot_qkv(tokens, x, q, k, v, weights) -> None:
+def plot_qkv(
+    tokens: Sequence[str],
+    x: ArrayLike,
+    q: ArrayLike,
+    k: ArrayLike,
+    v: ArrayLike,
+    weights: ArrayLike,
+) -> None:
     """Heatmaps of the token matrix X and its projections Q, K, V, then the attention weights."""
     import matplotlib.pyplot as plt
 
@@ -40,175 +53,7 @@ def plot_qkv(tokens, x, q, k, v, weights) -> None:
     plt.show()
 
 
-def draw_attention_heads(
-    tokens, weights, layer: int = 1, head="all", query=None, title: str = ""
-) -> None:
-    """Attention of one layer: every head in a grid (head="all") or one head, large.
-
-    weights: (n_layers, n_heads, N, N); layer and head count from 1. If `query` names a token,
-    prints where that token looks in the chosen layer (top three keys per head) and outlines
-    its row (red) in the heatmaps. The figure
-    has the same size for every layer and head (the grid's size), so an explorer's output
-    does not jump when the head menu changes.
-    """
-    import matplotlib.pyplot as plt
-
-    weights = np.asarray(weights)
-    n_layers, n_heads = weights.shape[:2]
-    if not 1 <= layer <= n_layers:
-        raise ValueError(f"layer must be in 1..{n_layers}, got {layer}")
-    w = weights[layer - 1]
-    heads = range(1, n_heads + 1) if head == "all" else [int(head)]
-    if query is not None:
-        if query not in tokens:
-            raise ValueError(f"query {query!r} is not one of the tokens {tokens}")
-        i = list(tokens).index(query)
-        print(
-            tr(
-                "layer {layer}: where '{query}' looks (top 3 keys per head)",
-                layer=layer,
-                query=query,
-            )
-        )
-        for h in heads:
-            top = np.argsort(w[h - 1, i])[::-1][:3]
-            print(
-                tr(
-                    "  head {head:2d}: {keys}",
-                    head=h,
-                    keys=",  ".join(f"{tokens[j]} {w[h - 1, i, j]:.2f}" for j in top),
-                )
-            )
-    cols = 4 if n_heads % 4 == 0 else min(n_heads, 6)
-    rows = -(-n_heads // cols)
-    figsize = (3.2 * cols, 3.0 * rows)
-    if head == "all":
-        fig, axes = subplots(rows, cols, figsize=figsize, squeeze=False)
-        drawn = list(axes.flat)[:n_heads]
-        for h, ax in enumerate(axes.flat):
-            if h >= n_heads:
-                ax.axis("off")
-                continue
-            ax.imshow(w[h], cmap="viridis", vmin=0, vmax=1)
-            ax.set_title(tr("head {head}", head=h + 1), fontsize=9)
-            ax.set_xticks(range(len(tokens)), labels=tokens, rotation=90, fontsize=6)
-            ax.set_yticks(range(len(tokens)), labels=tokens, fontsize=6)
-        fig.suptitle(
-            tr(
-                "{title}: layer {layer}, all heads (rows: queries, columns: keys)",
-                title=title,
-                layer=layer,
-            )
-        )
-    else:  # one head, large, in the middle column of a figure of the same size
-        width, height = figsize
-        side = max(1e-3, (width - height - 1.5) / 2)
-        _, (left, ax, right) = subplots(
-            1, 3, figsize=figsize, width_ratios=[side, height + 1.5, side]
-        )
-        left.axis("off")
-        right.axis("off")
-        plot_attention(
-            w[int(head) - 1],
-            x_labels=tokens,
-            y_labels=tokens,
-            ax=ax,
-            annotate=False,
-            title=tr("{title}: layer {layer}, head {head}", title=title, layer=layer, head=head),
-        )
-        drawn = [ax]
-    if query is not None:  # outline the query's row: the weights printed above
-        from matplotlib.patches import Rectangle
-
-        for ax in drawn:
-            ax.add_patch(
-                Rectangle((-0.5, i - 0.5), len(tokens), 1, fill=False, edgecolor="red", lw=1.5)
-            )
-    plt.show()
-
-
-def attention_heads_explorer(
-    tokens, weights, layer: int = 1, head="all", query=None, title: str = ""
-):
-    """draw_attention_heads with a "layer" slider, a "head" menu ("all" or one head) and a
-    "query" menu (the token whose row is outlined and whose top keys are printed; None: neither).
-
-    weights: (n_layers, n_heads, N, N); tokens and title are fixed (no control).
-    """
-    import ipywidgets as w
-
-    weights = np.asarray(weights)
-    n_layers, n_heads = weights.shape[:2]
-    return live(
-        draw_attention_heads,
-        tokens=w.fixed(list(tokens)),
-        weights=w.fixed(weights),
-        layer=w.IntSlider(
-            min=1, max=n_layers, value=layer, description=tr("layer"), continuous_update=False
-        ),
-        head=w.Dropdown(
-            options=[(tr("all"), "all"), *((str(h), h) for h in range(1, n_heads + 1))],
-            value=head,
-            description=tr("head"),
-        ),
-        query=w.Dropdown(
-            options=[(tr("None"), None), *((str(t), t) for t in dict.fromkeys(tokens))],
-            value=query,
-            description=tr("query"),
-        ),
-        title=w.fixed(title),
-    )
-
-
-# ============================================================================ per-head maps
-def plot_head_maps(maps, tokens=None, title=None, kind: str = "weights"):
-    """One heatmap per head, side by side: maps (n_heads, Nq, Nk).
-
-    kind="weights": attention weights drawn with attnlab.plot_attention (rows sum to 1).
-    kind="bias": additive score biases (e.g. ALiBi), on a shared colour scale; -inf is blank.
-    Returns the figure.
-    """
-    import matplotlib.pyplot as plt
-
-    maps = np.asarray(maps, dtype=float)
-    if maps.ndim != 3:
-        raise ValueError(f"maps must have shape (n_heads, Nq, Nk), got {maps.shape}")
-    if kind not in ("weights", "bias"):
-        raise ValueError(f"kind must be 'weights' or 'bias', got {kind!r}")
-    n_heads, n_q, n_k = maps.shape
-    size = min(3.4, 1.2 + 0.25 * max(n_q, n_k))
-    fig, axes = plt.subplots(1, n_heads, figsize=(size * n_heads + 0.6, size), squeeze=False)
-    finite = maps[np.isfinite(maps)]
-    low = float(finite.min()) if finite.size else 0.0
-    for h, ax in enumerate(axes[0]):
-        if kind == "weights":
-            plot_attention(
-                maps[h],
-                x_labels=tokens,
-                y_labels=tokens,
-                ax=ax,
-                title=tr("head {head}", head=h),
-                annotate=False,
-            )
-        else:
-            im = ax.imshow(
-                np.where(np.isfinite(maps[h]), maps[h], np.nan), cmap="magma", vmin=low, vmax=0.0
-            )
-            ax.set_title(tr("head {head}", head=h))
-            ax.set_xlabel(tr("key j"))
-            ax.set_ylabel(tr("query i"))
-            if h == n_heads - 1:
-                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-        if h > 0:
-            ax.set_ylabel("")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-# ============================================================================ attention heads
-def attention_summary(weights) -> dict:
+def attention_summary(weights: ArrayLike) -> dict[str, float]:
     """Numbers that describe one causal attention map (N, N): what kind of head is it?
 
     max_weight: mean over queries of the largest weight (1 = each query looks at one key);
@@ -231,99 +76,235 @@ def attention_summary(weights) -> dict:
     }
 
 
-def draw_attention_head(maps, labels, layer: int = 0, head: int = 0):
-    """Heatmap of one head of attnlab.attention_maps' output, with its summary printed."""
-    import matplotlib.pyplot as plt
-
-    maps = np.asarray(maps)
-    w = maps[layer, head]
-    s = attention_summary(w)
-    print(
-        tr(
-            "layer {layer}, head {head}: mean max weight {max_weight:.2f}, mean entropy "
-            "{entropy:.2f} nats, looks back {distance:.1f} characters on average, "
-            "weight on the previous character {previous:.2f}",
-            layer=layer,
-            head=head,
-            max_weight=s["max_weight"],
-            entropy=s["entropy"],
-            distance=s["distance"],
-            previous=s["previous"],
-        )
-    )
-    size = 0.22 * len(labels) + 2
-    _, ax = subplots(figsize=(size, size * 0.85))
-    shown = [repr(c)[1:-1] if c != " " else "␣" for c in labels]
-    plot_attention(
-        w,
-        x_labels=shown,
-        y_labels=shown,
-        ax=ax,
-        annotate=False,
-        title=tr("layer {layer}, head {head}", layer=layer, head=head),
-    )
-    ax.tick_params(axis="x", rotation=0)
-    plt.show()
-
-
-def attention_head_explorer(maps, labels, layer: int = 0, head: int = 0):
-    """ "layer" and "head" sliders (counted from 0) over maps (n_layers, n_heads, N, N) of the
-    text `labels` (one character per query/key)."""
-    import ipywidgets as w
-
-    maps = np.asarray(maps)
-    return live(
-        draw_attention_head,
-        maps=w.fixed(maps),
-        labels=w.fixed(labels),
-        layer=w.IntSlider(
-            value=layer,
-            min=0,
-            max=maps.shape[0] - 1,
-            description=tr("layer"),
-            continuous_update=False,
-        ),
-        head=w.IntSlider(
-            value=head,
-            min=0,
-            max=maps.shape[1] - 1,
-            description=tr("head"),
-            continuous_update=False,
-        ),
+def _shown(tokens: Sequence[str] | str | None) -> list[str] | None:
+    """Tick labels: a string is read as characters, with a space shown as ␣ and escapes."""
+    if tokens is None:
+        return None
+    return (
+        [repr(t)[1:-1] if t != " " else "␣" for t in tokens]
+        if isinstance(tokens, str)
+        else [str(t) for t in tokens]
     )
 
 
-def plot_attention_heads(maps, title: str | None = None):
-    """All heads of all layers as small heatmaps: rows are layers, columns heads.
+def _grid_shape(n_heads: int) -> tuple[int, int]:
+    cols = 4 if n_heads % 4 == 0 else min(n_heads, 6)
+    return -(-n_heads // cols), cols
 
-    title: default "every head", in the reader's language.
+
+def _draw_head(ax, w, labels, title: str, kind: str = "weights", low: float = 0.0):
+    """One head's map on `ax`: weights in [0, 1] (viridis) or additive biases (magma, -inf blank)."""
+    if kind == "bias":
+        im = ax.imshow(np.where(np.isfinite(w), w, np.nan), cmap="magma", vmin=low, vmax=0.0)
+    else:
+        im = ax.imshow(w, cmap="viridis", vmin=0, vmax=1)
+    ax.set_title(title, fontsize=9)
+    if labels is not None and len(labels) <= 24:
+        ax.set_xticks(range(w.shape[1]), labels=labels[: w.shape[1]], rotation=90, fontsize=7)
+        ax.set_yticks(range(w.shape[0]), labels=labels[: w.shape[0]], fontsize=7)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return im
+
+
+def plot_attention_grid(
+    maps: ArrayLike,
+    tokens: Sequence[str] | str | None = None,
+    title: str | None = None,
+    kind: str = "weights",
+    describe: bool = False,
+) -> Figure:
+    """Every head in one grid: maps (n_heads, Nq, Nk) in a row, or (n_layers, n_heads, N, N)
+    with one row per layer. Returns the figure.
+
+    kind="weights": attention weights (rows sum to 1); kind="bias": additive score biases (e.g.
+    ALiBi) on a shared colour scale, -inf blank. describe=True adds each causal head's mean
+    look-back distance (attention_summary) to its title. tokens label the axes when N <= 24.
     """
     import matplotlib.pyplot as plt
 
-    if title is None:
-        title = tr("every head")
-
-    maps = np.asarray(maps)
-    n_layers, n_heads = maps.shape[:2]
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim not in (3, 4):
+        raise ValueError(
+            f"maps must have shape (n_heads, Nq, Nk) or (n_layers, n_heads, N, N), got {maps.shape}"
+        )
+    if kind not in ("weights", "bias"):
+        raise ValueError(f"kind must be 'weights' or 'bias', got {kind!r}")
+    grid = maps if maps.ndim == 4 else maps[None]
+    n_layers, n_heads, n_q, n_k = grid.shape
+    size = min(3.2, 1.2 + 0.25 * max(n_q, n_k)) if maps.ndim == 3 else 2.1
     fig, axes = plt.subplots(
-        n_layers, n_heads, figsize=(2.1 * n_heads, 2.1 * n_layers), squeeze=False
+        n_layers, n_heads, figsize=(size * n_heads + 0.6, size * n_layers), squeeze=False
     )
+    finite = grid[np.isfinite(grid)]
+    low = float(finite.min()) if finite.size else 0.0
+    labels = _shown(tokens)
     for layer in range(n_layers):
         for head in range(n_heads):
-            ax = axes[layer, head]
-            ax.imshow(maps[layer, head], cmap="viridis", vmin=0, vmax=1)
-            s = attention_summary(maps[layer, head])
-            ax.set_title(
-                tr(
+            w = grid[layer, head]
+            if maps.ndim == 3:
+                name = tr("head {head}", head=head + 1)
+            elif describe:
+                name = tr(
                     "L{layer} H{head}: back {distance:.1f}",
-                    layer=layer,
-                    head=head,
-                    distance=s["distance"],
-                ),
-                fontsize=8,
-            )
-            ax.set_xticks([])
-            ax.set_yticks([])
-    fig.suptitle(title)
+                    layer=layer + 1,
+                    head=head + 1,
+                    distance=attention_summary(w)["distance"],
+                )
+            else:
+                name = tr("L{layer} H{head}", layer=layer + 1, head=head + 1)
+            im = _draw_head(axes[layer, head], w, labels, name, kind, low)
+    if kind == "bias":
+        fig.colorbar(im, ax=axes[-1, -1], fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def draw_attention_heads(
+    weights: ArrayLike,
+    tokens: Sequence[str] | str,
+    layer: int = 1,
+    head: int | str = "all",
+    query: str | None = None,
+    title: str = "",
+    describe: bool = False,
+) -> None:
+    """One layer's heads: all in a grid (head="all") or one head, large. Counted from 1.
+
+    weights: (n_layers, n_heads, N, N); tokens: the N tokens (a string: one per character).
+    If `query` names a token, prints where it looks (top three keys per head) and outlines its
+    row (red). describe=True prints a single head's attention_summary. The figure has the
+    grid's size for every choice, so an explorer's output does not jump when the head changes.
+    """
+    import matplotlib.pyplot as plt
+
+    weights = np.asarray(weights)
+    if weights.ndim != 4:
+        raise ValueError(f"weights must have shape (n_layers, n_heads, N, N), got {weights.shape}")
+    n_layers, n_heads = weights.shape[:2]
+    if not 1 <= layer <= n_layers:
+        raise ValueError(f"layer must be in 1..{n_layers}, got {layer}")
+    if head != "all" and not 1 <= int(head) <= n_heads:
+        raise ValueError(f"head must be 'all' or in 1..{n_heads}, got {head!r}")
+    w = weights[layer - 1]
+    labels = _shown(tokens)
+    heads = range(1, n_heads + 1) if head == "all" else [int(head)]
+    if query is not None:
+        if query not in tokens:
+            raise ValueError(f"query {query!r} is not one of the tokens {list(tokens)}")
+        i = list(tokens).index(query)
+        print(
+            tr(
+                "layer {layer}: where '{query}' looks (top 3 keys per head)",
+                layer=layer,
+                query=query,
+            )
+        )
+        for h in heads:
+            top = np.argsort(w[h - 1, i])[::-1][:3]
+            print(
+                tr(
+                    "  head {head:2d}: {keys}",
+                    head=h,
+                    keys=",  ".join(f"{labels[j]} {w[h - 1, i, j]:.2f}" for j in top),
+                )
+            )
+    if describe and head != "all":
+        s = attention_summary(w[int(head) - 1])
+        print(
+            tr(
+                "layer {layer}, head {head}: mean max weight {max_weight:.2f}, mean entropy "
+                "{entropy:.2f} nats, looks back {distance:.1f} characters on average, "
+                "weight on the previous character {previous:.2f}",
+                layer=layer,
+                head=head,
+                **s,
+            )
+        )
+    rows, cols = _grid_shape(n_heads)
+    figsize = (3.2 * cols, 3.0 * rows)
+    if head == "all":
+        fig, axes = subplots(rows, cols, figsize=figsize, squeeze=False)
+        drawn = list(axes.flat)[:n_heads]
+        for ax in list(axes.flat)[n_heads:]:
+            ax.axis("off")
+        for h, ax in enumerate(drawn):
+            _draw_head(ax, w[h], labels, tr("head {head}", head=h + 1))
+        fig.suptitle(
+            tr(
+                "{title}: layer {layer}, all heads (rows: queries, columns: keys)",
+                title=title,
+                layer=layer,
+            )
+        )
+    else:  # one head, large, in the middle column of a figure of the same size
+        width, height = figsize
+        side = max(1e-3, (width - height - 1.5) / 2)
+        _, (left, ax, right) = subplots(
+            1, 3, figsize=figsize, width_ratios=[side, height + 1.5, side]
+        )
+        left.axis("off")
+        right.axis("off")
+        plot_attention(
+            w[int(head) - 1],
+            x_labels=labels,
+            y_labels=labels,
+            ax=ax,
+            annotate=False,
+            title=tr("{title}: layer {layer}, head {head}", title=title, layer=layer, head=head),
+        )
+        drawn = [ax]
+    if query is not None:  # outline the query's row: the weights printed above
+        from matplotlib.patches import Rectangle
+
+        for ax in drawn:
+            ax.add_patch(
+                Rectangle((-0.5, i - 0.5), len(labels), 1, fill=False, edgecolor="red", lw=1.5)
+            )
+    plt.show()
+
+
+def attention_explorer(
+    weights: ArrayLike,
+    tokens: Sequence[str] | str,
+    layer: int = 1,
+    head: int | str = "all",
+    query: str | None = None,
+    title: str = "",
+    describe: bool = False,
+) -> None:
+    """draw_attention_heads with a "layer" slider, a "head" menu ("all" or one head) and a
+    "query" menu (the token whose row is outlined and whose top keys are printed; None: neither).
+
+    weights: (n_layers, n_heads, N, N); layers and heads counted from 1; tokens, title and
+    describe are fixed (no control).
+    """
+    import ipywidgets as w
+
+    weights = np.asarray(weights)
+    if weights.ndim != 4:
+        raise ValueError(f"weights must have shape (n_layers, n_heads, N, N), got {weights.shape}")
+    n_layers, n_heads = weights.shape[:2]
+    return live(
+        draw_attention_heads,
+        weights=w.fixed(weights),
+        tokens=w.fixed(tokens),
+        layer=w.IntSlider(
+            min=1, max=n_layers, value=layer, description=tr("layer"), continuous_update=False
+        ),
+        head=w.Dropdown(
+            options=[(tr("all"), "all"), *((str(h), h) for h in range(1, n_heads + 1))],
+            value=head,
+            description=tr("head"),
+        ),
+        query=w.Dropdown(
+            options=[(tr("None"), None), *((str(t), t) for t in dict.fromkeys(tokens))],
+            value=query,
+            description=tr("query"),
+        ),
+        title=w.fixed(title),
+        describe=w.fixed(describe),
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..efficient import SPARSE_PATTERNS, sparse_mask, sparse_mask_nnz
@@ -10,22 +13,23 @@ from ..i18n import tr
 from ..viz import plot_attention
 from .controls import live, subplots
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "MASK_PATTERNS",
     "draw_mask",
-    "draw_sparse_mask",
     "mask_explorer",
     "mask_for_pattern",
     "plot_sparse_patterns",
-    "sparse_mask_explorer",
 ]
 
 
 # ============================================================================ masks
-MASK_PATTERNS = ("full", "local", "strided", "fixed", "bigbird")
+MASK_PATTERNS = ("full", *SPARSE_PATTERNS)
 
 
-def _pattern_options(patterns) -> list[tuple[str, str]]:
+def _pattern_options(patterns: Sequence[str]) -> list[tuple[str, str]]:
     """(label, pattern) pairs for a menu of mask patterns: the label in the reader's language,
     the value the pattern's name as the code expects it ("bigbird", a name, stays as it is)."""
     labels = {
@@ -39,15 +43,31 @@ def _pattern_options(patterns) -> list[tuple[str, str]]:
 
 
 def mask_for_pattern(
-    pattern: str, n: int, causal: bool = True, window: int = 3, stride: int = 4
+    pattern: str,
+    n: int,
+    causal: bool = True,
+    window: int = 3,
+    stride: int = 4,
+    n_global: int = 1,
+    n_random: int = 2,
+    seed: int = 0,
 ) -> np.ndarray:
     """Boolean (n, n) mask: "full" (every key; with causal, attnlab.causal_mask) or one of
-    attnlab.sparse_mask's patterns (local window, strided, fixed global tokens, BigBird)."""
+    attnlab.sparse_mask's patterns (local window, strided, fixed global tokens, random, BigBird)."""
     if pattern not in MASK_PATTERNS:
         raise ValueError(f"pattern must be one of {MASK_PATTERNS}, got {pattern!r}")
     if pattern == "full":
         return causal_mask(n) if causal else np.ones((n, n), dtype=bool)
-    return sparse_mask(n, pattern, window=window, stride=stride, causal=causal)
+    return sparse_mask(
+        n,
+        pattern,
+        window=window,
+        stride=stride,
+        n_global=n_global,
+        n_random=n_random,
+        seed=seed,
+        causal=causal,
+    )
 
 
 def draw_mask(
@@ -56,30 +76,43 @@ def draw_mask(
     causal: bool = True,
     window: int = 3,
     stride: int = 4,
+    n_global: int = 1,
+    n_random: int = 2,
     seed: int = 0,
-):
+) -> None:
     """Three views of one mask: boolean, additive (0 / -inf), and the weights it produces.
 
-    The weights are softmax(S + additive mask) for random scores S (seeded). Prints the keys
-    each query sees and the largest weight that lands on a forbidden key (always 0).
+    The weights are softmax(S + additive mask) for random scores S (seeded). Prints what the
+    mask costs (entries counted in it, and attnlab.sparse_mask_nnz's closed form, which must
+    agree), the keys each query sees, and the largest weight on a forbidden key (always 0).
+    `seed` draws both the random keys ("random", "bigbird") and the scores.
     """
     import matplotlib.pyplot as plt
 
-    mask = mask_for_pattern(pattern, n, causal=causal, window=window, stride=stride)
+    shape = {"window": window, "stride": stride, "n_global": n_global, "n_random": n_random}
+    mask = mask_for_pattern(pattern, n, causal=causal, seed=seed, **shape)
+    counted = int(mask.sum())
+    full = n * (n + 1) // 2 if causal else n * n
+    formula = (
+        full
+        if pattern == "full"
+        else sparse_mask_nnz(n, pattern, seed=seed, causal=causal, **shape)
+    )
     additive = np.where(mask, 0.0, -np.inf)
     scores = np.random.default_rng(seed).normal(size=(n, n))
     weights = softmax(scores + additive)
     seen = mask.sum(axis=1)
     print(
         tr(
-            "pattern={pattern!r}, causal={causal}, n={n}: {computed} of {total} "
-            "(query, key) pairs computed, density {density:.3f}",
+            "pattern={pattern!r}, causal={causal}, n={n}: {counted} (query, key) pairs computed "
+            "(closed form {formula}) of {full} for full attention, density {density:.3f}",
             pattern=pattern,
             causal=causal,
             n=n,
-            computed=int(mask.sum()),
-            total=n * n,
-            density=mask.mean(),
+            counted=counted,
+            formula=formula,
+            full=full,
+            density=counted / full,
         )
     )
     print(
@@ -98,12 +131,13 @@ def draw_mask(
     fig, axes = subplots(1, 3, figsize=(12.5, 3.9))
     fig.suptitle(
         tr(
-            "{pattern}, n = {n}, causal = {causal}  (window = {window}, stride = {stride})",
+            "{pattern}, n = {n}, causal = {causal}  (window {window}, stride {stride}, "
+            "n_global {n_global}, n_random {n_random}, seed {seed})",
             pattern=pattern,
             n=n,
             causal=causal,
-            window=window,
-            stride=stride,
+            seed=seed,
+            **shape,
         ),
         fontsize=10,
     )
@@ -115,142 +149,46 @@ def draw_mask(
     for ax in axes[:2]:
         ax.set_xlabel(tr("key j"))
         ax.set_ylabel(tr("query i"))
-    plt.show()
+    plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
 
 
-def mask_explorer(n: int = 12):
-    """Causal / sparse mask explorer (attnlab.live): "pattern" menu, "n" tokens, "causal" on/off,
-    "window" (local keys) and "stride" (strided / fixed patterns); the scores' seed is fixed."""
+def mask_explorer(n: int = 12, pattern: str = "full", causal: bool = True) -> None:
+    """The mask explorer (attnlab.live) over draw_mask: "pattern" (full or a sparse pattern),
+    "n" tokens, "causal", "window" (local keys), "stride" (strided / fixed), "n_global" (global
+    tokens), "n_random" (random keys per query) and "seed" (which random keys and scores).
+
+    In JupyterLab every control redraws the views and reprints the counts; headless it draws
+    the starting mask once.
+    """
     import ipywidgets as w
 
+    if pattern not in MASK_PATTERNS:
+        raise ValueError(f"pattern must be one of {MASK_PATTERNS}, got {pattern!r}")
     slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_mask,
         pattern=w.Dropdown(
-            options=_pattern_options(MASK_PATTERNS), value="full", description=tr("pattern")
+            options=_pattern_options(MASK_PATTERNS), value=pattern, description=tr("pattern")
         ),
-        n=w.IntSlider(value=n, min=4, max=48, description="n", **slow),
-        causal=w.Checkbox(value=True, description=tr("causal")),
-        window=w.IntSlider(value=3, min=0, max=12, description=tr("window"), **slow),
-        stride=w.IntSlider(value=4, min=1, max=12, description=tr("stride"), **slow),
-        seed=w.fixed(0),
-    )
-
-
-# ============================================================================ sparse masks
-def draw_sparse_mask(
-    pattern: str = "bigbird",
-    n: int = 32,
-    window: int = 2,
-    stride: int = 4,
-    n_global: int = 1,
-    n_random: int = 2,
-    causal: bool = False,
-    seed: int = 0,
-):
-    """Draw attnlab.sparse_mask(...) and print what it costs: entries kept, density, closed form.
-
-    Yellow = query (row) may attend key (column). The count printed first is the number of
-    True entries in the drawn mask; the closed form from attnlab.sparse_mask_nnz must agree.
-    """
-    import matplotlib.pyplot as plt
-
-    mask = sparse_mask(
-        n,
-        pattern,
-        window=window,
-        stride=stride,
-        n_global=n_global,
-        n_random=n_random,
-        seed=seed,
-        causal=causal,
-    )
-    counted = int(mask.sum())
-    formula = sparse_mask_nnz(
-        n,
-        pattern,
-        window=window,
-        stride=stride,
-        n_global=n_global,
-        n_random=n_random,
-        seed=seed,
-        causal=causal,
-    )
-    full = n * (n + 1) // 2 if causal else n * n
-    print(f"pattern={pattern!r}, n={n}, causal={causal}")
-    print(
-        tr(
-            "  entries computed: {counted} (closed form {formula}) of {full} "
-            "for full attention -> density {density:.3f}",
-            counted=counted,
-            formula=formula,
-            full=full,
-            density=counted / full,
-        )
-    )
-    print(
-        tr(
-            "  keys per query: min {least}, max {most}",
-            least=mask.sum(axis=1).min(),
-            most=mask.sum(axis=1).max(),
-        )
-    )
-    _, ax = subplots(figsize=(4.2, 4.2))
-    ax.imshow(mask, cmap="viridis", vmin=0, vmax=1)
-    ax.set_xlabel(tr("key j"))
-    ax.set_ylabel(tr("query i"))
-    ax.set_title(
-        tr(
-            "{pattern}: {counted} of {full} entries\n(window {window}, stride {stride}, "
-            "n_global {n_global}, n_random {n_random}, seed {seed})",
-            pattern=pattern,
-            counted=counted,
-            full=full,
-            window=window,
-            stride=stride,
-            n_global=n_global,
-            n_random=n_random,
-            seed=seed,
-        ),
-        fontsize=9,
-    )
-    plt.show()  # returns nothing: ipywidgets would display a returned figure a second time
-
-
-def sparse_mask_explorer(n: int = 32):
-    """Interactive sparse / causal mask explorer: "pattern", "n", "window", "stride", "n_global"
-    (global tokens), "n_random" (random keys per query), "causal" and "seed" (which random keys).
-
-    In JupyterLab every control redraws the mask and reprints its counts; headless it draws
-    the default BigBird mask once.
-    """
-    import ipywidgets as w
-
-    slow = {"continuous_update": False}  # redraw when the slider is released
-    return live(
-        draw_sparse_mask,
-        pattern=w.Dropdown(
-            options=_pattern_options(SPARSE_PATTERNS), value="bigbird", description=tr("pattern")
-        ),
-        n=w.IntSlider(value=n, min=8, max=128, step=8, description="n", **slow),
-        window=w.IntSlider(value=2, min=0, max=16, description=tr("window"), **slow),
+        n=w.IntSlider(value=n, min=4, max=max(64, n), description="n", **slow),
+        causal=w.Checkbox(value=causal, description=tr("causal")),
+        window=w.IntSlider(value=3, min=0, max=16, description=tr("window"), **slow),
         stride=w.IntSlider(value=4, min=1, max=16, description=tr("stride"), **slow),
         n_global=w.IntSlider(value=1, min=0, max=8, description="n_global", **slow),
         n_random=w.IntSlider(value=2, min=0, max=8, description="n_random", **slow),
-        causal=w.Checkbox(value=False, description=tr("causal")),
         seed=w.IntSlider(value=0, min=0, max=9, description=tr("seed"), **slow),
     )
 
 
 def plot_sparse_patterns(
     n: int = 32,
-    patterns=("local", "strided", "fixed", "bigbird"),
+    patterns: Sequence[str] = ("local", "strided", "fixed", "bigbird"),
     window: int = 2,
     stride: int = 4,
     n_global: int = 1,
     n_random: int = 2,
     seed: int = 0,
-):
+) -> Figure:
     """The sparse patterns side by side, each titled with its number of computed entries."""
     import matplotlib.pyplot as plt
 
