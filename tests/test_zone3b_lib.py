@@ -228,7 +228,7 @@ def test_efficiency_map_numbers():
 
 
 # ---------------------------------------------------------------- widgets
-def test_draw_sparse_mask_prints_matching_counts(capsys, monkeypatch):
+def test_draw_mask_counts_a_sparse_pattern_both_ways(capsys, monkeypatch):
     monkeypatch.setenv("ATTNLAB_STATIC", "1")
     attnlab.draw_mask("bigbird", n=20, window=1, causal=True)
     text = capsys.readouterr().out
