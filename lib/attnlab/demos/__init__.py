@@ -5,6 +5,7 @@ from . import (
     fossils,
     icl,
     kv_cache,
+    kv_compression,
     positions,
     pretrained,
     residuals,
@@ -17,6 +18,7 @@ from .efficiency import *
 from .fossils import *
 from .icl import *
 from .kv_cache import *
+from .kv_compression import *
 from .positions import *
 from .pretrained import *
 from .residuals import *
@@ -30,6 +32,7 @@ __all__ = [
     *fossils.__all__,
     *icl.__all__,
     *kv_cache.__all__,
+    *kv_compression.__all__,
     *positions.__all__,
     *pretrained.__all__,
     *residuals.__all__,
