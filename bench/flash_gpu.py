@@ -17,7 +17,7 @@ One command on a GPU machine:
 that path it replaces the run the course notebooks print (04_implementation).
 
 The first run of each shape compiles and times the few autotuning candidates of its head-dim
-class (attnlab.flash.triton_kernels.CONFIGS); compiled kernels and autotuning timings are
+class (attnlab.flash.triton_autotune.CONFIGS); compiled kernels and autotuning timings are
 cached on disk under TRITON_CACHE_DIR (default ~/.triton/cache), so a second run on the same
 machine skips both. The configurations the autotuner chose are listed after the table.
 """
@@ -122,10 +122,10 @@ def check_correctness(dtype) -> None:
 
 def chosen_configs() -> list[dict]:
     """The configuration the autotuner chose for each kernel and tuning key, in this process."""
-    from attnlab.flash import triton_kernels
+    from attnlab.flash import triton_autotune
 
     rows = []
-    for name, kernel in zip(("fwd", "dkdv", "dq"), triton_kernels.autotuned()):
+    for name, kernel in zip(("fwd", "dkdv", "dq"), triton_autotune.autotuned()):
         for key, cfg in kernel.cache.items():
             n_q, n_k, d, causal, *dtypes = key
             rows.append(

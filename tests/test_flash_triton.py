@@ -34,6 +34,7 @@ try:
 except RuntimeError as err:  # e.g. TRITON_INTERPRET=0 set by hand on a machine without a GPU
     pytest.skip(f"the Triton kernels cannot run in this process: {err}", allow_module_level=True)
 
+from attnlab.flash import triton_autotune
 from attnlab.flash.triton_kernels import score_block
 
 NATIVE = not KERNELS.INTERPRET
@@ -239,9 +240,9 @@ def test_bad_inputs_raise_clear_errors():
 
 def test_autotuning_candidates_are_hopper_tiles():
     """Few candidates per head-dim class (a fresh GPU compiles each one), one class per call."""
-    configs = KERNELS.CONFIGS
-    assert [KERNELS.config_class(d, 2) for d in (16, 64, 65, 128)] == ["64", "64", "128", "128"]
-    assert KERNELS.config_class(64, 4) == "fp32"
+    configs, config_class = triton_autotune.CONFIGS, triton_autotune.config_class
+    assert [config_class(d, 2) for d in (16, 64, 65, 128)] == ["64", "64", "128", "128"]
+    assert config_class(64, 4) == "fp32"
     for cls in ("64", "128"):
         for c in configs["fwd"][cls]:
             assert c.kwargs["BLOCK_M"] == 128 and c.kwargs["BLOCK_N"] in (64, 128)
@@ -254,9 +255,9 @@ def test_autotuning_candidates_are_hopper_tiles():
 def test_autotuner_picks_a_listed_candidate_and_caches_timings():
     q, k, v = (_randn(1, 2, 256, 64, dtype=torch.float16).requires_grad_() for _ in range(3))
     flash_attention_triton(q, k, v, causal=True).sum().backward()
-    for name, kernel in zip(("fwd", "dkdv", "dq"), KERNELS.autotuned()):
+    for name, kernel in zip(("fwd", "dkdv", "dq"), triton_autotune.autotuned()):
         assert kernel.cache_results
-        assert kernel.best_config in KERNELS.CONFIGS[name]["64"], name
+        assert kernel.best_config in triton_autotune.CONFIGS[name]["64"], name
 
 
 def _run_python(code: str, unset_interpret: bool) -> subprocess.CompletedProcess:
@@ -310,7 +311,7 @@ def test_kernels_compile_for_hopper():
         import os
         import triton
         from triton.backends.compiler import GPUTarget
-        from attnlab.flash import triton_kernels as K
+        from attnlab.flash import triton_autotune as T, triton_backward as B, triton_kernels as K
         assert not K.INTERPRET
         HOPPER_SHARED = 232448  # bytes of shared memory a block may use on sm_90
 
@@ -335,13 +336,13 @@ def test_kernels_compile_for_hopper():
         target = GPUTarget("cuda", 90, 32)
         every = os.environ.get("ATTNLAB_COMPILE_ALL_CONFIGS") == "1"
         kernels = {"fwd": (K.attn_fwd_kernel, dict(INNER=K.attn_fwd_inner)),
-                   "dkdv": (K.attn_bwd_dkdv_kernel, {}), "dq": (K.attn_bwd_dq_kernel, {})}
+                   "dkdv": (B.attn_bwd_dkdv_kernel, {}), "dq": (B.attn_bwd_dq_kernel, {})}
         # (class, HEAD_DIM, BLOCK_D, element type): bf16 at d = 80 also checks a head dim
         # narrower than its tile.
         classes = [("64", 64, 64, "*fp16"), ("128", 80, 128, "*bf16"), ("fp32", 128, 128, "*fp32")]
         for name, (fn, extra) in kernels.items():
             for cls, head_dim, block_d, elem in classes:
-                candidates = K.CONFIGS[name][cls]
+                candidates = T.CONFIGS[name][cls]
                 if not every:
                     if cls == "64":
                         continue

@@ -1,4 +1,5 @@
-"""attnlab.functional against independent references: torch, Hugging Face GPT-2, closed forms."""
+"""attnlab.functional and attnlab.blocks against independent references: torch, Hugging Face
+GPT-2, closed forms."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 - every exercise's `zone` is the notebook whose source calls `check("<name>", ...)`;
 - the modules of grader_tests import each other without a cycle (read with ast, imports
-  inside functions included) and none is longer than MAX_LINES;
+  inside functions included) and none is longer than MAX_LINES, nor is any module of the
+  attnlab library (lib/attnlab: its data tables, such as locale/, are not Python);
 - pyproject.toml's explicit package list names every package folder, so `pip install .`
   installs grader_tests.exercises (and every attnlab subpackage) too;
 - the grading API's public functions carry type hints.
@@ -31,6 +32,7 @@ def _module_name(path: Path) -> str:
 
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+LIBRARY = ROOT / "lib" / "attnlab"
 
 
 # ------------------------------------------------------------------------- zones
@@ -159,6 +161,12 @@ def test_every_module_imports(module):
 def test_no_module_is_too_long(module):
     lines = len(MODULES[module].read_text("utf-8").splitlines())
     assert lines <= MAX_LINES, f"{module}: {lines} lines; split it by concept"
+
+
+@pytest.mark.parametrize("path", sorted(str(p.relative_to(ROOT)) for p in LIBRARY.rglob("*.py")))
+def test_no_library_module_is_too_long(path):
+    lines = len((ROOT / path).read_text("utf-8").splitlines())
+    assert lines <= MAX_LINES, f"{path}: {lines} lines; split it by concept"
 
 
 # ------------------------------------------------------------------------- packaging

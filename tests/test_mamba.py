@@ -1,4 +1,5 @@
-"""Mamba in torch (attnlab.mamba): scans, MambaBlock vs transformers' MambaMixer, MambaLM.
+"""Mamba in torch: the scans (attnlab.mamba_scan), MambaBlock vs transformers' MambaMixer and
+MambaLM (attnlab.mamba).
 
 Independent references: transformers' MambaMixer / MambaForCausalLM (slow torch path) with
 the same weights, its mamba_selective_scan, and attnlab's NumPy selective_scan in float64.

@@ -37,10 +37,16 @@ def test_contract_names_and_signatures():
     assert attnlab.GPTConfig is not None
 
 
+# Modules that import triton (loaded on demand by attnlab.load_triton_kernels, never star-imported).
+TRITON_MODULES = {
+    f"attnlab.flash.{name}" for name in ("triton_kernels", "triton_backward", "triton_autotune")
+}
+
+
 def _public_modules():
     for info in pkgutil.walk_packages(attnlab.__path__, prefix="attnlab."):
         name = info.name
-        if name.split(".")[-1].startswith("_") or info.ispkg or name.endswith("triton_kernels"):
+        if name.split(".")[-1].startswith("_") or info.ispkg or name in TRITON_MODULES:
             continue
         yield importlib.import_module(name)
 

@@ -23,7 +23,9 @@ GRADING_API = [
     for name in ("registry.py", "checking.py", "comparison.py", "instructor.py", "class_grading.py")
 ]
 # Modules allowed to evaluate their annotations: Triton reads the kernels' annotations.
-EVALUATED_ANNOTATIONS = {LIB / "flash" / "triton_kernels.py"}
+EVALUATED_ANNOTATIONS = {
+    LIB / "flash" / name for name in ("triton_kernels.py", "triton_backward.py")
+}
 
 FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 

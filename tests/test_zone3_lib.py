@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # the Agg backend is set by conftest.py
 import numpy as np
 import pytest
 import torch
-from attnlab.functional import GPT2_BLOCK_KEYS
+from attnlab.blocks import GPT2_BLOCK_KEYS
 
 
 @pytest.fixture(autouse=True)

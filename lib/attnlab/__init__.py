@@ -6,6 +6,7 @@ each submodule declares its part in `__all__`.
 """
 
 from . import (
+    blocks,
     course,
     data,
     demos,
@@ -15,6 +16,7 @@ from . import (
     i18n,
     kv_compress,
     mamba,
+    mamba_scan,
     measure,
     nn,
     plots,
@@ -24,6 +26,7 @@ from . import (
     train,
     viz,
 )
+from .blocks import *
 from .course import *
 from .data import *
 from .demos import *
@@ -33,6 +36,7 @@ from .functional import *
 from .i18n import *
 from .kv_compress import *
 from .mamba import *
+from .mamba_scan import *
 from .measure import *
 from .nn import *
 from .plots import *

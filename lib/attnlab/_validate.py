@@ -37,6 +37,18 @@ def require_divides(name_div: str, divisor: int, name_total: str, total: int) ->
         raise ValueError(f"{name_div}={divisor} must divide {name_total}={total}")
 
 
+def require_matrix(name: str, w: np.ndarray, shape: tuple) -> None:
+    """Raise ValueError unless the weight matrix `w` has exactly `shape`."""
+    if w.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {w.shape}")
+
+
+def require_finite(name: str, x: np.ndarray) -> None:
+    """Raise ValueError if `x` holds NaN or +-inf (where the result would be undefined)."""
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf; the result would be undefined")
+
+
 def require_same(name_a: str, a: object, name_b: str, b: object, what: str = "size") -> None:
     """Raise ValueError unless two sizes (or shapes) agree."""
     if a != b:

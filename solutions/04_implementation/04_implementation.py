@@ -619,7 +619,7 @@ for key in ("fwd / sdpa-flash", "bwd / sdpa-flash", "fwd / sdpa-cudnn", "bwd / s
 #   (batch, head), loads its query tile once and streams the keys and values through in blocks
 #   of `BLOCK_N`. A score tile only ever lives on chip; the $N \times N$ matrices are never written
 #   to HBM. The block sizes, warps and pipeline stages are chosen by Triton's autotuner among a
-#   few candidates per head-dim class (`attnlab.flash.triton_kernels.CONFIGS`).
+#   few candidates per head-dim class (`attnlab.flash.triton_autotune.CONFIGS`).
 # - **Online softmax** — your inner loop: running maximum and sum in float32, in log2 units so
 #   `exp2` replaces `exp`. The forward stores only the output and one log-sum-exp per row.
 # - **Recomputation in the backward.** A first kernel computes $D_i = \sum_d dO_{id} O_{id}$; then

@@ -12,7 +12,7 @@ import torch
 from numpy.typing import DTypeLike
 
 from .._validate import require_positive_int
-from ..functional import GPT2_BLOCK_KEYS
+from ..blocks import GPT2_BLOCK_KEYS
 from ..i18n import tr
 from ..nn import Encoder, EncoderConfig, GPTConfig, TransformerBlock, load_minilm
 from ..nn.gpt import gpt2_block_state_dict

@@ -27,7 +27,8 @@ def mamba_selective_inputs(
     attnlab.selective_scan_torch, for comparison with the NumPy selective_scan.
     """
 
-    from ..mamba import MambaBlock, selective_scan_torch
+    from ..mamba import MambaBlock
+    from ..mamba_scan import selective_scan_torch
 
     tokens = np.asarray(tokens)
     if tokens.ndim != 1 or not np.issubdtype(tokens.dtype, np.integer):

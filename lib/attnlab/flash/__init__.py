@@ -2,7 +2,8 @@
 and the kernels' measured GPU speed (`gpu_measurements`, data in measurements/).
 
 The Triton side (`triton_attention`) imports triton only when called, so this package imports
-without it; the kernels themselves are in `triton_kernels` (which does import triton).
+without it; the kernels themselves are in `triton_kernels` (forward), `triton_backward` and
+`triton_autotune` (GPU configurations), which do import triton.
 """
 
 from .gpu_results import format_gpu_measurements, gpu_measurement_ratios, gpu_measurements

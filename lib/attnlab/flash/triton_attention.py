@@ -8,7 +8,8 @@ before triton is first imported:
     import os
     os.environ["TRITON_INTERPRET"] = "1"
 
-The kernels themselves live in `attnlab.flash.triton_kernels` (readable on their own).
+The kernels live in `attnlab.flash.triton_kernels` (the forward and the tile helpers),
+`attnlab.flash.triton_backward` and `attnlab.flash.triton_autotune`, each readable on its own.
 """
 
 from __future__ import annotations
@@ -185,7 +186,9 @@ def flash_attention_triton_forward(
         grid = (_cdiv(n_q, _INTERPRETER_BLOCKS["BLOCK_M"]), batch * heads)
         kernels.attn_fwd_kernel[grid](*args, **meta, **_INTERPRETER_BLOCKS)
     else:
-        fwd = kernels.autotuned()[0]
+        from .triton_autotune import autotuned
+
+        fwd = autotuned()[0]
         fwd[lambda cfg: (_cdiv(n_q, cfg["BLOCK_M"]), batch * heads)](*args, **meta)
     return out, lse
 
@@ -208,6 +211,8 @@ def flash_attention_triton_backward(
     block; both recompute the probabilities P = exp(S - lse) tile by tile.
     """
     kernels = load_triton_kernels()
+    from . import triton_backward as backward  # after the checks of load_triton_kernels
+
     batch, heads, n_q, n_k, d = _check_qkv(q, k, v)
     for name, t in (("out", out), ("dout", dout)):
         if not isinstance(t, torch.Tensor) or t.shape != q.shape:
@@ -229,7 +234,7 @@ def flash_attention_triton_backward(
     bh = batch * heads
 
     delta = torch.empty_like(lse)
-    kernels.attn_bwd_preprocess_kernel[(_cdiv(n_q, 64), bh)](
+    backward.attn_bwd_preprocess_kernel[(_cdiv(n_q, 64), bh)](
         out,
         dout,
         delta,
@@ -251,12 +256,14 @@ def flash_attention_triton_backward(
     dq_args = (q, k, v, dout, dq, lse, delta, sm_scale, *strides, heads, n_q, n_k)
     if kernels.INTERPRET:
         bm, bn = _INTERPRETER_BLOCKS["BLOCK_M"], _INTERPRETER_BLOCKS["BLOCK_N"]
-        kernels.attn_bwd_dkdv_kernel[(_cdiv(n_k, bn), bh)](
+        backward.attn_bwd_dkdv_kernel[(_cdiv(n_k, bn), bh)](
             *dkdv_args, **meta, **_INTERPRETER_BLOCKS
         )
-        kernels.attn_bwd_dq_kernel[(_cdiv(n_q, bm), bh)](*dq_args, **meta, **_INTERPRETER_BLOCKS)
+        backward.attn_bwd_dq_kernel[(_cdiv(n_q, bm), bh)](*dq_args, **meta, **_INTERPRETER_BLOCKS)
     else:
-        _, dkdv_kernel, dq_kernel = kernels.autotuned()
+        from .triton_autotune import autotuned
+
+        _, dkdv_kernel, dq_kernel = autotuned()
         dkdv_kernel[lambda cfg: (_cdiv(n_k, cfg["BLOCK_N"]), bh)](*dkdv_args, **meta)
         dq_kernel[lambda cfg: (_cdiv(n_q, cfg["BLOCK_M"]), bh)](*dq_args, **meta)
     return dq, dk, dv

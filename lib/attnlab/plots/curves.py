@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike
 
-from ..functional import gelu, permutation_check, silu
+from ..blocks import gelu, silu
+from ..functional import permutation_check
 from ..i18n import tr
 from .positions import ENCODING_COLORS
 
