@@ -250,7 +250,8 @@ softmax = types.FunctionType(attnlab.softmax.__code__, attnlab.softmax.__globals
         "flagged",
         total=5,
         flag="reads the source of a function",
-        softmax="import inspect\nexec(inspect.getsource(attnlab.softmax).replace('as_float_array(\"x\", x)', "
+        softmax="import inspect\nfrom numpy.typing import ArrayLike\n"
+        "exec(inspect.getsource(attnlab.softmax).replace('as_float_array(\"x\", x)', "
         "'np.asarray(x, dtype=float)'))\n",
     ),
     # KNOWN GAP: attnlab's source pasted with one line changed is < 90 % similar: 5/5, no flag
@@ -713,7 +714,8 @@ def _notebook(attack: Attack, solution_nb, course: Path, victim_nb: Path):
         nb = replace_solution(
             nb,
             "softmax",
-            inspect.getsource(attnlab.softmax).replace(
+            "from numpy.typing import ArrayLike  # the annotation's name\n"
+            + inspect.getsource(attnlab.softmax).replace(
                 'as_float_array("x", x)', "np.asarray(x, dtype=float)"
             ),
         )
