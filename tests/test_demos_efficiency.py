@@ -1,5 +1,6 @@
-"""Zone 3b's demos and widgets (attnlab.demos.efficiency, attnlab.demos.kv_cache, attnlab.plots.masks, attnlab.plots.efficiency) against
-independent computations: torch attention, breadth-first search, transformers' configs and caches."""
+"""Zone 3b's demos and explorers (attnlab.demos.efficiency, kv_cache, kv_compression;
+attnlab.plots.masks, efficiency) against independent computations: torch attention,
+breadth-first search, transformers' configs and caches."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Zone 4 helpers (attnlab.demos.kv_cache, attnlab.demos.selective_scan, attnlab.plots.flash_tiles) and the zone's grading
-wrappers (grader_tests.exercises: memory_limited, loop_limited, forward_with_inner).
+"""Zone 4 helpers (attnlab.demos.kv_cache, selective_scan; attnlab.plots.flash_tiles) and the
+zone's grading wrappers (grader_tests.exercises: memory_limited, loop_limited, forward_with_inner).
 
 Each helper is compared with something computed independently: torch's SDPA, plain Python
 loops, closed forms, the library's step-by-step references.

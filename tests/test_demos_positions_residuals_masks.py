@@ -1,4 +1,5 @@
-"""Zone 3a's measured demos and explorers (attnlab.demos.softmax_scale, attnlab.demos.positions, attnlab.demos.residuals, attnlab.plots).
+"""Zone 3a's measured demos and explorers: attnlab.demos.softmax_scale, positions, residuals,
+pretrained (GPT-2 blocks) and attnlab.plots (masks, the head grid, positions, curves).
 
 Each test checks a demo against something independent of its code: a closed form from the
 lecture's derivations, torch, or Hugging Face's GPT2Block.
