@@ -1,9 +1,9 @@
 """How grader_tests is laid out: exercises by concept, each in its notebook, no import cycles.
 
 - every exercise's `zone` is the notebook whose source calls `check("<name>", ...)`;
-- the modules of grader_tests import each other without a cycle (read with ast, imports
-  inside functions included) and none is longer than MAX_LINES, nor is any module of the
-  attnlab library (lib/attnlab: its data tables, such as locale/, are not Python);
+- the modules of grader_tests, and those of the attnlab library, import each other without
+  a cycle (read with ast, imports inside functions included) and none is longer than
+  MAX_LINES (lib/attnlab's data tables, such as locale/, are not Python);
 - pyproject.toml's explicit package list names every package folder, so `pip install .`
   installs grader_tests.exercises (and every attnlab subpackage) too;
 - the grading API's public functions carry type hints.
@@ -26,13 +26,14 @@ PACKAGE = ROOT / "grader_tests"
 MAX_LINES = 500
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(ROOT).with_suffix("").parts
+def _module_name(path: Path, top: Path = ROOT) -> str:
+    parts = path.relative_to(top).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 LIBRARY = ROOT / "lib" / "attnlab"
+LIBRARY_MODULES = {_module_name(p, LIBRARY.parent): p for p in sorted(LIBRARY.rglob("*.py"))}
 
 
 # ------------------------------------------------------------------------- zones
@@ -67,32 +68,32 @@ def test_each_exercise_is_registered_by_its_concept_module():
 
 
 # ------------------------------------------------------------------------- imports
-def _resolve(module: str, node: ast.ImportFrom) -> str:
+def _resolve(module: str, node: ast.ImportFrom, modules: dict[str, Path] = MODULES) -> str:
     """The absolute module an ImportFrom reads from (relative imports resolved)."""
     if not node.level:
         return node.module or ""
-    package = module if MODULES[module].name == "__init__.py" else module.rpartition(".")[0]
+    package = module if modules[module].name == "__init__.py" else module.rpartition(".")[0]
     for _ in range(node.level - 1):
         package = package.rpartition(".")[0]
     return f"{package}.{node.module}" if node.module else package
 
 
-def import_graph() -> dict[str, set[str]]:
-    """{module: the grader_tests modules it imports}, every import statement counted."""
-    graph: dict[str, set[str]] = {name: set() for name in MODULES}
-    for module, path in MODULES.items():
+def import_graph(modules: dict[str, Path] = MODULES) -> dict[str, set[str]]:
+    """{module: the modules of the package it imports}, every import statement counted."""
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for module, path in modules.items():
         for node in ast.walk(ast.parse(path.read_text("utf-8"))):
             targets = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom):
-                base = _resolve(module, node)
+                base = _resolve(module, node, modules)
                 # `from pkg import sub` imports the submodule sub; `from mod import name`, mod
                 targets = [
-                    f"{base}.{a.name}" if f"{base}.{a.name}" in MODULES else base
+                    f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base
                     for a in node.names
                 ]
-            graph[module] |= {t for t in targets if t in MODULES and t != module}
+            graph[module] |= {t for t in targets if t in modules and t != module}
     return graph
 
 
@@ -144,6 +145,15 @@ def test_grader_tests_has_no_import_cycle():
     graph = import_graph()
     assert "grader_tests.exercises" in graph["grader_tests"]
     assert "grader_tests.registry" in graph["grader_tests.exercises.flash"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_library_has_no_import_cycle():
+    """Package __init__ files import their modules; no module imports back up the chain."""
+    graph = import_graph(LIBRARY_MODULES)
+    assert "attnlab.plots.masks" in graph["attnlab.plots"]
+    assert "attnlab.functional" in graph["attnlab.plots.masks"]
     cycle = find_cycle(graph)
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
