@@ -166,6 +166,31 @@ def test_every_graded_code_cell_has_the_registry_points(source):
     assert graded > 0
 
 
+EXERCISE_HEADING = re.compile(r"^#+ Exercise\b.*\((\d+) points?\)", flags=re.M)
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=[p.stem for p in SOURCES])
+def test_the_points_an_exercise_heading_states_are_the_registry_points(source):
+    """ "## Exercise 1 — softmax (2 points)": the next graded cell's exercise is worth 2."""
+    import grader_tests
+
+    nb = build_course.source_notebook(source)
+    stated = None
+    checked = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and (match := EXERCISE_HEADING.search(cell.source)):
+            stated = (match.group(0), int(match.group(1)))
+        names = re.findall(r'^check\("(\w+)"', cell.source, flags=re.M)
+        if cell.cell_type == "code" and names and stated is not None:
+            heading, points = stated
+            assert points == grader_tests.REGISTRY[names[0]].points, (source.stem, heading)
+            stated = None
+            checked += 1
+    assert stated is None, f"{source.stem}: no graded cell follows {stated[0]!r}"
+    if source.stem != "06_review":  # the quiz states its parts' points, not exercises'
+        assert checked > 0
+
+
 def test_readme_points_table_is_up_to_date():
     """Fails when a registry's points (or a notebook's exercises) change without `make build`."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
