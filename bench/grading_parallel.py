@@ -17,6 +17,7 @@ Prints a Markdown table for docs/benchmarks.md, a row as soon as it is measured.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import os
 import platform
@@ -115,9 +116,14 @@ def _grade(course: Course, zones: list[str], *extra: str) -> float:
         capture_output=True,
         text=True,
     )
+    seconds = time.perf_counter() - start
     if out.returncode != 0:
         raise SystemExit(out.stderr[-3000:])
-    return time.perf_counter() - start
+    with open(course.root / "grading_report.csv", newline="") as fh:  # every one graded?
+        zeros = [row for row in csv.DictReader(fh) if row["status"] != "graded"]
+    if zeros:
+        raise SystemExit(f"{len(zeros)} submissions recorded as 0, e.g. {zeros[0]}")
+    return seconds
 
 
 class LocalDaskCluster:
