@@ -135,12 +135,14 @@ def test_an_interrupted_run_resumes_without_grading_twice(tmp_path):
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 300
-    while len(_runs_logged(course)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+    # Ctrl-C as soon as the first submission is done: the rest of the class is still to come,
+    # with room to spare on a busy machine (one worker, about 5 s a submission).
+    while not _runs_logged(course) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)  # Ctrl-C half-way through the class
+    proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     done_before = _runs_logged(course)
-    assert 2 <= len(done_before) < len(CLASS)
+    assert 1 <= len(done_before) < len(CLASS)
     _grade(course, "--workers", "2")
     runs = _runs_logged(course)
     assert sorted(runs) == sorted(CLASS), "every submission ran exactly once over both runs"

@@ -175,7 +175,8 @@ def draw_attention_heads(
     """One layer's heads: all in a grid (head="all") or one head, large. Counted from 1.
 
     weights: (n_layers, n_heads, N, N); tokens: the N tokens (a string: one per character).
-    If `query` names a token, prints where it looks (top three keys per head) and outlines its
+    If `query` names a token ("" or None: none), prints where its first occurrence looks (top
+    three keys per head) and outlines its
     row (red). describe=True prints a single head's attention_summary. The figure has the
     grid's size for every choice, so an explorer's output does not jump when the head changes.
     """
@@ -192,6 +193,7 @@ def draw_attention_heads(
     w = weights[layer - 1]
     labels = _shown(tokens)
     heads = range(1, n_heads + 1) if head == "all" else [int(head)]
+    query = query or None  # the explorer's menu says "no query" with ""
     if query is not None:
         if query not in tokens:
             raise ValueError(f"query {query!r} is not one of the tokens {list(tokens)}")
@@ -200,7 +202,7 @@ def draw_attention_heads(
             tr(
                 "layer {layer}: where '{query}' looks (top 3 keys per head)",
                 layer=layer,
-                query=query,
+                query=labels[i],
             )
         )
         for h in heads:
@@ -225,7 +227,8 @@ def draw_attention_heads(
             )
         )
     rows, cols = _grid_shape(n_heads)
-    figsize = (3.2 * cols, 3.0 * rows)
+    # One size for every choice: the grid's, and tall enough to read one head of a long text.
+    figsize = (3.2 * cols, max(3.0 * rows, min(0.13 * len(labels) + 2.0, 10.0)))
     if head == "all":
         fig, axes = subplots(rows, cols, figsize=figsize, squeeze=False)
         drawn = list(axes.flat)[:n_heads]
@@ -233,13 +236,8 @@ def draw_attention_heads(
             ax.axis("off")
         for h, ax in enumerate(drawn):
             _draw_head(ax, w[h], labels, tr("head {head}", head=h + 1))
-        fig.suptitle(
-            tr(
-                "{title}: layer {layer}, all heads (rows: queries, columns: keys)",
-                title=title,
-                layer=layer,
-            )
-        )
+        what = tr("layer {layer}, all heads (rows: queries, columns: keys)", layer=layer)
+        fig.suptitle(tr("{title}: {what}", title=title, what=what) if title else what)
     else:  # one head, large, in the middle column of a figure of the same size
         width, height = figsize
         side = max(1e-3, (width - height - 1.5) / 2)
@@ -254,8 +252,12 @@ def draw_attention_heads(
             y_labels=labels,
             ax=ax,
             annotate=False,
-            title=tr("{title}: layer {layer}, head {head}", title=title, layer=layer, head=head),
+            title=tr("{title}: layer {layer}, head {head}", title=title, layer=layer, head=head)
+            if title
+            else tr("layer {layer}, head {head}", layer=layer, head=head),
         )
+        if len(labels) > 24:  # a long text: small labels that do not overlap
+            ax.tick_params(labelsize=6)
         drawn = [ax]
     if query is not None:  # outline the query's row: the weights printed above
         from matplotlib.patches import Rectangle
@@ -300,9 +302,10 @@ def attention_explorer(
             value=head,
             description=tr("head"),
         ),
+        # "" stands for no query: a selection widget takes the value None for "nothing selected".
         query=w.Dropdown(
-            options=[(tr("None"), None), *((str(t), t) for t in dict.fromkeys(tokens))],
-            value=query,
+            options=[(tr("None"), ""), *((_shown([t])[0], t) for t in dict.fromkeys(tokens))],
+            value=query or "",
             description=tr("query"),
         ),
         title=w.fixed(title),
