@@ -41,7 +41,7 @@ FAULTS = {
     "sleeps-forever": ("import time\ntime.sleep(10**6)\n", None, 0),
     "loops-inside": ("def softmax(x, axis=-1):\n    while True:\n        pass\n", None, 0),
 }
-N_CORRECT, N_PARTIAL, N_BLANK = 4, 3, 3
+N_CORRECT, N_PARTIAL, N_BLANK = 2, 2, 2  # with the six faults: a class of 12
 
 
 def _roster():
@@ -217,7 +217,7 @@ def test_two_students_hand_in_the_whole_course(tmp_path, report_row):
     """The full course (2 students x 8 zones) through the exchange:
     every one is graded with the expected score, a kernel killed in the last exercise costs
     only what had not run yet, and grading an assignment twice gives the same grades.
-    (An unsolved exercise scoring 0 is the class-of-16 test's; not repeated here, to keep CI short.)"""
+    (An unsolved exercise scoring 0 is the class test's; not repeated here, to keep CI short.)"""
     from nbgrader.exchange.default import ExchangeFetchAssignment, ExchangeSubmit
 
     root = Path(__file__).resolve().parent.parent
