@@ -304,7 +304,10 @@ def attention_explorer(
         ),
         # "" stands for no query: a selection widget takes the value None for "nothing selected".
         query=w.Dropdown(
-            options=[(tr("None"), ""), *((_shown([t])[0], t) for t in dict.fromkeys(tokens))],
+            options=[
+                (tr("None"), ""),
+                *((s, t) for t, s in dict(zip(tokens, _shown(tokens))).items()),
+            ],
             value=query or "",
             description=tr("query"),
         ),
