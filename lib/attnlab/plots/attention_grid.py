@@ -163,6 +163,14 @@ def plot_attention_grid(
     return fig
 
 
+def _layers_heads(weights: ArrayLike) -> np.ndarray:
+    """weights as an array of shape (n_layers, n_heads, N, N), or a ValueError naming the shape."""
+    weights = np.asarray(weights)
+    if weights.ndim != 4:
+        raise ValueError(f"weights must have shape (n_layers, n_heads, N, N), got {weights.shape}")
+    return weights
+
+
 def draw_attention_heads(
     weights: ArrayLike,
     tokens: Sequence[str] | str,
@@ -182,9 +190,7 @@ def draw_attention_heads(
     """
     import matplotlib.pyplot as plt
 
-    weights = np.asarray(weights)
-    if weights.ndim != 4:
-        raise ValueError(f"weights must have shape (n_layers, n_heads, N, N), got {weights.shape}")
+    weights = _layers_heads(weights)
     n_layers, n_heads = weights.shape[:2]
     if not 1 <= layer <= n_layers:
         raise ValueError(f"layer must be in 1..{n_layers}, got {layer}")
@@ -286,9 +292,7 @@ def attention_explorer(
     """
     import ipywidgets as w
 
-    weights = np.asarray(weights)
-    if weights.ndim != 4:
-        raise ValueError(f"weights must have shape (n_layers, n_heads, N, N), got {weights.shape}")
+    weights = _layers_heads(weights)
     n_layers, n_heads = weights.shape[:2]
     return live(
         draw_attention_heads,

@@ -42,6 +42,11 @@ def _pattern_options(patterns: Sequence[str]) -> list[tuple[str, str]]:
     return [(labels.get(p, p), p) for p in patterns]
 
 
+def _require_pattern(pattern: str) -> None:
+    if pattern not in MASK_PATTERNS:
+        raise ValueError(f"pattern must be one of {MASK_PATTERNS}, got {pattern!r}")
+
+
 def mask_for_pattern(
     pattern: str,
     n: int,
@@ -54,8 +59,7 @@ def mask_for_pattern(
 ) -> np.ndarray:
     """Boolean (n, n) mask: "full" (every key; with causal, attnlab.causal_mask) or one of
     attnlab.sparse_mask's patterns (local window, strided, fixed global tokens, random, BigBird)."""
-    if pattern not in MASK_PATTERNS:
-        raise ValueError(f"pattern must be one of {MASK_PATTERNS}, got {pattern!r}")
+    _require_pattern(pattern)
     if pattern == "full":
         return causal_mask(n) if causal else np.ones((n, n), dtype=bool)
     return sparse_mask(
@@ -162,8 +166,7 @@ def mask_explorer(n: int = 12, pattern: str = "full", causal: bool = True) -> No
     """
     import ipywidgets as w
 
-    if pattern not in MASK_PATTERNS:
-        raise ValueError(f"pattern must be one of {MASK_PATTERNS}, got {pattern!r}")
+    _require_pattern(pattern)
     slow = {"continuous_update": False}  # redraw when the slider is released
     return live(
         draw_mask,
